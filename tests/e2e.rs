@@ -1,0 +1,620 @@
+//! End to end: the real binary on the real kernel, against real programs that
+//! make real zombies. Needs root; run one at a time (`--test-threads=1`), as
+//! `./x.sh test` does. Every scenario runs under `scenarios/subreaper.py`, so
+//! whatever it orphans is reaped and no zombie outlives a test.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, OnceLock, mpsc},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_zombie-trace");
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios")
+}
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the end-to-end tests load eBPF programs and need root: run `./x.sh test`"
+    );
+}
+
+/// Compiles `scenarios/NAME.c` once per test run.
+fn compiled(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        let src = scenarios().join(format!("{name}.c"));
+        let status = Command::new("cc")
+            .args(["-O2", "-pthread", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("running cc for {}: {e} (install gcc)", src.display()));
+        assert!(status.success(), "compiling {} failed", src.display());
+        built.push(name.to_owned());
+    }
+    out
+}
+
+/// Lines of a child's stdout, read on a thread, handed over by channel.
+fn line_reader(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn collect_stderr(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    let sink = buf.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            let mut sink = sink.lock().unwrap();
+            sink.push_str(&line);
+            sink.push('\n');
+        }
+    });
+    buf
+}
+
+fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, signal) };
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// zombie-trace running with `--format json`.
+struct Tracer {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    /// Every line read so far, for context when a test fails.
+    seen: Vec<Value>,
+    ready: Value,
+}
+
+impl Tracer {
+    fn start(args: &[&str]) -> Self {
+        require_root();
+        let mut child = Command::new(BIN)
+            .args(["--format", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+        let lines = line_reader(child.stdout.take().unwrap());
+        let stderr = collect_stderr(child.stderr.take().unwrap());
+        let mut tracer = Self {
+            child,
+            lines,
+            stderr,
+            seen: Vec::new(),
+            ready: Value::Null,
+        };
+        let first = tracer
+            .next(READY_TIMEOUT)
+            .unwrap_or_else(|| tracer.fail("no first line within the ready timeout"));
+        if first["type"] != "ready" {
+            tracer.fail("the first line is not `ready`");
+        }
+        tracer.ready = first;
+        tracer
+    }
+
+    fn next(&mut self, timeout: Duration) -> Option<Value> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        let value: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| self.fail(&format!("not JSON ({e}): {line:?}")));
+        self.seen.push(value.clone());
+        Some(value)
+    }
+
+    /// The next line for which `pred` holds.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next(left) {
+                Some(v) if pred(&v) => return v,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        self.fail(&format!("no {what} within {EVENT_TIMEOUT:?}"))
+    }
+
+    /// SIGTERM, then every line it printed (first to last) and its status.
+    fn stop(mut self) -> (Vec<Value>, ExitStatus) {
+        send_signal(&self.child, libc::SIGTERM);
+        let status = wait_timeout(&mut self.child, Duration::from_secs(20))
+            .unwrap_or_else(|| self.fail("did not exit within 20s of SIGTERM"));
+        while self.next(Duration::from_secs(2)).is_some() {}
+        (std::mem::take(&mut self.seen), status)
+    }
+
+    fn fail(&self, why: &str) -> ! {
+        let seen: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        panic!(
+            "zombie-trace: {why}\n--- lines so far:\n{}\n--- stderr:\n{}",
+            seen.join("\n"),
+            self.stderr.lock().unwrap()
+        );
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scenario program under the subreaper.
+struct Scenario {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    subreaper: u32,
+}
+
+impl Scenario {
+    fn start(program: &[&str]) -> Self {
+        let mut child = Command::new("python3")
+            .arg(scenarios().join("subreaper.py"))
+            .args(program)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program:?}: {e} (install python3)"));
+        let lines = line_reader(child.stdout.take().unwrap());
+        let mut scenario = Self {
+            child,
+            lines,
+            subreaper: 0,
+        };
+        let first = scenario.line();
+        scenario.subreaper = first
+            .strip_prefix("subreaper ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("subreaper said {first:?}"));
+        scenario
+    }
+
+    fn python(script: &str, args: &[&str]) -> Self {
+        let script = scenarios().join(script);
+        let mut program = vec!["python3", script.to_str().unwrap()];
+        program.extend_from_slice(args);
+        Self::start(&program)
+    }
+
+    fn line(&mut self) -> String {
+        self.lines
+            .recv_timeout(EVENT_TIMEOUT)
+            .unwrap_or_else(|_| panic!("scenario printed nothing within {EVENT_TIMEOUT:?}"))
+    }
+
+    /// Reads a `parent P child C` line.
+    fn parent_and_child(&mut self) -> (u64, u64) {
+        let line = self.line();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words[..] {
+            ["parent", p, "child", c] => (p.parse().unwrap(), c.parse().unwrap()),
+            _ => panic!("expected `parent P child C`, got {line:?}"),
+        }
+    }
+
+    fn finish(mut self) {
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("scenario still running after 30s"));
+        assert!(status.success(), "scenario failed: {status}");
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        // Killing the subreaper orphans what is left to init: kill the whole
+        // tree first. The scenario's processes are the subreaper's
+        // descendants; `pkill -P` twice covers two generations.
+        for _ in 0..2 {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &self.subreaper.to_string()])
+                .status();
+            thread::sleep(Duration::from_millis(100));
+        }
+        let _ = wait_timeout(&mut self.child, Duration::from_secs(10));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is(v: &Value, kind: &str, pid: u64) -> bool {
+    v["type"] == kind && v["pid"] == pid
+}
+
+fn ms(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} is not a number in {v}"))
+}
+
+fn our_programs() -> usize {
+    let out = Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .expect("bpftool prog show (install bpftool)");
+    assert!(out.status.success(), "bpftool prog show failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Kernel program names are cut to 15 characters.
+    [
+        "sched_process_e",
+        "sched_process_f",
+        "sys_enter_wait4",
+        "sys_exit_wait4",
+        "sys_enter_waiti",
+        "sys_exit_waitid",
+    ]
+    .iter()
+    .map(|name| {
+        text.lines()
+            .filter(|l| l.contains(&format!(" name {name} ")) || l.ends_with(&format!(" name {name}")))
+            .count()
+    })
+    .sum()
+}
+
+#[test]
+fn help_teaches_and_bad_values_are_usage_errors() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needle in ["--threshold", "--format", "--events", "Examples:", "jq"] {
+        assert!(text.contains(needle), "--help lacks {needle}:\n{text}");
+    }
+    for bad in [
+        &["--threshold", "0"][..],
+        &["--threshold", "-5s"],
+        &["--threshold", "soon"],
+        &["--format", "xml"],
+        &["--bogus"],
+    ] {
+        let out = Command::new(BIN).args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?} should be a usage error");
+        assert!(!out.stderr.is_empty(), "{bad:?} printed no explanation");
+    }
+}
+
+#[test]
+fn seed_multiprocessing_child_without_join() {
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    assert_eq!(tracer.ready["wait_tracing"], true, "{}", tracer.ready);
+    let mut scenario = Scenario::python("seed.py", &["3"]);
+    let (parent, child) = scenario.parent_and_child();
+
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["ppid"], parent, "{zombie}");
+    assert_eq!(zombie["comm"], "python3", "{zombie}");
+    assert_eq!(zombie["parent_comm"], "python3", "{zombie}");
+    assert_eq!(zombie["exit_code"], 0, "{zombie}");
+    assert_eq!(zombie["signal"], Value::Null, "{zombie}");
+    assert_eq!(zombie["preexisting"], false, "{zombie}");
+    let age = ms(&zombie, "age_ms");
+    assert!((1000..2500).contains(&age), "age {age} ms: {zombie}");
+    assert_eq!(zombie["parent_wait_calls"], 0, "{zombie}");
+    assert_eq!(zombie["parent_sigchld"], "default", "{zombie}");
+    assert_eq!(zombie["parent_state"], "S", "{zombie}");
+    let cmdline = zombie["parent_cmdline"].as_array().expect("parent_cmdline");
+    assert!(
+        cmdline.iter().any(|a| a.as_str().is_some_and(|a| a.ends_with("seed.py"))),
+        "{zombie}"
+    );
+    assert!(zombie["diagnosis"].as_str().is_some_and(|d| !d.is_empty()));
+
+    // At exit, multiprocessing's atexit hook joins (reaps) the child.
+    let reap = tracer.wait_for("reap", |v| is(v, "reap", child));
+    assert_eq!(reap["reaper_pid"], parent, "{reap}");
+    assert_eq!(reap["reaper"], "parent", "{reap}");
+    assert_eq!(reap["reported"], true, "{reap}");
+    assert!(ms(&reap, "zombie_ms") >= 2500, "{reap}");
+    scenario.finish();
+    let (_, status) = tracer.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn late_reap_reports_then_reaps_with_exit_code() {
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    let mut scenario = Scenario::python("children.py", &["late", "2"]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["exit_code"], 77, "status must be decoded, not raw: {zombie}");
+    assert_eq!(zombie["ppid"], parent);
+    let reap = tracer.wait_for("reap", |v| is(v, "reap", child));
+    assert_eq!(reap["reaper"], "parent", "{reap}");
+    assert_eq!(reap["reaper_pid"], parent, "{reap}");
+    let zombie_ms = ms(&reap, "zombie_ms");
+    assert!((1800..4000).contains(&zombie_ms), "zombie_ms {zombie_ms}: {reap}");
+    scenario.finish();
+}
+
+#[test]
+fn killed_child_reports_signal_not_exit_code() {
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    let mut scenario = Scenario::python("children.py", &["killed", "1.5"]);
+    let (_, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["exit_code"], Value::Null, "{zombie}");
+    assert_eq!(zombie["signal"], 9, "{zombie}");
+    scenario.finish();
+}
+
+#[test]
+fn auto_reaped_children_are_never_zombies() {
+    for mode in ["ignore", "nocldwait"] {
+        let mut tracer = Tracer::start(&["--threshold", "300ms", "--events"]);
+        let mut scenario = Scenario::python("children.py", &[mode, "1.5"]);
+        let (parent, child) = scenario.parent_and_child();
+        let exit = tracer.wait_for("exit event", |v| is(v, "exit", child));
+        assert_eq!(exit["ppid"], parent, "{exit}");
+        assert_eq!(exit["auto_reap"], true, "{mode}: {exit}");
+        let reap = tracer.wait_for("reap event", |v| is(v, "reap", child));
+        assert_eq!(reap["reaper"], "kernel", "{mode}: {reap}");
+        assert_eq!(reap["reported"], false, "{mode}: {reap}");
+        scenario.finish();
+        let (rest, _) = tracer.stop();
+        assert!(
+            !rest.iter().any(|v| is(v, "zombie", child)),
+            "{mode}: an auto-reaped child was reported"
+        );
+    }
+}
+
+#[test]
+fn storm_of_reaped_children_reports_nothing() {
+    let storm = compiled("storm");
+    let tracer = Tracer::start(&["--threshold", "200ms"]);
+    let mut scenario = Scenario::start(&[storm.to_str().unwrap(), "5000"]);
+    let parent = scenario
+        .line()
+        .strip_prefix("parent ")
+        .and_then(|p| p.parse::<u64>().ok())
+        .expect("storm prints its pid");
+    scenario.finish();
+    // Longer than the threshold, so any false report would be out.
+    thread::sleep(Duration::from_millis(1500));
+    let (all, status) = tracer.stop();
+    assert!(status.success());
+    let false_reports: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["type"] == "zombie" && (v["ppid"] == parent || v["ppid_at_exit"] == parent))
+        .collect();
+    assert!(false_reports.is_empty(), "false zombies: {false_reports:?}");
+    let summary = all.last().expect("a summary line");
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert!(ms(summary, "exits") >= 5000, "{summary}");
+    assert!(ms(summary, "reaps") >= 5000, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
+}
+
+#[test]
+fn preexisting_zombies_are_reported_at_start() {
+    require_root();
+    let mut scenario = Scenario::python("children.py", &["never", "0.3"]);
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        children.push(scenario.parent_and_child().1);
+    }
+    // Until the children are zombies in /proc.
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !children.iter().all(|c| {
+        std::fs::read_to_string(format!("/proc/{c}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+    }) {
+        assert!(Instant::now() < deadline, "children never became zombies");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    assert!(ms(&tracer.ready, "preexisting") >= 3, "{}", tracer.ready);
+    for &child in &children {
+        let zombie = tracer.wait_for("pre-existing zombie", |v| is(v, "zombie", child));
+        assert_eq!(zombie["preexisting"], true, "{zombie}");
+        assert_eq!(zombie["age_ms"], Value::Null, "{zombie}");
+        assert_eq!(zombie["parent_comm"], "sleep", "{zombie}");
+    }
+    // The parent (now `sleep`) dies; the subreaper adopts and reaps them.
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &scenario.subreaper.to_string(), "sleep"])
+        .status();
+    for &child in &children {
+        let reap = tracer.wait_for("reap of a pre-existing zombie", |v| is(v, "reap", child));
+        assert_eq!(reap["preexisting"], true, "{reap}");
+        assert_eq!(reap["reaper_pid"], scenario.subreaper, "{reap}");
+    }
+    let (rest, _) = tracer.stop();
+    let summary = rest.last().expect("summary");
+    assert_eq!(summary["preexisting"], 3, "{summary}");
+}
+
+#[test]
+fn orphaned_zombie_is_reaped_by_its_subreaper() {
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    let mut scenario = Scenario::python("children.py", &["orphan", "1.5"]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["ppid"], parent, "{zombie}");
+    let reap = tracer.wait_for("reap", |v| is(v, "reap", child));
+    assert_eq!(reap["reaper_pid"], scenario.subreaper, "{reap}");
+    assert_eq!(reap["reaper"], "subreaper", "{reap}");
+    scenario.finish();
+}
+
+#[test]
+fn wait_calls_of_the_parent_are_reported() {
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    let mut scenario = Scenario::python("children.py", &["peek", "2"]);
+    let (_, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert!(ms(&zombie, "parent_wait_calls") >= 1, "WNOWAIT peek not counted: {zombie}");
+    assert_eq!(zombie["parent_wait_reaped"], 0, "{zombie}");
+    let reap = tracer.wait_for("reap", |v| is(v, "reap", child));
+    assert_eq!(reap["reaper"], "parent", "{reap}");
+    scenario.finish();
+
+    let mut scenario = Scenario::python("children.py", &["other", "2"]);
+    let (_, child) = scenario.parent_and_child();
+    let sleeper = scenario.line();
+    let sleeper = sleeper.strip_prefix("sleeper ").unwrap();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    let targets = zombie["parent_wait_targets"].to_string();
+    assert!(targets.contains(sleeper), "waits for the other child: {zombie}");
+    assert!(zombie["parent_syscall"].as_str().is_some_and(|s| s.contains("wait")), "{zombie}");
+}
+
+#[test]
+fn zombie_clock_starts_when_the_last_thread_dies() {
+    let threads = compiled("threads");
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    let started = Instant::now();
+    let mut scenario = Scenario::start(&[threads.to_str().unwrap(), "2"]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    // The leader went first; the process died ~2s in, reported ~1s later.
+    assert!(
+        started.elapsed() >= Duration::from_millis(2800),
+        "reported {:?} after start: counted from the leader's exit",
+        started.elapsed()
+    );
+    assert_eq!(zombie["ppid"], parent, "{zombie}");
+    let age = ms(&zombie, "age_ms");
+    assert!(age < 2000, "age {age} ms counts the leader's early exit: {zombie}");
+}
+
+#[test]
+fn hostile_names_stay_exact_in_json_and_escaped_in_text() {
+    let mut tracer = Tracer::start(&["--threshold", "300ms"]);
+    let mut scenario = Scenario::python("children.py", &["hostile", "1"]);
+    let (_, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    // The kernel keeps 15 bytes; invalid UTF-8 becomes U+FFFD.
+    assert_eq!(zombie["comm"], "\u{1b}[31mev\nil\u{7}\u{fffd}\u{fffd}", "{zombie}");
+    scenario.finish();
+    drop(tracer);
+
+    // Text output: the same zombie, but no raw control byte on the terminal.
+    require_root();
+    let mut text = Command::new(BIN)
+        .args(["--threshold", "300ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_reader(text.stdout.take().unwrap());
+    let ready = lines.recv_timeout(READY_TIMEOUT).expect("a READY line");
+    assert!(ready.contains("READY"), "{ready:?}");
+    let mut scenario = Scenario::python("children.py", &["hostile", "1"]);
+    let (_, child) = scenario.parent_and_child();
+    let needle = format!("pid={child} ");
+    let line = loop {
+        let line = lines.recv_timeout(EVENT_TIMEOUT).expect("a ZOMBIE line");
+        if line.contains("ZOMBIE") && line.contains(&needle) {
+            break line;
+        }
+    };
+    assert!(
+        !line.chars().any(|c| c.is_control()),
+        "control characters reached the terminal: {line:?}"
+    );
+    assert!(line.contains("ev\\nil"), "{line:?}");
+    scenario.finish();
+    send_signal(&text, libc::SIGINT);
+    let status = wait_timeout(&mut text, Duration::from_secs(20)).expect("stops on SIGINT");
+    assert!(status.success());
+    let rest: Vec<String> =
+        std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(2)).ok()).collect();
+    assert!(rest.iter().any(|l| l.contains("SUMMARY")), "{rest:?}");
+}
+
+#[test]
+fn stop_prints_summary_with_outstanding_zombies_and_detaches() {
+    let before = our_programs();
+    let mut tracer = Tracer::start(&["--threshold", "300ms"]);
+    assert_eq!(our_programs(), before + 6, "six programs attached while running");
+    let mut scenario = Scenario::python("children.py", &["never", "30"]);
+    let mut children = Vec::new();
+    let mut parent = 0;
+    for _ in 0..3 {
+        let (p, c) = scenario.parent_and_child();
+        parent = p;
+        children.push(c);
+    }
+    for &child in &children {
+        tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    }
+    let (rest, status) = tracer.stop();
+    assert!(status.success(), "exit status {status}");
+    let summary = rest.last().expect("summary");
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert!(ms(summary, "zombies") >= 3, "{summary}");
+    let group = summary["outstanding"]
+        .as_array()
+        .expect("outstanding")
+        .iter()
+        .find(|g| g["ppid"] == parent)
+        .unwrap_or_else(|| panic!("parent {parent} not outstanding: {summary}"));
+    let mut pids: Vec<u64> = group["zombies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    pids.sort();
+    children.sort();
+    assert_eq!(pids, children, "{summary}");
+    assert_eq!(our_programs(), before, "programs left in the kernel after stop");
+}
+
+#[test]
+fn sigkill_leaves_nothing_attached() {
+    let before = our_programs();
+    let mut tracer = Tracer::start(&[]);
+    assert_eq!(our_programs(), before + 6);
+    send_signal(&tracer.child, libc::SIGKILL);
+    let _ = wait_timeout(&mut tracer.child, Duration::from_secs(10));
+    // Links and programs go with the last file descriptor.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while our_programs() != before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(our_programs(), before, "programs left in the kernel after SIGKILL");
+}

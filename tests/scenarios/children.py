@@ -1,0 +1,114 @@
+"""Children that end in various ways, and parents that reap them in various
+ways (or not). Prints `parent P child C` for each child, then acts.
+
+usage: children.py MODE [SECONDS]
+  late      child exits 77; parent reaps it with waitpid after SECONDS
+  killed    child is killed by SIGKILL; parent reaps after SECONDS
+  ignore    parent sets SIGCHLD to SIG_IGN: the kernel reaps the child
+  nocldwait parent sets SA_NOCLDWAIT through a SIGCHLD handler
+  orphan    parent exits after SECONDS without reaping (the child is
+            reparented to the subreaper above it)
+  peek      parent peeks with waitid(WNOWAIT), then reaps after SECONDS
+  other     parent waits for a different child that never exits
+  hostile   child renames itself with control bytes, then exits
+  never     parent never reaps; sleeps SECONDS and execs `sleep` so its
+            children stay zombies (the test kills it)
+"""
+import ctypes
+import os
+import signal
+import sys
+import time
+
+mode = sys.argv[1]
+seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 2.0
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def spawn(child_action):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child_action()
+        finally:
+            os._exit(0)
+    print(f"parent {os.getpid()} child {pid}", flush=True)
+    return pid
+
+
+def exit_with(code):
+    return lambda: os._exit(code)
+
+
+if mode == "late":
+    pid = spawn(exit_with(77))
+    time.sleep(seconds)
+    os.waitpid(pid, 0)
+    time.sleep(0.5)
+elif mode == "killed":
+    pid = spawn(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    time.sleep(seconds)
+    os.waitpid(pid, 0)
+    time.sleep(0.5)
+elif mode == "ignore":
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    spawn(exit_with(5))
+    time.sleep(seconds)
+elif mode == "nocldwait":
+    # A handler with SA_NOCLDWAIT: children are reaped by the kernel.
+    SA_NOCLDWAIT = 2
+
+    class Sigaction(ctypes.Structure):
+        _fields_ = [
+            ("handler", ctypes.c_void_p),
+            ("flags", ctypes.c_ulong),
+            ("restorer", ctypes.c_void_p),
+            ("mask", ctypes.c_ulong * 16),
+        ]
+
+    act = Sigaction()
+    act.handler = 0  # SIG_DFL
+    act.flags = SA_NOCLDWAIT
+    if libc.sigaction(signal.SIGCHLD, ctypes.byref(act), None) != 0:
+        sys.exit("sigaction failed")
+    spawn(exit_with(6))
+    time.sleep(seconds)
+elif mode == "orphan":
+    spawn(exit_with(9))
+    time.sleep(seconds)
+    os._exit(0)
+elif mode == "peek":
+    pid = spawn(exit_with(4))
+    time.sleep(0.2)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    time.sleep(seconds)
+    os.waitpid(pid, 0)
+    time.sleep(0.5)
+elif mode == "other":
+    sleeper = os.fork()
+    if sleeper == 0:
+        time.sleep(seconds + 5)
+        os._exit(0)
+    spawn(exit_with(0))
+    print(f"sleeper {sleeper}", flush=True)
+    # Blocks in wait for the sleeper only; the other child stays a zombie.
+    signal.alarm(int(seconds) + 1)
+    signal.signal(signal.SIGALRM, lambda *_: os._exit(0))
+    os.waitpid(sleeper, 0)
+elif mode == "hostile":
+    PR_SET_NAME = 15
+
+    def rename_and_exit():
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(b"\x1b[31mev\nil\x07\xff\xfe"), 0, 0, 0)
+        os._exit(0)
+
+    pid = spawn(rename_and_exit)
+    time.sleep(seconds)
+    os.waitpid(pid, 0)
+elif mode == "never":
+    for _ in range(3):
+        spawn(exit_with(0))
+    time.sleep(seconds)
+    os.execvp("sleep", ["sleep", "600"])
+else:
+    sys.exit(f"unknown mode {mode}")

@@ -1,0 +1,182 @@
+//! Developer tasks for zombie-trace: `cargo xtask <command>` (or `./x.sh`,
+//! which first installs rustup and the pinned toolchain on a fresh machine).
+
+mod build;
+mod run;
+mod setup;
+mod test;
+
+use std::{
+    env,
+    ffi::OsStr,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "zombie-trace developer tasks (Debian/Ubuntu; needs root or sudo)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need (apt packages, the eBPF
+    /// toolchain, bpf-linker); fast when everything is there.
+    Setup,
+    /// Set up, then build the tracer (release unless --debug).
+    Build {
+        /// Build the debug profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Set up, build (release), then run the tracer as root with ARGS.
+    Run {
+        /// Arguments for zombie-trace (put them after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run fmt, clippy and the whole test suite (as root).
+    Test,
+}
+
+fn main() {
+    if let Err(err) = real_main() {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    env::set_current_dir(&root)
+        .with_context(|| format!("cannot enter the workspace {}", root.display()))?;
+    add_cargo_bin_to_path()?;
+    match cli.command {
+        Cmd::Setup => setup::setup(),
+        Cmd::Build { debug } => build::build(!debug),
+        Cmd::Run { args } => run::run(&args),
+        Cmd::Test => test::test(),
+    }
+}
+
+/// The workspace root (xtask's parent folder).
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// Where `cargo install` puts binaries (bpf-linker): `$CARGO_HOME/bin`.
+pub fn cargo_bin_dir() -> PathBuf {
+    match env::var_os("CARGO_HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join("bin"),
+        _ => {
+            PathBuf::from(env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cargo/bin")
+        }
+    }
+}
+
+/// Puts `~/.cargo/bin` first in PATH, for this process and its children, so
+/// that a freshly installed bpf-linker is found by the loader's build.rs.
+fn add_cargo_bin_to_path() -> Result<()> {
+    let bin = cargo_bin_dir();
+    let old = env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = env::split_paths(&old).collect();
+    if dirs.contains(&bin) {
+        return Ok(());
+    }
+    dirs.insert(0, bin);
+    let new = env::join_paths(dirs).context("PATH holds a folder name with a ':' in it")?;
+    // SAFETY: called once at start-up, before any other thread exists.
+    unsafe { env::set_var("PATH", new) };
+    Ok(())
+}
+
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|uids| uids.split_whitespace().nth(1).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Finds `program` in PATH (and in the sbin folders, which a normal user's
+/// PATH may lack).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// A command that runs as root: directly when we are root, else via sudo.
+pub fn root_command(program: impl AsRef<OsStr>) -> Result<Command> {
+    if is_root() {
+        return Ok(Command::new(program));
+    }
+    if which("sudo").is_none() {
+        bail!(
+            "`{}` must run as root and sudo is not installed: run this command as root",
+            program.as_ref().to_string_lossy()
+        );
+    }
+    let mut cmd = Command::new("sudo");
+    cmd.arg("--").arg(program);
+    Ok(cmd)
+}
+
+/// Shows a command the way a shell user would type it.
+pub fn show(cmd: &Command) -> String {
+    let mut words = Vec::new();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            words.push(format!(
+                "{}={}",
+                key.to_string_lossy(),
+                value.to_string_lossy()
+            ));
+        }
+    }
+    words.push(cmd.get_program().to_string_lossy().into_owned());
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+/// Runs `cmd` with inherited stdio; on failure the error says what failed
+/// and `hint` says what to do about it.
+pub fn run_cmd(cmd: &mut Command, hint: &str) -> Result<()> {
+    let shown = show(cmd);
+    println!("$ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{shown}`: {hint}"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status}): {hint}");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` quietly and returns its stdout, or None if it could not start
+/// or failed (used for "is it there?" checks).
+pub fn output_of(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(std::process::Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,84 @@
+//! `cargo xtask test`: set up, then fmt, clippy and the whole test suite,
+//! stopping at the first failure.
+//!
+//! The end-to-end tests load eBPF programs, so the test binaries must run as
+//! root. As root everything runs directly. Otherwise cargo builds as the
+//! user (so that target/ and ~/.cargo stay the user's) and runs each test
+//! binary through `sudo --preserve-env` (cargo's target runner).
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{is_root, output_of, run_cmd, setup, which};
+
+pub fn test() -> Result<()> {
+    let runner = if is_root() {
+        None
+    } else if which("sudo").is_some() {
+        Some(root_runner()?)
+    } else {
+        bail!(
+            "the end-to-end tests load eBPF programs and must run as root, and sudo is not \
+             installed: run `./x.sh test` as root"
+        );
+    };
+    setup::setup()?;
+
+    let steps: [(&str, &[&str], &str); 3] = [
+        (
+            "formatting",
+            &["fmt", "--all", "--", "--check"],
+            "run `cargo fmt --all` and look at the diff",
+        ),
+        (
+            "lints",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            "fix the clippy warnings above",
+        ),
+        (
+            "tests",
+            &["test", "--workspace", "--release", "--", "--test-threads=1"],
+            "fix the failing tests above (rerun one with `cargo test --release -p zombie-trace NAME -- --test-threads=1` as root)",
+        ),
+    ];
+    let total = steps.len();
+    for (i, (name, args, hint)) in steps.into_iter().enumerate() {
+        println!();
+        println!("==> [{}/{total}] {name}: cargo {}", i + 1, args.join(" "));
+        let mut cmd = Command::new("cargo");
+        cmd.args(args).env_remove("AYA_BUILD_SKIP");
+        if let Some((key, value)) = &runner {
+            cmd.env(key, value);
+        }
+        run_cmd(&mut cmd, hint)
+            .with_context(|| format!("step {}/{total} ({name}) failed", i + 1))?;
+    }
+    println!();
+    println!("==> all {total} steps passed");
+    Ok(())
+}
+
+/// `CARGO_TARGET_<HOST>_RUNNER=sudo --preserve-env`: cargo then runs the
+/// test binaries as root.
+fn root_runner() -> Result<(String, String)> {
+    let version = output_of(Command::new("rustc").arg("-vV"))
+        .context("`rustc -vV` failed: run ./x.sh, which installs the toolchain")?;
+    let host = version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .context("`rustc -vV` printed no host line")?;
+    let key = format!(
+        "CARGO_TARGET_{}_RUNNER",
+        host.to_uppercase().replace(['-', '.'], "_")
+    );
+    println!("not root: the test binaries will run through sudo ({key})");
+    Ok((key, "sudo --preserve-env".to_owned()))
+}

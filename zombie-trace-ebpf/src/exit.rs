@@ -1,0 +1,105 @@
+//! `sched_process_exit`: the death of a whole process.
+
+use aya_ebpf::{
+    helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use aya_log_ebpf::error;
+use zombie_trace_common::{
+    COUNTER_LOST_EXIT, COUNTER_READ_ERRORS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD,
+    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord, KIND_EXIT,
+};
+
+use crate::{
+    EVENTS, count, offsets,
+    task::{KPtr, read, read_comm},
+};
+
+const SIGCHLD: u32 = 17;
+const SIG_IGN: u64 = 1;
+const SA_NOCLDWAIT: u64 = 2;
+/// `signal_struct.flags`: the group is exiting; every thread's status is
+/// `group_exit_code` (unchanged since Linux 2.6).
+const SIGNAL_GROUP_EXIT: u32 = 0x4;
+
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    let task: KPtr = ctx.arg(0);
+    if let Err(err) = try_exit(task) {
+        count(COUNTER_READ_ERRORS);
+        error!(&ctx, "sched_process_exit: kernel read failed ({})", err);
+    }
+    0
+}
+
+fn try_exit(task: KPtr) -> Result<(), i32> {
+    let o = offsets();
+    // `live` was decremented before this tracepoint: 0 means this thread is
+    // the last one, the group is dead and its leader becomes reapable. (The
+    // `group_dead` argument only exists since 6.16.) Two threads dying at once
+    // may both see 0; userspace drops the duplicate.
+    let signal: KPtr = read(task, o.task_signal)?;
+    let live: i32 = read(signal, o.signal_live)?;
+    if live != 0 {
+        return Ok(());
+    }
+    let leader: KPtr = read(task, o.task_group_leader)?;
+    let tgid: u32 = read(task, o.task_tgid)?;
+    let tid: u32 = read(task, o.task_pid)?;
+    let start_ns: u64 = read(leader, o.task_start_boottime)?;
+    // What wait_task_zombie() will hand the parent.
+    let signal_flags: u32 = read(signal, o.signal_flags)?;
+    let status: u32 = if signal_flags & SIGNAL_GROUP_EXIT != 0 {
+        read(signal, o.signal_group_exit_code)?
+    } else {
+        read(leader, o.task_exit_code)?
+    };
+
+    let parent: KPtr = read(leader, o.task_real_parent)?;
+    let ppid: u32 = read(parent, o.task_tgid)?;
+    // The test do_notify_parent() makes to reap a child at once.
+    let sighand: KPtr = read(parent, o.task_sighand)?;
+    let action = sighand
+        .wrapping_add(o.sighand_action as usize)
+        .wrapping_add(((SIGCHLD - 1) * o.k_sigaction_size) as usize);
+    let handler: u64 = read(action, o.sigaction_handler)?;
+    let sa_flags: u64 = read(action, o.sigaction_flags)?;
+    let exit_signal: i32 = read(leader, o.task_exit_signal)?;
+    let ptrace: u32 = read(leader, o.task_ptrace)?;
+
+    let mut flags = 0;
+    if handler == SIG_IGN || sa_flags & SA_NOCLDWAIT != 0 {
+        flags |= EXIT_PARENT_IGNORES_SIGCHLD;
+    }
+    if ptrace != 0 {
+        flags |= EXIT_PTRACED;
+    }
+    if exit_signal != SIGCHLD as i32 {
+        flags |= EXIT_NOT_SIGCHLD;
+    }
+    if tid != tgid {
+        flags |= EXIT_LEADER_WENT_FIRST;
+    }
+
+    let record = ExitRecord {
+        kind: KIND_EXIT,
+        tgid,
+        tid,
+        ppid,
+        start_ns,
+        // SAFETY: a helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        status,
+        flags,
+        comm: read_comm(leader, o.task_comm),
+        parent_comm: read_comm(parent, o.task_comm),
+    };
+    match EVENTS.reserve::<ExitRecord>(0) {
+        Some(mut entry) => {
+            entry.write(record);
+            entry.submit(0);
+        }
+        None => count(COUNTER_LOST_EXIT),
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! zombie-trace's kernel programs: one module per hook. They read kernel
+//! structs only at offsets the loader took from the running kernel's BTF
+//! (`OFFSETS`), and hand records to userspace through one ring buffer.
+#![no_std]
+#![no_main]
+
+mod exit;
+mod reap;
+mod task;
+mod wait;
+
+use aya_ebpf::{
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use zombie_trace_common::{COUNTERS_LEN, Offsets};
+
+/// Ring buffer size in bytes; the loader sets the real size at load time.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+/// `COUNTER_*` values, per CPU so that counting never contends.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS_LEN, 0);
+
+/// Field offsets of the running kernel, set by the loader before loading.
+#[unsafe(no_mangle)]
+static OFFSETS: Offsets = Offsets {
+    task_pid: 0,
+    task_tgid: 0,
+    task_real_parent: 0,
+    task_group_leader: 0,
+    task_start_boottime: 0,
+    task_exit_code: 0,
+    task_exit_signal: 0,
+    task_ptrace: 0,
+    task_comm: 0,
+    task_signal: 0,
+    task_sighand: 0,
+    signal_live: 0,
+    signal_flags: 0,
+    signal_group_exit_code: 0,
+    sighand_action: 0,
+    k_sigaction_size: 0,
+    sigaction_handler: 0,
+    sigaction_flags: 0,
+    wait4_upid: 0,
+    wait4_stat_addr: 0,
+    wait4_options: 0,
+    waitid_which: 0,
+    waitid_upid: 0,
+    waitid_infop: 0,
+    waitid_options: 0,
+    sys_exit_ret: 0,
+};
+
+/// A copy of the offsets. The volatile read keeps the compiler from folding
+/// the zeros above into the code: the loader rewrites them.
+#[inline(always)]
+fn offsets() -> Offsets {
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+fn count(counter: u32) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter) {
+        // SAFETY: per-CPU slot; programs do not migrate while running.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,57 @@
+//! `sched_process_free`: a process is gone for good.
+//!
+//! There is no reap tracepoint. This one fires for every task once it is
+//! released, after an RCU grace period; `current` is unrelated, so everything
+//! comes from the task argument. Its `real_parent` is who reaped it.
+
+use aya_ebpf::{
+    helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use aya_log_ebpf::error;
+use zombie_trace_common::{COUNTER_LOST_REAP, COUNTER_READ_ERRORS, KIND_REAP, ReapRecord};
+
+use crate::{
+    EVENTS, count, offsets,
+    task::{KPtr, read, read_comm},
+};
+
+#[btf_tracepoint(function = "sched_process_free")]
+pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
+    let task: KPtr = ctx.arg(0);
+    if let Err(err) = try_free(task) {
+        count(COUNTER_READ_ERRORS);
+        error!(&ctx, "sched_process_free: kernel read failed ({})", err);
+    }
+    0
+}
+
+fn try_free(task: KPtr) -> Result<(), i32> {
+    let o = offsets();
+    let pid: u32 = read(task, o.task_pid)?;
+    let tgid: u32 = read(task, o.task_tgid)?;
+    // Threads other than the leader are never zombies.
+    if pid != tgid {
+        return Ok(());
+    }
+    let parent: KPtr = read(task, o.task_real_parent)?;
+    let record = ReapRecord {
+        kind: KIND_REAP,
+        tgid,
+        start_ns: read(task, o.task_start_boottime)?,
+        // SAFETY: a helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        reaper_tgid: read(parent, o.task_tgid)?,
+        _pad: 0,
+        comm: read_comm(task, o.task_comm),
+        reaper_comm: read_comm(parent, o.task_comm),
+    };
+    match EVENTS.reserve::<ReapRecord>(0) {
+        Some(mut entry) => {
+            entry.write(record);
+            entry.submit(0);
+        }
+        None => count(COUNTER_LOST_REAP),
+    }
+    Ok(())
+}

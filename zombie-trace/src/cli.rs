@@ -1,0 +1,145 @@
+//! Command-line options.
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::output::Format;
+
+/// The longest threshold accepted: beyond a week a "zombie" is everything.
+const MAX_THRESHOLD: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zombie-trace",
+    version,
+    about = "Find zombie processes as they happen, and the parent that fails to reap them.",
+    long_about = "Find zombie processes as they happen, and the parent that fails to reap them.
+
+A zombie is a child that has exited but whose parent has not collected its \
+status with wait4()/waitid(). `kill -9` cannot remove it: the fix is always \
+in the parent. zombie-trace watches every process exit, every reap and every \
+wait call in the kernel (eBPF), and reports each child left unreaped longer \
+than --threshold together with its parent: who it is, what it is doing, \
+whether it ever calls wait(), and how it handles SIGCHLD. Zombies that already \
+exist when it starts are reported too, marked pre-existing.
+
+Needs root (or CAP_BPF + CAP_PERFMON) and a kernel with BTF (Linux 5.8+). \
+Stop it with Ctrl-C or SIGTERM: it prints a summary and leaves nothing \
+attached in the kernel.",
+    after_help = "Examples:
+  zombie-trace
+      Report children left unreaped for more than 5 seconds.
+  zombie-trace --threshold 500ms
+      Be quicker to report (a busy parent may legitimately take a moment).
+  zombie-trace --format json | jq 'select(.type == \"zombie\")'
+      One JSON object per line, for scripts.
+  zombie-trace --events --threshold 2m
+      Also stream every process exit and reap, like exitsnoop.
+
+Output (text): one line per finding.
+  READY    all probes attached; pre-existing zombies follow
+  ZOMBIE   a child still unreaped after --threshold, with its parent
+  REAP     a reported zombie was finally reaped (by whom, after how long)
+  EXIT     with --events: a process died
+  LOST     the kernel dropped records (the reader fell behind)
+  SUMMARY  on Ctrl-C/SIGTERM: totals, and zombies still outstanding per parent"
+)]
+pub struct Cli {
+    /// Report a child that stays unreaped longer than this (e.g. 500ms, 5s,
+    /// 2m). Shells and servers often take a moment to reap: too low a
+    /// threshold reports children that are about to be collected.
+    #[arg(
+        short,
+        long,
+        default_value = "5s",
+        value_name = "DURATION",
+        value_parser = parse_threshold
+    )]
+    pub threshold: Duration,
+
+    /// Output format: `text` for people, `json` for one JSON object per line.
+    #[arg(short, long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+
+    /// Also print every process exit and every reap, not only zombies.
+    #[arg(short, long)]
+    pub events: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Text,
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+/// A duration such as `500ms`, `5s` or `2m`: positive, at most a week.
+fn parse_threshold(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("{e}: give a duration with a unit, such as 500ms, 5s, 2m or 1h")
+    })?;
+    if d.is_zero() {
+        return Err("must be more than zero: every child is a zombie for an instant".into());
+    }
+    if d < Duration::from_millis(1) {
+        return Err("must be at least 1ms".into());
+    }
+    if d > MAX_THRESHOLD {
+        return Err("must be at most 7 days".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_thresholds() {
+        assert_eq!(parse_threshold("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_threshold("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_threshold("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_threshold(" 1h "), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_threshold("7days"), Ok(MAX_THRESHOLD));
+    }
+
+    #[test]
+    fn rejects_bad_thresholds() {
+        for bad in [
+            "", "0", "0s", "5", "-1s", "abc", "5 parsecs", "8days", "1us", "99999999999999999999s",
+        ] {
+            assert!(parse_threshold(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let cli = Cli::try_parse_from(["zombie-trace"]).unwrap();
+        assert_eq!(cli.threshold, Duration::from_secs(5));
+        assert_eq!(cli.format, FormatArg::Text);
+        assert!(!cli.events);
+    }
+
+    #[test]
+    fn rejects_unknown_format_with_usage_error() {
+        let err = Cli::try_parse_from(["zombie-trace", "--format", "xml"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = Cli::try_parse_from(["zombie-trace", "--threshold", "0"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,361 @@
+//! Ring-buffer bytes to [`Event`]s. The length is checked before anything is
+//! read: a short or unknown record is an error, never undefined behaviour.
+
+use std::mem::size_of;
+
+use thiserror::Error;
+use zombie_trace_common::{
+    EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED,
+    ExitRecord, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL, P_PGID, P_PID, P_PIDFD, ReapRecord,
+    WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
+};
+
+use crate::event::{
+    Comm, Event, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
+};
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is too short for its kind ({need} bytes)")]
+    TooShort { len: usize, need: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    #[error("unknown wait syscall {0}")]
+    UnknownSyscall(u32),
+    #[error("unknown waitid idtype {0}")]
+    UnknownIdtype(u32),
+}
+
+/// `si_code` values for a child that exited, was killed, or dumped core.
+const CLD_EXITED: i32 = 1;
+const CLD_DUMPED: i32 = 3;
+
+/// Reads a plain-integer record out of `bytes` once its length is known to
+/// be enough.
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::TooShort {
+            len: bytes.len(),
+            need,
+        });
+    }
+    // SAFETY: `bytes` holds at least size_of::<T>() bytes, and every `T`
+    // used here is a `#[repr(C)]` struct of integers and byte arrays, valid
+    // for any bit pattern; read_unaligned needs no alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    let kind: u32 = read(bytes)?;
+    match kind {
+        KIND_EXIT => Ok(Event::Exit(exit(read(bytes)?))),
+        KIND_REAP => Ok(Event::Reap(reap(read(bytes)?))),
+        KIND_WAIT => wait(read(bytes)?).map(Event::Wait),
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+fn exit(r: ExitRecord) -> Exit {
+    Exit {
+        key: ProcKey {
+            pid: r.tgid,
+            start_ns: r.start_ns,
+        },
+        tid: r.tid,
+        ppid: r.ppid,
+        ts_ns: r.ts_ns,
+        status: ExitStatus::from_wait_status(r.status),
+        comm: Comm::new(&r.comm),
+        parent_comm: Comm::new(&r.parent_comm),
+        parent_ignores_sigchld: r.flags & EXIT_PARENT_IGNORES_SIGCHLD != 0,
+        ptraced: r.flags & EXIT_PTRACED != 0,
+        not_sigchld: r.flags & EXIT_NOT_SIGCHLD != 0,
+        leader_went_first: r.flags & EXIT_LEADER_WENT_FIRST != 0,
+    }
+}
+
+fn reap(r: ReapRecord) -> Reap {
+    Reap {
+        key: ProcKey {
+            pid: r.tgid,
+            start_ns: r.start_ns,
+        },
+        ts_ns: r.ts_ns,
+        comm: Comm::new(&r.comm),
+        reaper_pid: r.reaper_tgid,
+        reaper_comm: Comm::new(&r.reaper_comm),
+    }
+}
+
+/// Whom a wait call asks about, from its `P_*` idtype and id.
+pub fn wait_target(idtype: u32, id: i32) -> Result<WaitTarget, DecodeError> {
+    match idtype {
+        P_ALL => Ok(WaitTarget::Any),
+        P_PID => Ok(WaitTarget::Pid(id)),
+        P_PGID => Ok(WaitTarget::Pgid(id)),
+        P_PIDFD => Ok(WaitTarget::Pidfd(id)),
+        other => Err(DecodeError::UnknownIdtype(other)),
+    }
+}
+
+fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
+    let syscall = match r.syscall {
+        WAIT_SYSCALL_WAIT4 => WaitSyscall::Wait4,
+        WAIT_SYSCALL_WAITID => WaitSyscall::Waitid,
+        other => return Err(DecodeError::UnknownSyscall(other)),
+    };
+    let target = wait_target(r.idtype, r.id)?;
+    let reported_pid = (r.pid > 0).then_some(r.pid);
+    let collects_exit = match syscall {
+        // `code` says whether the status word could be read; without it
+        // (a NULL status pointer) only an exit can be reported unless the
+        // caller also asked for stops or continues.
+        WaitSyscall::Wait4 if r.code == 1 => {
+            let signal = r.status & 0x7f;
+            // WIFEXITED or WIFSIGNALED (not stopped 0x7f, not continued 0xffff).
+            signal != 0x7f && r.status != 0xffff
+        }
+        WaitSyscall::Wait4 => {
+            r.options & (crate::event::WUNTRACED | crate::event::WCONTINUED) == 0
+        }
+        WaitSyscall::Waitid => (CLD_EXITED..=CLD_DUMPED).contains(&r.code),
+    };
+    Ok(Wait {
+        syscall,
+        pid: r.tgid,
+        tid: r.tid,
+        comm: Comm::new(&r.comm),
+        enter_ns: r.enter_ns,
+        ts_ns: r.ts_ns,
+        target,
+        options: r.options,
+        ret: r.ret,
+        reported_pid,
+        reaped: reported_pid.is_some() && collects_exit && r.options & WNOWAIT == 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: test-only view of a padding-free repr(C) record.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    fn comm(s: &[u8]) -> [u8; 16] {
+        let mut c = [0; 16];
+        c[..s.len()].copy_from_slice(s);
+        c
+    }
+
+    fn exit_record() -> ExitRecord {
+        ExitRecord {
+            kind: KIND_EXIT,
+            tgid: 42,
+            tid: 43,
+            ppid: 7,
+            start_ns: 123,
+            ts_ns: 456,
+            status: 77 << 8,
+            flags: EXIT_PARENT_IGNORES_SIGCHLD | EXIT_LEADER_WENT_FIRST,
+            comm: comm(b"child"),
+            parent_comm: comm(b"parent"),
+        }
+    }
+
+    fn wait_record() -> WaitRecord {
+        WaitRecord {
+            kind: KIND_WAIT,
+            syscall: WAIT_SYSCALL_WAIT4,
+            tgid: 7,
+            tid: 8,
+            enter_ns: 1,
+            ts_ns: 2,
+            idtype: P_ALL,
+            id: 0,
+            options: 0,
+            pid: 42,
+            ret: 42,
+            status: 77 << 8,
+            code: 1,
+            comm: comm(b"parent"),
+        }
+    }
+
+    #[test]
+    fn decodes_exit_with_status_as_waitpid_sees_it() {
+        let Event::Exit(e) = decode(&bytes_of(&exit_record())).unwrap() else {
+            panic!("not an exit");
+        };
+        assert_eq!(e.key, ProcKey { pid: 42, start_ns: 123 });
+        assert_eq!(e.status, ExitStatus::Exited(77));
+        assert_eq!(e.comm.as_bytes(), b"child");
+        assert_eq!(e.parent_comm.as_bytes(), b"parent");
+        assert!(e.parent_ignores_sigchld && e.leader_went_first);
+        assert!(!e.ptraced && !e.not_sigchld);
+    }
+
+    #[test]
+    fn decodes_kills_and_core_dumps() {
+        let mut r = exit_record();
+        r.status = 9;
+        let Event::Exit(e) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            e.status,
+            ExitStatus::Killed {
+                signal: 9,
+                core_dumped: false
+            }
+        );
+        r.status = 0x80 | 11;
+        let Event::Exit(e) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            e.status,
+            ExitStatus::Killed {
+                signal: 11,
+                core_dumped: true
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_reap() {
+        let r = ReapRecord {
+            kind: KIND_REAP,
+            tgid: 42,
+            start_ns: 123,
+            ts_ns: 999,
+            reaper_tgid: 7,
+            _pad: 0,
+            comm: comm(b"child"),
+            reaper_comm: comm(b"parent"),
+        };
+        let Event::Reap(e) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.reaper_pid, 7);
+        assert_eq!(e.reaper_comm.as_bytes(), b"parent");
+        assert_eq!(e.key.start_ns, 123);
+    }
+
+    #[test]
+    fn wait4_collecting_an_exit_reaps() {
+        let Event::Wait(w) = decode(&bytes_of(&wait_record())).unwrap() else {
+            panic!()
+        };
+        assert_eq!(w.syscall, WaitSyscall::Wait4);
+        assert_eq!(w.reported_pid, Some(42));
+        assert!(w.reaped);
+        assert_eq!(w.target, WaitTarget::Any);
+    }
+
+    #[test]
+    fn wait4_reporting_a_stop_does_not_reap() {
+        let mut r = wait_record();
+        r.status = (19 << 8) | 0x7f;
+        let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert!(!w.reaped);
+        r.status = 0xffff;
+        let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert!(!w.reaped);
+    }
+
+    #[test]
+    fn wait4_with_nohang_and_nothing_to_collect() {
+        let mut r = wait_record();
+        r.options = 1;
+        r.pid = 0;
+        r.ret = 0;
+        r.code = 0;
+        let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(w.reported_pid, None);
+        assert!(!w.reaped);
+    }
+
+    #[test]
+    fn waitid_with_wnowait_only_peeks() {
+        let mut r = wait_record();
+        r.syscall = WAIT_SYSCALL_WAITID;
+        r.idtype = P_PID;
+        r.id = 42;
+        r.ret = 0;
+        r.code = CLD_EXITED;
+        r.options = WNOWAIT | 4;
+        let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(w.target, WaitTarget::Pid(42));
+        assert!(!w.reaped);
+        r.options = 4;
+        let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert!(w.reaped);
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        assert_eq!(
+            decode(&[]),
+            Err(DecodeError::TooShort { len: 0, need: 4 })
+        );
+        let bytes = bytes_of(&exit_record());
+        assert_eq!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::TooShort {
+                len: bytes.len() - 1,
+                need: bytes.len()
+            })
+        );
+        assert_eq!(decode(&[9, 0, 0, 0, 1, 2]), Err(DecodeError::UnknownKind(9)));
+        let mut w = wait_record();
+        w.idtype = 99;
+        assert_eq!(
+            decode(&bytes_of(&w)),
+            Err(DecodeError::UnknownIdtype(99))
+        );
+        w.idtype = P_ALL;
+        w.syscall = 5;
+        assert_eq!(
+            decode(&bytes_of(&w)),
+            Err(DecodeError::UnknownSyscall(5))
+        );
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_bytes() {
+        let mut seed = 0x9e37_79b9_u32;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode(&bytes);
+            for kind in [KIND_EXIT, KIND_REAP, KIND_WAIT] {
+                let mut b = bytes.clone();
+                if b.len() >= 4 {
+                    b[..4].copy_from_slice(&kind.to_ne_bytes());
+                    let _ = decode(&b);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Events as the rest of userspace sees them, decoded from the kernel's
+//! records (see `decode`). Owned, validated, with kernel timestamps kept in
+//! ns of `CLOCK_BOOTTIME` (the clock of both `bpf_ktime_get_boot_ns` and a
+//! task's `start_boottime`).
+
+use std::fmt;
+
+/// A process's identity: its global pid and its start time. A recycled pid
+/// has another start time, so a stale record is never paired with the new
+/// process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcKey {
+    pub pid: u32,
+    /// `start_boottime` in ns.
+    pub start_ns: u64,
+}
+
+/// A process or thread name as the kernel keeps it: up to 16 raw bytes,
+/// anything but NUL. Untrusted: whoever names a process picks these bytes.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Comm {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl Comm {
+    /// The bytes up to the first NUL.
+    pub fn new(raw: &[u8]) -> Self {
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len()).min(16);
+        let mut bytes = [0; 16];
+        bytes[..end].copy_from_slice(&raw[..end]);
+        Self {
+            bytes,
+            len: end as u8,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Lossy UTF-8: the real bytes where they are text.
+    pub fn to_string_lossy(&self) -> String {
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string_lossy())
+    }
+}
+
+/// How a process ended, as `waitpid` decodes its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `WIFEXITED`: the value passed to `exit`.
+    Exited(u8),
+    /// `WIFSIGNALED`: the terminating signal, and `WCOREDUMP`.
+    Killed { signal: u8, core_dumped: bool },
+}
+
+impl ExitStatus {
+    /// Decode a raw wait status word (`(code << 8) | signal | 0x80 core`).
+    pub fn from_wait_status(status: u32) -> Self {
+        let signal = (status & 0x7f) as u8;
+        if signal == 0 {
+            Self::Exited(((status >> 8) & 0xff) as u8)
+        } else {
+            Self::Killed {
+                signal,
+                core_dumped: status & 0x80 != 0,
+            }
+        }
+    }
+}
+
+/// A whole process died (its last thread exited). It is now a zombie until
+/// reaped, unless the kernel reaps it at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exit {
+    pub key: ProcKey,
+    /// The thread whose exit ended the group.
+    pub tid: u32,
+    /// Parent (`real_parent`) at exit.
+    pub ppid: u32,
+    pub ts_ns: u64,
+    pub status: ExitStatus,
+    pub comm: Comm,
+    pub parent_comm: Comm,
+    /// The parent ignores SIGCHLD: the kernel reaps this child itself.
+    pub parent_ignores_sigchld: bool,
+    pub ptraced: bool,
+    /// Exit signal is not SIGCHLD (a `clone` child).
+    pub not_sigchld: bool,
+    /// The leader thread exited before the rest of its group.
+    pub leader_went_first: bool,
+}
+
+/// A process was released: it is gone from the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reap {
+    pub key: ProcKey,
+    pub ts_ns: u64,
+    pub comm: Comm,
+    /// `real_parent` when released: who reaped it (or on whose behalf the
+    /// kernel did).
+    pub reaper_pid: u32,
+    pub reaper_comm: Comm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitSyscall {
+    Wait4,
+    Waitid,
+}
+
+impl WaitSyscall {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Wait4 => "wait4",
+            Self::Waitid => "waitid",
+        }
+    }
+}
+
+/// Whom a wait call asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WaitTarget {
+    /// Any child (`wait4(-1)`, `waitid(P_ALL)`).
+    Any,
+    /// One child, by pid (in the caller's pid namespace).
+    Pid(i32),
+    /// Any child in a process group (0: the caller's own group).
+    Pgid(i32),
+    /// A child by pidfd (`waitid(P_PIDFD)`).
+    Pidfd(i32),
+}
+
+/// `wait` option bits (`<linux/wait.h>`).
+pub const WNOHANG: u32 = 0x0000_0001;
+pub const WUNTRACED: u32 = 0x0000_0002;
+pub const WEXITED: u32 = 0x0000_0004;
+pub const WCONTINUED: u32 = 0x0000_0008;
+pub const WNOWAIT: u32 = 0x0100_0000;
+
+/// A `wait4`/`waitid` call that returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wait {
+    pub syscall: WaitSyscall,
+    /// The caller's process (tgid) and thread.
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: Comm,
+    pub enter_ns: u64,
+    pub ts_ns: u64,
+    pub target: WaitTarget,
+    pub options: u32,
+    /// The syscall's return value (`-errno` on failure).
+    pub ret: i64,
+    /// The child it reported, in the caller's pid namespace, if any.
+    pub reported_pid: Option<i32>,
+    /// Whether that report reaped the child (an exit or kill collected
+    /// without `WNOWAIT`), rather than a peek or a stop/continue report.
+    pub reaped: bool,
+}
+
+/// Anything the kernel side sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Exit(Exit),
+    Reap(Reap),
+    Wait(Wait),
+}

@@ -1,0 +1,585 @@
+//! What `/proc` says about a process now: the start-up zombie scan, the
+//! check that a zombie is still there before it is reported, and the
+//! parent's state for the diagnosis.
+//!
+//! Everything read here is untrusted and racy: a process may exit, be
+//! reaped, or have its pid reused between two reads, and its name and
+//! arguments are whatever bytes it chose. Files are read relative to the
+//! `/proc/PID` directory opened once (procfs keeps its fd), so a reused pid
+//! fails the reads instead of mixing two processes. The parsers below take
+//! the raw bytes, so names stay exact and odd content degrades to `None`.
+
+use std::io::Read as _;
+
+use procfs::process::Process;
+
+use crate::{
+    event::Comm,
+    report::{ProcessInfo, Sigchld},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error("cannot list /proc: {0}")]
+    ListProc(#[from] procfs::ProcError),
+}
+
+/// A process in the zombie state found by [`zombies`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcZombie {
+    pub pid: u32,
+    pub comm: Comm,
+    pub ppid: u32,
+    /// `starttime` from `/proc/PID/stat`, in clock ticks since boot; see
+    /// [`ticks_from_boot_ns`].
+    pub start_ticks: u64,
+}
+
+/// What a pid is now, compared with the process seen before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZombieState {
+    /// Still the same process, still unreaped.
+    Zombie { ppid: u32 },
+    /// The same process, but alive.
+    NotZombie,
+    /// Reaped, or the pid now belongs to another process.
+    Gone,
+}
+
+/// Every zombie process on the system. Processes that vanish or cannot be
+/// read during the scan are skipped: they are not zombies any more, or the
+/// engine sees them through their reap.
+pub fn zombies() -> Result<Vec<ProcZombie>, InspectError> {
+    Ok(procfs::process::all_processes()?
+        .filter_map(Result::ok)
+        .filter_map(|process| {
+            let stat = parse_stat(&read(&process, "stat")?)?;
+            let pid = u32::try_from(process.pid()).ok()?;
+            stat.is_zombie().then(|| ProcZombie {
+                pid,
+                comm: Comm::new(&stat.comm),
+                ppid: stat.ppid,
+                start_ticks: stat.start_ticks,
+            })
+        })
+        .collect())
+}
+
+/// Whether `pid` is still the zombie that started at `start_ticks`. When in
+/// doubt the answer is not `Zombie`: a wrong "gone" costs a missed report, a
+/// wrong "zombie" a false one.
+pub fn zombie_state(pid: u32, start_ticks: u64) -> ZombieState {
+    let Some(stat) = open(pid)
+        .and_then(|process| read(&process, "stat"))
+        .and_then(|bytes| parse_stat(&bytes))
+    else {
+        return ZombieState::Gone;
+    };
+    if stat.start_ticks != start_ticks || stat.state == 'X' {
+        ZombieState::Gone
+    } else if stat.is_zombie() {
+        ZombieState::Zombie { ppid: stat.ppid }
+    } else {
+        ZombieState::NotZombie
+    }
+}
+
+/// The process as `/proc` shows it, `None` when it no longer exists. Files
+/// that cannot be read (permissions, kernel config, a race with its exit)
+/// leave their field empty.
+pub fn process_info(pid: u32) -> Option<ProcessInfo> {
+    let process = open(pid)?;
+    let stat = parse_stat(&read(&process, "stat")?)?;
+    Some(ProcessInfo {
+        pid,
+        comm: stat.comm,
+        cmdline: read(&process, "cmdline")
+            .map(|bytes| split_cmdline(&bytes))
+            .unwrap_or_default(),
+        state: stat.state,
+        wchan: read(&process, "wchan").and_then(|bytes| parse_wchan(&bytes)),
+        syscall: read(&process, "syscall").and_then(|bytes| parse_syscall(&bytes)),
+        sigchld: read(&process, "status").and_then(|bytes| parse_sigchld(&bytes)),
+        ppid: stat.ppid,
+        threads: stat.threads,
+    })
+}
+
+/// The `start_ticks` of a process whose `start_boottime` is `ns`: the
+/// kernel's `nsec_to_clock_t`, so an event's start time can be compared
+/// with `/proc/PID/stat`.
+pub fn ticks_from_boot_ns(ns: u64) -> u64 {
+    ns_to_ticks(ns, procfs::ticks_per_second())
+}
+
+pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
+    const NS_PER_SEC: u64 = 1_000_000_000;
+    let hz = hz.clamp(1, NS_PER_SEC);
+    if NS_PER_SEC.is_multiple_of(hz) {
+        ns / (NS_PER_SEC / hz)
+    } else {
+        (u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC)) as u64
+    }
+}
+
+/// The name of a `/proc/PID/stat` state letter.
+pub fn state_name(c: char) -> &'static str {
+    match c {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk sleep",
+        'Z' => "zombie",
+        'T' => "stopped",
+        't' => "tracing stop",
+        'X' => "dead",
+        'I' => "idle",
+        _ => "unknown",
+    }
+}
+
+fn open(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
+}
+
+fn read(process: &Process, file: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::new();
+    process
+        .open_relative(file)
+        .ok()?
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
+}
+
+/// The fields of `/proc/PID/stat` used here.
+#[derive(Debug, PartialEq, Eq)]
+struct Stat {
+    comm: Vec<u8>,
+    state: char,
+    ppid: u32,
+    threads: u32,
+    start_ticks: u64,
+}
+
+impl Stat {
+    /// A leader that exited while other threads still run also shows `Z`,
+    /// but its process is alive; a dead process has only the leader left.
+    fn is_zombie(&self) -> bool {
+        self.state == 'Z' && self.threads <= 1
+    }
+}
+
+/// `pid (comm) state ppid ...`, where comm is raw bytes that may hold
+/// anything but NUL, `)` and newlines included; every later field is a
+/// number, so the comm ends at the last `)`.
+fn parse_stat(bytes: &[u8]) -> Option<Stat> {
+    let open = bytes.iter().position(|&b| b == b'(')?;
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    std::str::from_utf8(&bytes[..open])
+        .ok()?
+        .trim_end()
+        .parse::<u32>()
+        .ok()?;
+    let fields: Vec<&str> = std::str::from_utf8(&bytes[close + 1..])
+        .ok()?
+        .split_ascii_whitespace()
+        .collect();
+    let mut state = fields.first()?.chars();
+    let (Some(state_char), None) = (state.next(), state.next()) else {
+        return None;
+    };
+    // Field numbers from proc_pid_stat(5), minus 3 for pid, comm and state.
+    Some(Stat {
+        comm: bytes[open + 1..close].to_vec(),
+        state: state_char,
+        ppid: fields.get(1)?.parse().ok()?,
+        threads: fields.get(17)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Arguments are NUL-terminated; empty arguments in between are real
+/// (`prog "" x`), so only the final terminator is dropped.
+fn split_cmdline(bytes: &[u8]) -> Vec<Vec<u8>> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .strip_suffix(b"\0")
+        .unwrap_or(bytes)
+        .split(|&b| b == 0)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// `0` means not sleeping, or not allowed to see where.
+fn parse_wchan(bytes: &[u8]) -> Option<String> {
+    let name = String::from_utf8_lossy(bytes.trim_ascii());
+    (!name.is_empty() && name != "0").then(|| name.into_owned())
+}
+
+/// `/proc/PID/syscall`: `running`, `-1 sp pc` when blocked outside a
+/// syscall, or the number followed by the arguments.
+fn parse_syscall(bytes: &[u8]) -> Option<String> {
+    let first = std::str::from_utf8(bytes)
+        .ok()?
+        .split_ascii_whitespace()
+        .next()?;
+    if first == "running" {
+        return Some(first.to_owned());
+    }
+    let nr: u64 = first.parse().ok()?;
+    Some(match syscall_name(nr) {
+        Some(name) => name.to_owned(),
+        None => format!("syscall {nr}"),
+    })
+}
+
+/// The syscalls a process that fails to reap is likely blocked in.
+#[cfg(target_arch = "x86_64")]
+fn syscall_name(nr: u64) -> Option<&'static str> {
+    Some(match nr {
+        0 => "read",
+        1 => "write",
+        7 => "poll",
+        23 => "select",
+        34 => "pause",
+        35 => "nanosleep",
+        43 => "accept",
+        45 => "recvfrom",
+        47 => "recvmsg",
+        61 => "wait4",
+        128 => "rt_sigtimedwait",
+        130 => "rt_sigsuspend",
+        202 => "futex",
+        230 => "clock_nanosleep",
+        232 => "epoll_wait",
+        247 => "waitid",
+        270 => "pselect6",
+        271 => "ppoll",
+        281 => "epoll_pwait",
+        288 => "accept4",
+        426 => "io_uring_enter",
+        441 => "epoll_pwait2",
+        _ => return None,
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn syscall_name(_nr: u64) -> Option<&'static str> {
+    None
+}
+
+fn parse_sigchld(status: &[u8]) -> Option<Sigchld> {
+    let bit = 1u64 << (libc::SIGCHLD - 1);
+    let has = |key| status_mask(status, key).map(|mask| mask & bit != 0);
+    Some(Sigchld {
+        ignored: has("SigIgn")?,
+        caught: has("SigCgt")?,
+        blocked: has("SigBlk")?,
+    })
+}
+
+/// The low 64 bits of a hex signal mask line (`SigIgn:\t0000...`). Masks
+/// are wider on architectures with more signals; the low word holds the
+/// classic signals. The last matching line wins: the kernel escapes the
+/// `Name:` line, but a line the process could forge would come first.
+fn status_mask(status: &[u8], key: &str) -> Option<u64> {
+    let value = status
+        .split(|&b| b == b'\n')
+        .filter_map(|line| line.strip_prefix(key.as_bytes())?.strip_prefix(b":"))
+        .next_back()?
+        .trim_ascii();
+    if value.is_empty() || !value.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let low = &value[value.len().saturating_sub(16)..];
+    u64::from_str_radix(std::str::from_utf8(low).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat_line(comm: &[u8], rest: &str) -> Vec<u8> {
+        let mut line = b"4242 (".to_vec();
+        line.extend_from_slice(comm);
+        line.extend_from_slice(b") ");
+        line.extend_from_slice(rest.as_bytes());
+        line
+    }
+
+    // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    // utime stime cutime cstime priority nice threads itreal starttime ...
+    const ZOMBIE_REST: &str =
+        "Z 4200 4200 1 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 205856 0 0 18446744073709551615\n";
+
+    #[test]
+    fn stat_plain() {
+        let stat = parse_stat(&stat_line(b"python3", ZOMBIE_REST)).unwrap();
+        assert_eq!(
+            stat,
+            Stat {
+                comm: b"python3".to_vec(),
+                state: 'Z',
+                ppid: 4200,
+                threads: 1,
+                start_ticks: 205856,
+            }
+        );
+        assert!(stat.is_zombie());
+    }
+
+    #[test]
+    fn stat_hostile_comm() {
+        for comm in [
+            &b") S 1 1 1 ("[..],
+            b"a) Z 9 (b",
+            b"x\ny)",
+            b"\x1b[31m)(",
+            b"\xff\xfe ) ",
+            b"",
+            b"((((",
+        ] {
+            let stat = parse_stat(&stat_line(comm, ZOMBIE_REST)).unwrap();
+            assert_eq!(stat.comm, comm);
+            assert_eq!(
+                (stat.state, stat.ppid, stat.start_ticks),
+                ('Z', 4200, 205856)
+            );
+        }
+    }
+
+    #[test]
+    fn stat_garbage() {
+        for bytes in [
+            &b""[..],
+            b"garbage",
+            b"4242 (x)",
+            b"4242 (x) ",
+            b"4242 (x) Z",
+            b"4242 (x) Z 1 2 3",
+            b"4242 )x( Z 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            b"pid (x) Z 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            b"4242 (x) ZZ 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            b"4242 (x) Z -1 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            b"4242 (x) Z 99999999999 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            b"4242 (x) Z 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99999999999999999999999",
+            b"4242 (x) Z 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 \xff",
+        ] {
+            assert_eq!(
+                parse_stat(bytes),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn stat_leader_exited_is_not_zombie() {
+        let rest = ZOMBIE_REST.replacen(" 20 0 1 0 ", " 20 0 5 0 ", 1);
+        let stat = parse_stat(&stat_line(b"app", &rest)).unwrap();
+        assert_eq!((stat.state, stat.threads), ('Z', 5));
+        assert!(!stat.is_zombie());
+    }
+
+    #[test]
+    fn cmdline_split() {
+        assert_eq!(split_cmdline(b""), Vec::<Vec<u8>>::new());
+        assert_eq!(split_cmdline(b"\0"), [b"".to_vec()]);
+        assert_eq!(
+            split_cmdline(b"sleep\x0010\0"),
+            [b"sleep".to_vec(), b"10".to_vec()]
+        );
+        assert_eq!(
+            split_cmdline(b"prog\0\0x\0"),
+            [b"prog".to_vec(), b"".to_vec(), b"x".to_vec()]
+        );
+        assert_eq!(split_cmdline(b"prog\0\0"), [b"prog".to_vec(), b"".to_vec()]);
+        // setproctitle: the kernel stops at the first NUL, none at the end.
+        assert_eq!(
+            split_cmdline(b"nginx: master process"),
+            [b"nginx: master process".to_vec()]
+        );
+        assert_eq!(
+            split_cmdline(b"\xff\xfe\n\x1b[2J\0a b\0"),
+            [b"\xff\xfe\n\x1b[2J".to_vec(), b"a b".to_vec()]
+        );
+        let long = vec![b'a'; 4096];
+        assert_eq!(split_cmdline(&long), std::slice::from_ref(&long));
+    }
+
+    #[test]
+    fn wchan() {
+        assert_eq!(parse_wchan(b""), None);
+        assert_eq!(parse_wchan(b"0"), None);
+        assert_eq!(parse_wchan(b"0\n"), None);
+        assert_eq!(parse_wchan(b"do_wait"), Some("do_wait".to_owned()));
+        assert_eq!(
+            parse_wchan(b"hrtimer_nanosleep\n"),
+            Some("hrtimer_nanosleep".to_owned())
+        );
+        assert_eq!(parse_wchan(b"\xff"), Some("\u{fffd}".to_owned()));
+    }
+
+    #[test]
+    fn syscall_line() {
+        assert_eq!(parse_syscall(b"running\n"), Some("running".to_owned()));
+        assert_eq!(parse_syscall(b"-1 0x7ffc 0x7f00\n"), None);
+        assert_eq!(parse_syscall(b""), None);
+        assert_eq!(parse_syscall(b"\n"), None);
+        assert_eq!(parse_syscall(b"garbage 0x1"), None);
+        assert_eq!(parse_syscall(b"\xff\xfe"), None);
+        assert_eq!(parse_syscall(b"99999999999999999999999 0x1"), None);
+        assert_eq!(
+            parse_syscall(b"999999 0x1 0x2"),
+            Some("syscall 999999".to_owned())
+        );
+        let wait4 = parse_syscall(b"61 0xffffffffffffffff 0x7ffd 0x0 0x0 0x0 0x0 0x7ffd 0x7f12\n");
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(wait4.as_deref(), Some("wait4"));
+            assert_eq!(
+                parse_syscall(b"230 0x1").as_deref(),
+                Some("clock_nanosleep")
+            );
+            assert_eq!(parse_syscall(b"247 0x1").as_deref(), Some("waitid"));
+            assert_eq!(parse_syscall(b"441 0x1").as_deref(), Some("epoll_pwait2"));
+            assert_eq!(parse_syscall(b"0 0x3").as_deref(), Some("read"));
+        } else {
+            assert_eq!(wait4.as_deref(), Some("syscall 61"));
+        }
+    }
+
+    const STATUS: &[u8] = b"Name:\tpython3\nState:\tS (sleeping)\nThreads:\t1\n\
+SigQ:\t0/96365\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
+SigBlk:\t0000000000000000\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180000002\n";
+
+    #[test]
+    fn status_masks() {
+        assert_eq!(status_mask(STATUS, "SigIgn"), Some(0x0100_1000));
+        assert_eq!(status_mask(STATUS, "SigCgt"), Some(0x1_8000_0002));
+        assert_eq!(status_mask(STATUS, "SigBlk"), Some(0));
+        assert_eq!(status_mask(STATUS, "Sig"), None);
+        assert_eq!(status_mask(b"", "SigIgn"), None);
+        assert_eq!(status_mask(b"SigIgn:\n", "SigIgn"), None);
+        assert_eq!(status_mask(b"SigIgn:\tzz\n", "SigIgn"), None);
+        assert_eq!(status_mask(b"SigIgn:\t-1\n", "SigIgn"), None);
+        assert_eq!(status_mask(b"SigIgn:\t\xff\n", "SigIgn"), None);
+        // 128 signals (MIPS): the low word is the last 16 digits.
+        assert_eq!(
+            status_mask(b"SigIgn:\tffffffffffffffff0000000000010000\n", "SigIgn"),
+            Some(0x1_0000)
+        );
+        assert_eq!(
+            status_mask(&[&b"SigIgn:\t"[..], &[b'f'; 4096]].concat(), "SigIgn"),
+            Some(u64::MAX)
+        );
+        // A forged line in a name would come before the real one.
+        let forged = b"Name:\tx\nSigIgn:\tffffffffffffffff\nSigIgn:\t0000000000000000\n";
+        assert_eq!(status_mask(forged, "SigIgn"), Some(0));
+    }
+
+    #[test]
+    fn sigchld() {
+        let bit = 1u64 << (libc::SIGCHLD - 1);
+        let status = |ign: u64, blk: u64, cgt: u64| {
+            format!("SigBlk:\t{blk:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n")
+        };
+        assert_eq!(
+            parse_sigchld(status(0, 0, 0).as_bytes()),
+            Some(Sigchld {
+                ignored: false,
+                caught: false,
+                blocked: false
+            })
+        );
+        assert_eq!(
+            parse_sigchld(status(bit, bit, 0).as_bytes()),
+            Some(Sigchld {
+                ignored: true,
+                caught: false,
+                blocked: true
+            })
+        );
+        assert_eq!(
+            parse_sigchld(status(!bit, !bit, bit).as_bytes()),
+            Some(Sigchld {
+                ignored: false,
+                caught: true,
+                blocked: false
+            })
+        );
+        assert_eq!(parse_sigchld(b"SigIgn:\t0\nSigCgt:\t0\n"), None);
+        assert_eq!(parse_sigchld(b""), None);
+    }
+
+    #[test]
+    fn state_names() {
+        assert_eq!(state_name('S'), "sleeping");
+        assert_eq!(state_name('t'), "tracing stop");
+        assert_eq!(state_name('Z'), "zombie");
+        assert_eq!(state_name('?'), "unknown");
+        assert_eq!(state_name('\u{1b}'), "unknown");
+    }
+
+    #[test]
+    fn ticks() {
+        assert_eq!(ns_to_ticks(2_058_569_999_999, 100), 205_856);
+        assert_eq!(ns_to_ticks(u64::MAX, 100), u64::MAX / 10_000_000);
+        assert_eq!(ns_to_ticks(3_000_000_000, 300), 900);
+        assert_eq!(ns_to_ticks(1_000_000_000, 0), 1);
+        assert_eq!(ns_to_ticks(2_000_000_000, 3), 6);
+    }
+
+    #[test]
+    fn self_is_alive() {
+        let me = std::process::id();
+        let info = process_info(me).unwrap();
+        assert_eq!(info.pid, me);
+        assert!(!info.comm.is_empty());
+        assert!(!info.cmdline.is_empty());
+        assert!(info.sigchld.is_some());
+        assert!(info.threads >= 1);
+        assert_eq!(info.ppid, std::os::unix::process::parent_id());
+        let start = parse_stat(&read(&open(me).unwrap(), "stat").unwrap())
+            .unwrap()
+            .start_ticks;
+        assert_eq!(zombie_state(me, start), ZombieState::NotZombie);
+        assert_eq!(zombie_state(me, start + 1), ZombieState::Gone);
+        assert_eq!(zombie_state(u32::MAX, start), ZombieState::Gone);
+        assert_eq!(process_info(u32::MAX), None);
+    }
+
+    #[test]
+    fn finds_a_zombie() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let found = loop {
+            if let Some(z) = zombies().unwrap().into_iter().find(|z| z.pid == pid) {
+                break z;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "child never became a zombie"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(found.ppid, std::process::id());
+        assert_eq!(found.comm, Comm::new(b"true"));
+        assert_eq!(
+            zombie_state(pid, found.start_ticks),
+            ZombieState::Zombie {
+                ppid: std::process::id()
+            }
+        );
+        assert_eq!(process_info(pid).unwrap().state, 'Z');
+        let mut child = child;
+        child.wait().unwrap();
+        assert_eq!(zombie_state(pid, found.start_ticks), ZombieState::Gone);
+    }
+}

@@ -1,0 +1,301 @@
+//! Loading and attaching the kernel programs, after checking that this
+//! machine can run them; every refusal says what to do.
+//!
+//! Everything attached is owned by file descriptors in [`Tracer`]: dropping
+//! it, or the process dying in any way, detaches and unloads all of it.
+
+use std::{fs, path::PathBuf};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, TracePoint},
+};
+use thiserror::Error;
+use zombie_trace_common::{COUNTERS_LEN, WaitArgs};
+
+use crate::offsets::{self, OffsetError, VMLINUX_BTF};
+
+/// The programs, built by build.rs (empty when the build skipped them).
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zombie-trace"));
+
+/// Linux 5.8: ring buffers and `bpf_ktime_get_boot_ns`.
+const MIN_KERNEL: (u32, u32) = (5, 8);
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(
+        "this zombie-trace binary was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set); run `./x.sh build` (or `cargo xtask setup` then `cargo build --release`) and use that binary"
+    )]
+    NotBuilt,
+    #[error(
+        "zombie-trace needs root (or CAP_BPF and CAP_PERFMON) to load its kernel programs: run it with sudo"
+    )]
+    NoPrivileges,
+    #[error(
+        "kernel {release} is too old: zombie-trace needs Linux {}.{} or newer (ring buffers, BPF boot-time clock)",
+        MIN_KERNEL.0,
+        MIN_KERNEL.1
+    )]
+    KernelTooOld { release: String },
+    #[error(
+        "{VMLINUX_BTF} is missing: zombie-trace needs a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y, as in Debian, Ubuntu, RHEL 8.2+ and Fedora kernels)"
+    )]
+    NoBtf,
+    #[error(transparent)]
+    Offsets(#[from] OffsetError),
+    #[error(
+        "loading the eBPF programs failed: {0}; if this says 'operation not permitted', run as root and check `kernel.unprivileged_bpf_disabled` and lockdown; report the full message otherwise"
+    )]
+    Load(#[source] aya::EbpfError),
+    #[error(
+        "attaching {program} failed: {source}; this kernel may lack the tracepoint (needs BTF tracepoints, Linux 5.5+)"
+    )]
+    Attach {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("the loaded object lacks {0}: the binary is broken, rebuild it")]
+    Missing(&'static str),
+    #[error("opening map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// The loaded, attached programs and the maps userspace reads.
+pub struct Tracer {
+    pub events: RingBuf<MapData>,
+    pub counters: PerCpuArray<MapData, u64>,
+    /// Wait calls in progress, by `pid_tgid`.
+    pub wait_args: HashMap<MapData, u64, WaitArgs>,
+    /// eBPF-side log messages (`None` if the logger could not start).
+    pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    /// Whether `wait4`/`waitid` are traced (they need tracefs).
+    pub wait_tracing: bool,
+    /// Why not, when they are not.
+    pub wait_tracing_error: Option<String>,
+    /// Keeps the programs and their links alive; dropped last.
+    _ebpf: Ebpf,
+}
+
+pub struct Options {
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+pub fn check_machine() -> Result<(), LoadError> {
+    if PROGRAMS.is_empty() {
+        return Err(LoadError::NotBuilt);
+    }
+    if !has_privileges() {
+        return Err(LoadError::NoPrivileges);
+    }
+    let release = kernel_release();
+    if let Some(version) = parse_kernel_version(&release)
+        && version < MIN_KERNEL
+    {
+        return Err(LoadError::KernelTooOld { release });
+    }
+    if !PathBuf::from(VMLINUX_BTF).exists() {
+        return Err(LoadError::NoBtf);
+    }
+    Ok(())
+}
+
+pub fn load(options: &Options) -> Result<Tracer, LoadError> {
+    check_machine()?;
+    raise_memlock_limit();
+
+    let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).map_err(OffsetError::Btf)?;
+    let mut offsets = offsets::from_btf(&kernel_btf)?;
+    drop(kernel_btf);
+    let wait_tracing = match offsets::tracefs() {
+        Some(tracefs) => offsets::add_wait_tracepoints(&mut offsets, &tracefs)
+            .map_err(|e| e.to_string()),
+        None => Err("tracefs is not mounted and could not be mounted".to_owned()),
+    };
+
+    let mut ebpf = EbpfLoader::new()
+        .override_global("OFFSETS", &offsets, true)
+        .map_max_entries("EVENTS", options.ring_bytes)
+        .load(PROGRAMS)
+        .map_err(LoadError::Load)?;
+    // Started before attaching, so that no program message is missed.
+    let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+        Ok(logger) => Some(logger),
+        Err(e) => {
+            log::warn!("eBPF log messages will not be shown: {e}");
+            None
+        }
+    };
+
+    let btf = Btf::from_sys_fs().map_err(|_| LoadError::NoBtf)?;
+    for name in ["sched_process_exit", "sched_process_free"] {
+        attach_btf(&mut ebpf, name, &btf)?;
+    }
+    let wait_tracing_error = match wait_tracing {
+        Ok(()) => attach_wait(&mut ebpf).err().map(|e| e.to_string()),
+        Err(e) => Some(e),
+    };
+
+    let events = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or(LoadError::Missing("EVENTS"))?)
+        .map_err(|source| LoadError::Map {
+            name: "EVENTS",
+            source,
+        })?;
+    let counters = PerCpuArray::try_from(
+        ebpf.take_map("COUNTERS")
+            .ok_or(LoadError::Missing("COUNTERS"))?,
+    )
+    .map_err(|source| LoadError::Map {
+        name: "COUNTERS",
+        source,
+    })?;
+    let wait_args = HashMap::try_from(
+        ebpf.take_map("WAIT_ARGS")
+            .ok_or(LoadError::Missing("WAIT_ARGS"))?,
+    )
+    .map_err(|source| LoadError::Map {
+        name: "WAIT_ARGS",
+        source,
+    })?;
+    Ok(Tracer {
+        events,
+        counters,
+        wait_args,
+        logger,
+        wait_tracing: wait_tracing_error.is_none(),
+        wait_tracing_error,
+        _ebpf: ebpf,
+    })
+}
+
+fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), LoadError> {
+    let attach_err = |source| LoadError::Attach {
+        program: name,
+        source,
+    };
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::Missing(name))?
+        .try_into()
+        .map_err(attach_err)?;
+    program.load(name, btf).map_err(attach_err)?;
+    program.attach().map_err(attach_err)?;
+    Ok(())
+}
+
+fn attach_wait(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    for name in [
+        "sys_enter_wait4",
+        "sys_exit_wait4",
+        "sys_enter_waitid",
+        "sys_exit_waitid",
+    ] {
+        let attach_err = |source| LoadError::Attach {
+            program: name,
+            source,
+        };
+        let program: &mut TracePoint = ebpf
+            .program_mut(name)
+            .ok_or(LoadError::Missing(name))?
+            .try_into()
+            .map_err(attach_err)?;
+        program.load().map_err(attach_err)?;
+        program.attach("syscalls", name).map_err(attach_err)?;
+    }
+    Ok(())
+}
+
+impl Tracer {
+    /// Sum over CPUs of each `COUNTER_*`.
+    pub fn counters(&self) -> [u64; COUNTERS_LEN as usize] {
+        let mut sums = [0u64; COUNTERS_LEN as usize];
+        for (index, sum) in (0..COUNTERS_LEN).zip(sums.iter_mut()) {
+            if let Ok(values) = self.counters.get(&index, 0) {
+                *sum = values.iter().sum();
+            }
+        }
+        sums
+    }
+
+    /// The wait calls the threads of process `tgid` are blocked in now.
+    pub fn waits_in_progress(&self, tgid: u32) -> Vec<WaitArgs> {
+        self.wait_args
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(pid_tgid, _)| (pid_tgid >> 32) as u32 == tgid)
+            .map(|(_, args)| args)
+            .collect()
+    }
+}
+
+/// Root, or the capabilities that stand in for it for BPF tracing.
+fn has_privileges() -> bool {
+    let Ok(status) = fs::read_to_string("/proc/self/status") else {
+        // SAFETY: geteuid has no preconditions.
+        return unsafe { libc::geteuid() } == 0;
+    };
+    let Some(caps) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+    else {
+        return false;
+    };
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a valid pointer to an initialised rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        log::debug!(
+            "raising RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+pub fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// `(major, minor)` of a release string such as `6.18.44-fc-v669`.
+fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kernel_releases() {
+        assert_eq!(parse_kernel_version("6.18.44-fc-v669"), Some((6, 18)));
+        assert_eq!(parse_kernel_version("5.10.0-33-cloud-amd64"), Some((5, 10)));
+        assert_eq!(parse_kernel_version("4.19"), Some((4, 19)));
+        assert_eq!(parse_kernel_version("garbage"), None);
+        assert_eq!(parse_kernel_version(""), None);
+        assert!(parse_kernel_version("5.4.0").unwrap() < MIN_KERNEL);
+        assert!(parse_kernel_version("5.8.0").unwrap() >= MIN_KERNEL);
+    }
+}

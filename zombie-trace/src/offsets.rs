@@ -1,0 +1,284 @@
+//! Where the kernel keeps what the programs read, on the kernel that runs.
+//!
+//! Rust eBPF has no CO-RE relocations, so struct offsets come from the
+//! running kernel's BTF, and syscall tracepoint field offsets from tracefs
+//! format files (layouts do change: RHEL adds to the common header, 6.16
+//! moved fields). Both are handed to the programs as a load-time global.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use btf_rs::{Btf, BtfType, Struct, Type};
+use thiserror::Error;
+use zombie_trace_common::Offsets;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, Error)]
+pub enum OffsetError {
+    #[error(
+        "cannot read the kernel's BTF at {VMLINUX_BTF}: {0}; zombie-trace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian, Ubuntu, RHEL 8.2+ and Fedora kernels have it)"
+    )]
+    Btf(btf_rs::Error),
+    #[error(
+        "the kernel's BTF has no {0}: this kernel is not one zombie-trace supports (Linux 5.8 or newer with BTF)"
+    )]
+    Missing(String),
+    #[error("cannot read tracepoint format {path}: {source}")]
+    Format {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("tracepoint format {path} has no field `{field}`")]
+    FormatField { path: PathBuf, field: String },
+}
+
+/// Struct offsets from BTF; the tracepoint fields stay zero until
+/// [`add_wait_tracepoints`] fills them in.
+pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
+    let task = find_struct(btf, "task_struct")?;
+    let signal = find_struct(btf, "signal_struct")?;
+    let sighand = find_struct(btf, "sighand_struct")?;
+    let k_sigaction = find_struct(btf, "k_sigaction")?;
+    let sigaction = find_struct(btf, "sigaction")?;
+    let t = |field| member_offset(btf, &task, "task_struct", field);
+    Ok(Offsets {
+        task_pid: t("pid")?,
+        task_tgid: t("tgid")?,
+        task_real_parent: t("real_parent")?,
+        task_group_leader: t("group_leader")?,
+        task_start_boottime: t("start_boottime")?,
+        task_exit_code: t("exit_code")?,
+        task_exit_signal: t("exit_signal")?,
+        task_ptrace: t("ptrace")?,
+        task_comm: t("comm")?,
+        task_signal: t("signal")?,
+        task_sighand: t("sighand")?,
+        // `live` is an atomic_t, whose counter is its first member.
+        signal_live: member_offset(btf, &signal, "signal_struct", "live")?,
+        signal_flags: member_offset(btf, &signal, "signal_struct", "flags")?,
+        signal_group_exit_code: member_offset(btf, &signal, "signal_struct", "group_exit_code")?,
+        sighand_action: member_offset(btf, &sighand, "sighand_struct", "action")?,
+        k_sigaction_size: k_sigaction.size() as u32,
+        // `k_sigaction.sa` is its first member on every architecture.
+        sigaction_handler: member_offset(btf, &sigaction, "sigaction", "sa_handler")?,
+        sigaction_flags: member_offset(btf, &sigaction, "sigaction", "sa_flags")?,
+        ..Offsets::default()
+    })
+}
+
+fn find_struct(btf: &Btf, name: &str) -> Result<Struct, OffsetError> {
+    let types = btf.resolve_types_by_name(name).map_err(OffsetError::Btf)?;
+    types
+        .into_iter()
+        .find_map(|t| match t {
+            Type::Struct(s) if !s.members.is_empty() => Some(s),
+            _ => None,
+        })
+        .ok_or_else(|| OffsetError::Missing(format!("struct {name}")))
+}
+
+/// Byte offset of `field` in `st`, looking into anonymous structs and unions
+/// (task_struct keeps some fields in them on some configs).
+fn member_offset(btf: &Btf, st: &Struct, owner: &str, field: &str) -> Result<u32, OffsetError> {
+    find_member_bits(btf, st, field, 0)
+        .map(|bits| bits / 8)
+        .ok_or_else(|| OffsetError::Missing(format!("{owner}.{field}")))
+}
+
+fn find_member_bits(btf: &Btf, st: &Struct, field: &str, depth: u32) -> Option<u32> {
+    if depth > 8 {
+        return None;
+    }
+    for member in &st.members {
+        let name = btf.resolve_name(member).unwrap_or_default();
+        if name == field {
+            return Some(member.bit_offset());
+        }
+        if name.is_empty() {
+            let inner = match resolve_through_modifiers(btf, member)? {
+                Type::Struct(s) | Type::Union(s) => s,
+                _ => continue,
+            };
+            if let Some(bits) = find_member_bits(btf, &inner, field, depth + 1) {
+                return Some(member.bit_offset() + bits);
+            }
+        }
+    }
+    None
+}
+
+fn resolve_through_modifiers(btf: &Btf, member: &dyn BtfType) -> Option<Type> {
+    let mut ty = btf.resolve_chained_type(member).ok()?;
+    for _ in 0..8 {
+        match &ty {
+            Type::Typedef(t) => ty = btf.resolve_chained_type(t).ok()?,
+            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                ty = btf.resolve_chained_type(t).ok()?;
+            }
+            _ => return Some(ty),
+        }
+    }
+    None
+}
+
+/// The tracefs directory with `events/`, mounting tracefs if it is not
+/// (a fresh machine often has it unmounted). `None` when there is none.
+pub fn tracefs() -> Option<PathBuf> {
+    const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+    let found = || {
+        CANDIDATES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.join("events").is_dir())
+    };
+    if let Some(dir) = found() {
+        return Some(dir);
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: NUL-terminated constant strings; mount(2) has no other inputs.
+    let rc = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        log::debug!("mounting tracefs: {}", std::io::Error::last_os_error());
+    }
+    found()
+}
+
+/// Fill in the syscall tracepoint field offsets from their format files.
+pub fn add_wait_tracepoints(offsets: &mut Offsets, tracefs: &Path) -> Result<(), OffsetError> {
+    let events = tracefs.join("events/syscalls");
+    let enter_wait4 = read_format(&events.join("sys_enter_wait4/format"))?;
+    let enter_waitid = read_format(&events.join("sys_enter_waitid/format"))?;
+    let exit_wait4 = read_format(&events.join("sys_exit_wait4/format"))?;
+    offsets.wait4_upid = enter_wait4.field("upid")?;
+    offsets.wait4_stat_addr = enter_wait4.field("stat_addr")?;
+    offsets.wait4_options = enter_wait4.field("options")?;
+    offsets.waitid_which = enter_waitid.field("which")?;
+    offsets.waitid_upid = enter_waitid.field("upid")?;
+    offsets.waitid_infop = enter_waitid.field("infop")?;
+    offsets.waitid_options = enter_waitid.field("options")?;
+    offsets.sys_exit_ret = exit_wait4.field("ret")?;
+    let exit_waitid = read_format(&events.join("sys_exit_waitid/format"))?;
+    if exit_waitid.field("ret")? != offsets.sys_exit_ret {
+        return Err(OffsetError::FormatField {
+            path: exit_waitid.path,
+            field: "ret (at the same offset as in sys_exit_wait4)".into(),
+        });
+    }
+    Ok(())
+}
+
+struct Format {
+    path: PathBuf,
+    text: String,
+}
+
+fn read_format(path: &Path) -> Result<Format, OffsetError> {
+    let text = fs::read_to_string(path).map_err(|source| OffsetError::Format {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Format {
+        path: path.to_owned(),
+        text,
+    })
+}
+
+impl Format {
+    fn field(&self, name: &str) -> Result<u32, OffsetError> {
+        parse_field_offset(&self.text, name).ok_or_else(|| OffsetError::FormatField {
+            path: self.path.clone(),
+            field: name.to_owned(),
+        })
+    }
+}
+
+/// The `offset:` of the field called `name` in a tracefs format file, whose
+/// lines read `field:<C declaration> name; offset:N; size:N; signed:N;`.
+fn parse_field_offset(format: &str, name: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let mut parts = line.trim().split(';').map(str::trim);
+        let decl = parts.next()?.strip_prefix("field:")?;
+        let decl_name = decl.rsplit([' ', '*']).next()?;
+        // Array fields read `char comm[16]`.
+        let decl_name = decl_name.split('[').next()?;
+        if decl_name != name {
+            return None;
+        }
+        parts.find_map(|p| p.strip_prefix("offset:")?.parse().ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAIT4: &str = "name: sys_enter_wait4
+ID: 820
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:pid_t upid;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:int * stat_addr;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:int options;\toffset:32;\tsize:8;\tsigned:0;
+\tfield:struct rusage * ru;\toffset:40;\tsize:8;\tsigned:0;
+
+print fmt: \"upid: 0x%08lx\"
+";
+
+    #[test]
+    fn parses_syscall_format_fields() {
+        assert_eq!(parse_field_offset(WAIT4, "upid"), Some(16));
+        assert_eq!(parse_field_offset(WAIT4, "stat_addr"), Some(24));
+        assert_eq!(parse_field_offset(WAIT4, "options"), Some(32));
+        assert_eq!(parse_field_offset(WAIT4, "ru"), Some(40));
+        assert_eq!(parse_field_offset(WAIT4, "common_pid"), Some(4));
+    }
+
+    #[test]
+    fn does_not_match_field_name_suffixes_or_absent_fields() {
+        assert_eq!(parse_field_offset(WAIT4, "pid"), None);
+        assert_eq!(parse_field_offset(WAIT4, "addr"), None);
+        assert_eq!(parse_field_offset(WAIT4, "missing"), None);
+    }
+
+    #[test]
+    fn tolerates_odd_formats() {
+        assert_eq!(parse_field_offset("", "upid"), None);
+        assert_eq!(parse_field_offset("field:\n;;;", "upid"), None);
+        assert_eq!(
+            parse_field_offset("\tfield:pid_t upid;\toffset:not-a-number;", "upid"),
+            None
+        );
+        assert_eq!(
+            parse_field_offset("\tfield:char comm[16];\toffset:8;\tsize:16;", "comm"),
+            Some(8)
+        );
+    }
+
+    #[test]
+    fn running_kernel_btf_has_every_field() {
+        let Ok(btf) = Btf::from_file(VMLINUX_BTF) else {
+            eprintln!("no {VMLINUX_BTF}: skipped");
+            return;
+        };
+        let o = from_btf(&btf).expect("offsets from this kernel's BTF");
+        assert!(o.task_tgid > o.task_pid || o.task_pid > 0);
+        assert!(o.k_sigaction_size >= 24);
+        assert_eq!(o.sigaction_handler, 0);
+    }
+}

@@ -1,0 +1,1594 @@
+//! Renders `report` lines: aligned text for people, JSON lines for scripts.
+//!
+//! Every line is exactly one line (the text summary excepted), whatever the
+//! bytes inside: names and arguments come from the processes themselves, so
+//! in text every control character is shown as a visible escape, and in
+//! JSON serde_json escapes them.
+
+use std::{
+    fmt::Write as _,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+
+use crate::{
+    event::{Comm, ExitStatus, WaitTarget},
+    inspect::state_name,
+    report::{
+        Exited, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, Sigchld, Summary, WaitStats,
+        Zombie,
+    },
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Encoder {
+    format: Format,
+}
+
+impl Encoder {
+    pub fn new(format: Format) -> Self {
+        Self { format }
+    }
+
+    /// One line, `\n`-terminated; the parent's last wait is aged against
+    /// the boot-time clock now.
+    pub fn encode(&self, line: &Line) -> String {
+        self.encode_at(line, boot_time_ns())
+    }
+
+    /// As [`Encoder::encode`], with the `CLOCK_BOOTTIME` reading to age
+    /// `WaitStats::last_ns` against (`None`: leave the age out).
+    pub fn encode_at(&self, line: &Line, boot_now_ns: Option<u64>) -> String {
+        let mut out = match self.format {
+            Format::Json => json(line, boot_now_ns),
+            Format::Text => text(line, boot_now_ns),
+        };
+        out.push('\n');
+        out
+    }
+}
+
+fn boot_time_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) } != 0 {
+        return None;
+    }
+    Some(u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?)
+}
+
+/// The one sentence on why `child_pid` is not reaped, for
+/// `Zombie::diagnosis`. `wait_tracing` says whether `waits` was recorded
+/// at all: without it, "never called wait" would be a guess.
+///
+/// The parent's name goes in raw (lossy UTF-8); the text encoder escapes
+/// the whole sentence.
+pub fn diagnose(
+    child_pid: u32,
+    parent: Option<&ProcessInfo>,
+    waits: &WaitStats,
+    wait_tracing: bool,
+) -> String {
+    let Some(parent) = parent else {
+        return "the parent is gone: init or a subreaper adopts the child and should reap it"
+            .to_owned();
+    };
+    let name = String::from_utf8_lossy(&parent.comm);
+    if parent.pid == 1 {
+        return "adopted by init (pid 1), which does not reap here: \
+                the original parent exited without reaping"
+            .to_owned();
+    }
+    match parent.state {
+        'T' => {
+            return format!(
+                "parent {name} is stopped (SIGSTOP/ptrace): it cannot reap until it is continued"
+            );
+        }
+        't' => {
+            return format!(
+                "parent {name} is stopped by its tracer (ptrace): it cannot reap until resumed"
+            );
+        }
+        'Z' | 'X' if parent.threads > 1 => {
+            return format!(
+                "the main thread of parent {name} has exited: one of its {} remaining threads must reap",
+                parent.threads - 1
+            );
+        }
+        'Z' | 'X' => {
+            return format!(
+                "parent {name} is exiting: init or a subreaper adopts the child and should reap it"
+            );
+        }
+        _ => {}
+    }
+    let sigchld = parent.sigchld.unwrap_or(Sigchld {
+        ignored: false,
+        caught: false,
+        blocked: false,
+    });
+    let blocked = if sigchld.blocked {
+        ", and SIGCHLD is blocked"
+    } else {
+        ""
+    };
+    if !wait_tracing {
+        return match parent.syscall.as_deref() {
+            Some(call @ ("wait4" | "waitid")) => format!(
+                "parent {name} is in {call}() but has not collected this child: \
+                 it waits for another child or group{blocked}"
+            ),
+            _ => format!(
+                "parent {name} has not reaped this child{blocked} \
+                 (wait calls are not traced: see its state and syscall)"
+            ),
+        };
+    }
+    if waits.calls == 0 {
+        return if sigchld.ignored {
+            format!(
+                "parent {name} ignores SIGCHLD, yet this child was not reaped at exit (it \
+                 exited first, or signals another way) and wait() was not called since tracing \
+                 began: it must reap it with waitpid{blocked}"
+            )
+        } else if sigchld.caught {
+            format!(
+                "parent {name} catches SIGCHLD but has not called wait() since tracing began: \
+                 its handler must reap (waitpid(-1, WNOHANG) in a loop){blocked}"
+            )
+        } else {
+            format!(
+                "parent {name} has not called wait() since tracing began: it must reap its \
+                 children (waitpid, or SIGCHLD set to SIG_IGN){blocked}"
+            )
+        };
+    }
+    let targets = &waits.targets;
+    let numbers = |kind: fn(&WaitTarget) -> Option<i32>| -> Option<String> {
+        let numbers: Option<Vec<String>> = targets
+            .iter()
+            .map(|t| kind(t).map(|n| n.to_string()))
+            .collect();
+        numbers.filter(|n| !n.is_empty()).map(|n| n.join(", "))
+    };
+    let pid = |t: &WaitTarget| match t {
+        WaitTarget::Pid(n) => Some(*n),
+        _ => None,
+    };
+    if let Some(pids) = numbers(pid)
+        && !targets
+            .iter()
+            .any(|t| pid(t) == i32::try_from(child_pid).ok())
+    {
+        return format!("parent {name} waits only for pid {pids}, not for this child{blocked}");
+    }
+    if let Some(groups) = numbers(|t| match t {
+        WaitTarget::Pgid(n) => Some(*n),
+        _ => None,
+    }) {
+        return format!(
+            "parent {name} waits only for process group {groups}: this child may be in \
+             another group{blocked}"
+        );
+    }
+    if !targets.is_empty() && targets.iter().all(|t| matches!(t, WaitTarget::Pidfd(_))) {
+        return format!("parent {name} waits only through pidfds, not for this child{blocked}");
+    }
+    if waits.reaped > 0 {
+        return format!(
+            "parent {name} reaps some children ({} so far) but not this one: one wait per \
+             SIGCHLD misses children that exit together (loop on waitpid(-1, WNOHANG)){blocked}",
+            waits.reaped
+        );
+    }
+    if waits.empty > 0 {
+        return format!(
+            "parent {name} polls with WNOHANG ({} empty polls) but has collected nothing, \
+             not even this child{blocked}",
+            waits.empty
+        );
+    }
+    if waits.errors > 0 {
+        return format!(
+            "parent {name}'s wait calls fail ({} errors, e.g. ECHILD or EINTR) and collect \
+             nothing{blocked}",
+            waits.errors
+        );
+    }
+    if waits.peeks > 0 {
+        return format!(
+            "parent {name} only peeks at its children (WNOWAIT) and never collects them{blocked}"
+        );
+    }
+    format!(
+        "parent {name} called wait() {} times but has not collected this child{blocked}",
+        waits.calls
+    )
+}
+
+fn target_name(target: &WaitTarget) -> String {
+    match target {
+        WaitTarget::Any => "any".to_owned(),
+        WaitTarget::Pid(n) => format!("pid {n}"),
+        WaitTarget::Pgid(n) => format!("pgid {n}"),
+        WaitTarget::Pidfd(n) => format!("pidfd {n}"),
+    }
+}
+
+fn ms(ns: u64) -> u64 {
+    ns / 1_000_000
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `humantime` panics before the epoch; a clock that far off is clamped.
+fn since_epoch(ts: SystemTime) -> Duration {
+    ts.duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// `(exit_code, signal, core_dumped)`.
+fn status_fields(status: Option<ExitStatus>) -> (Option<u8>, Option<u8>, bool) {
+    match status {
+        Some(ExitStatus::Exited(code)) => (Some(code), None, false),
+        Some(ExitStatus::Killed {
+            signal,
+            core_dumped,
+        }) => (None, Some(signal), core_dumped),
+        None => (None, None, false),
+    }
+}
+
+fn last_wait_ms_ago(waits: &WaitStats, boot_now_ns: Option<u64>) -> Option<u64> {
+    Some(ms(boot_now_ns?.saturating_sub(waits.last_ns?)))
+}
+
+// ---- JSON -------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per line, serialized at once and dropped"
+)]
+enum JsonLine<'a> {
+    Ready {
+        ts: String,
+        version: &'a str,
+        threshold_ms: u64,
+        kernel: &'a str,
+        pid: u32,
+        preexisting: usize,
+        wait_tracing: bool,
+    },
+    Zombie {
+        ts: String,
+        pid: u32,
+        comm: String,
+        ppid: u32,
+        parent_comm: Option<String>,
+        age_ms: Option<u64>,
+        exit_code: Option<u8>,
+        signal: Option<u8>,
+        core_dumped: bool,
+        preexisting: bool,
+        ppid_at_exit: Option<u32>,
+        parent_cmdline: Option<Vec<String>>,
+        parent_state: Option<String>,
+        parent_state_name: Option<&'static str>,
+        parent_wchan: Option<&'a str>,
+        parent_syscall: Option<&'a str>,
+        parent_sigchld: Option<String>,
+        parent_threads: Option<u32>,
+        parent_wait_calls: Option<u64>,
+        parent_wait_reaped: Option<u64>,
+        parent_wait_empty: Option<u64>,
+        parent_wait_errors: Option<u64>,
+        parent_last_wait_ms_ago: Option<u64>,
+        parent_wait_targets: Option<Vec<String>>,
+        diagnosis: &'a str,
+    },
+    Reap {
+        ts: String,
+        pid: u32,
+        comm: String,
+        reaper_pid: Option<u32>,
+        reaper_comm: Option<String>,
+        reaper: &'static str,
+        zombie_ms: Option<u64>,
+        reported: bool,
+        preexisting: bool,
+    },
+    Exit {
+        ts: String,
+        pid: u32,
+        tid: u32,
+        ppid: u32,
+        comm: String,
+        parent_comm: String,
+        exit_code: Option<u8>,
+        signal: Option<u8>,
+        core_dumped: bool,
+        auto_reap: bool,
+    },
+    Lost {
+        ts: String,
+        count: u64,
+        total: u64,
+    },
+    Summary {
+        ts: String,
+        duration_ms: u64,
+        exits: u64,
+        reaps: u64,
+        zombies: u64,
+        preexisting: u64,
+        lost: u64,
+        outstanding: Vec<JsonGroup<'a>>,
+    },
+}
+
+#[derive(Serialize)]
+struct JsonGroup<'a> {
+    ppid: u32,
+    parent_comm: String,
+    zombies: &'a [u32],
+    oldest_ms: Option<u64>,
+}
+
+fn json_ts(ts: SystemTime) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + since_epoch(ts)).to_string()
+}
+
+fn json(line: &Line, boot_now_ns: Option<u64>) -> String {
+    let value = match line {
+        Line::Ready(r) => JsonLine::Ready {
+            ts: json_ts(r.ts),
+            version: r.version,
+            threshold_ms: r.threshold_ms,
+            kernel: &r.kernel,
+            pid: r.pid,
+            preexisting: r.preexisting,
+            wait_tracing: r.wait_tracing,
+        },
+        Line::Zombie(z) => json_zombie(z, boot_now_ns),
+        Line::Reaped(r) => JsonLine::Reap {
+            ts: json_ts(r.ts),
+            pid: r.pid,
+            comm: r.comm.to_string_lossy(),
+            reaper_pid: r.reaper_pid,
+            reaper_comm: r.reaper_comm.map(|c| c.to_string_lossy()),
+            reaper: r.reaper_kind.name(),
+            zombie_ms: r.zombie_ns.map(ms),
+            reported: r.was_reported,
+            preexisting: r.preexisting,
+        },
+        Line::Exited(e) => {
+            let (exit_code, signal, core_dumped) = status_fields(Some(e.status));
+            JsonLine::Exit {
+                ts: json_ts(e.ts),
+                pid: e.pid,
+                tid: e.tid,
+                ppid: e.ppid,
+                comm: e.comm.to_string_lossy(),
+                parent_comm: e.parent_comm.to_string_lossy(),
+                exit_code,
+                signal,
+                core_dumped,
+                auto_reap: e.auto_reap,
+            }
+        }
+        Line::Lost(l) => JsonLine::Lost {
+            ts: json_ts(l.ts),
+            count: l.count,
+            total: l.total,
+        },
+        Line::Summary(s) => JsonLine::Summary {
+            ts: json_ts(s.ts),
+            duration_ms: ms(s.duration_ns),
+            exits: s.exits,
+            reaps: s.reaps,
+            zombies: s.zombies,
+            preexisting: s.preexisting,
+            lost: s.lost,
+            outstanding: s
+                .outstanding
+                .iter()
+                .map(|g| JsonGroup {
+                    ppid: g.ppid,
+                    parent_comm: lossy(&g.parent_comm),
+                    zombies: &g.zombies,
+                    oldest_ms: g.oldest_ns.map(ms),
+                })
+                .collect(),
+        },
+    };
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_string(&value).expect("JSON lines serialize")
+}
+
+fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
+    let (exit_code, signal, core_dumped) = status_fields(z.status);
+    let p = z.parent.as_ref();
+    let waits = p.map(|_| &z.parent_waits);
+    JsonLine::Zombie {
+        ts: json_ts(z.ts),
+        pid: z.pid,
+        comm: z.comm.to_string_lossy(),
+        ppid: z.ppid,
+        parent_comm: p.map(|p| lossy(&p.comm)),
+        age_ms: z.age_ns.map(ms),
+        exit_code,
+        signal,
+        core_dumped,
+        preexisting: z.preexisting,
+        ppid_at_exit: z.ppid_at_exit,
+        parent_cmdline: p.map(|p| p.cmdline.iter().map(|a| lossy(a)).collect()),
+        parent_state: p.map(|p| p.state.to_string()),
+        parent_state_name: p.map(|p| state_name(p.state)),
+        parent_wchan: p.and_then(|p| p.wchan.as_deref()),
+        parent_syscall: p.and_then(|p| p.syscall.as_deref()),
+        parent_sigchld: p.and_then(|p| p.sigchld).map(|s| s.describe()),
+        parent_threads: p.map(|p| p.threads),
+        parent_wait_calls: waits.map(|w| w.calls),
+        parent_wait_reaped: waits.map(|w| w.reaped),
+        parent_wait_empty: waits.map(|w| w.empty),
+        parent_wait_errors: waits.map(|w| w.errors),
+        parent_last_wait_ms_ago: waits.and_then(|w| last_wait_ms_ago(w, boot_now_ns)),
+        parent_wait_targets: waits.map(|w| w.targets.iter().map(target_name).collect()),
+        diagnosis: &z.diagnosis,
+    }
+}
+
+// ---- Text -------------------------------------------------------------
+
+/// Arguments shown in text beyond this many characters are cut.
+const CMDLINE_MAX_CHARS: usize = 256;
+/// Pids listed per parent in the text summary.
+const SUMMARY_MAX_PIDS: usize = 20;
+/// `HH:MM:SS.mmm KIND    `: where the text summary's group lines start.
+const INDENT: &str = "                     ";
+
+/// Untrusted bytes made safe and visible for a terminal: no control
+/// character (C0, DEL, C1) or invisible direction/line-separator character
+/// survives, invalid UTF-8 shows as `\xNN`, and `\` itself is doubled so
+/// the escapes are unambiguous.
+pub fn escape_text(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\x1b' => out.push_str("\\e"),
+                c if u32::from(c) < 0x20 || c == '\x7f' => {
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
+                }
+                c if c.is_control() || is_invisible_format(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Characters that reorder or hide text (Trojan Source) or break lines in
+/// some terminals.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
+}
+
+/// An escaped word, in double quotes when it would otherwise not read as
+/// one word (empty, spaces, quotes, brackets, our `|` separator).
+fn word(bytes: &[u8]) -> String {
+    let escaped = escape_text(bytes);
+    let plain = !escaped.is_empty()
+        && !escaped
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '[' | ']' | '|'));
+    if plain {
+        escaped
+    } else {
+        format!("\"{}\"", escaped.replace('"', "\\\""))
+    }
+}
+
+fn cmdline_text(args: &[Vec<u8>]) -> String {
+    let mut joined = String::new();
+    for arg in args {
+        if !joined.is_empty() {
+            joined.push(' ');
+        }
+        joined.push_str(&word(arg));
+        if joined.chars().count() > CMDLINE_MAX_CHARS {
+            let mut cut: String = joined.chars().take(CMDLINE_MAX_CHARS).collect();
+            cut.push_str("...");
+            return cut;
+        }
+    }
+    joined
+}
+
+/// `850ms`, `5.0s`, `2m03s`, `1h02m`, `3d04h`.
+fn human_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 => format!("{s}.{}s", ms % 1000 / 100),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `SIGKILL` for the common signals (this architecture's numbers).
+fn signal_name(signal: u8) -> Option<&'static str> {
+    Some(match i32::from(signal) {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGSYS => "SIGSYS",
+        _ => return None,
+    })
+}
+
+/// `exit=N`, `killed=SIGKILL`, `signal=N`, with ` (core)`.
+fn status_text(status: ExitStatus) -> String {
+    match status {
+        ExitStatus::Exited(code) => format!("exit={code}"),
+        ExitStatus::Killed {
+            signal,
+            core_dumped,
+        } => {
+            let core = if core_dumped { " (core)" } else { "" };
+            match signal_name(signal) {
+                Some(name) => format!("killed={name}{core}"),
+                None => format!("signal={signal}{core}"),
+            }
+        }
+    }
+}
+
+fn comm_text(comm: &Comm) -> String {
+    word(comm.as_bytes())
+}
+
+/// `HH:MM:SS.mmm` in UTC, fixed width.
+fn text_ts(ts: SystemTime) -> String {
+    let d = since_epoch(ts);
+    let s = d.as_secs() % 86400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        d.subsec_millis()
+    )
+}
+
+fn text(line: &Line, boot_now_ns: Option<u64>) -> String {
+    let (ts, kind, body) = match line {
+        Line::Ready(r) => (r.ts, "READY", ready_text(r)),
+        Line::Zombie(z) => (z.ts, "ZOMBIE", zombie_text(z, boot_now_ns)),
+        Line::Reaped(r) => (r.ts, "REAP", reap_text(r)),
+        Line::Exited(e) => (e.ts, "EXIT", exit_text(e)),
+        Line::Lost(l) => (l.ts, "LOST", lost_text(l)),
+        Line::Summary(s) => (s.ts, "SUMMARY", summary_text(s)),
+    };
+    format!("{} {kind:<7} {body}", text_ts(ts))
+}
+
+fn ready_text(r: &Ready) -> String {
+    format!(
+        "zombie-trace {} pid={} kernel={} threshold={} preexisting={} wait-tracing={}",
+        word(r.version.as_bytes()),
+        r.pid,
+        word(r.kernel.as_bytes()),
+        human_ms(r.threshold_ms),
+        r.preexisting,
+        if r.wait_tracing { "on" } else { "off" },
+    )
+}
+
+fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
+    let mut out = format!("pid={} comm={}", z.pid, comm_text(&z.comm));
+    if let Some(status) = z.status {
+        let _ = write!(out, " {}", status_text(status));
+    }
+    match z.age_ns {
+        Some(age) => {
+            let _ = write!(out, " age={}", human_ms(ms(age)));
+        }
+        None => out.push_str(" age=?"),
+    }
+    if z.preexisting {
+        out.push_str(" preexisting");
+    }
+    if let Some(old) = z.ppid_at_exit.filter(|&old| old != z.ppid) {
+        let _ = write!(out, " reparented-from={old}");
+    }
+    match &z.parent {
+        Some(p) => {
+            let _ = write!(out, " | parent {} {}", z.ppid, word(&p.comm));
+            if !p.cmdline.is_empty() {
+                let _ = write!(out, " cmd=[{}]", cmdline_text(&p.cmdline));
+            }
+            let _ = write!(
+                out,
+                " state={}({})",
+                word(p.state.to_string().as_bytes()),
+                state_name(p.state)
+            );
+            if let Some(wchan) = &p.wchan {
+                let _ = write!(out, " in={}", word(wchan.as_bytes()));
+            }
+            if let Some(syscall) = &p.syscall {
+                let _ = write!(out, " syscall={}", word(syscall.as_bytes()));
+            }
+            if let Some(sigchld) = p.sigchld {
+                let _ = write!(out, " sigchld={}", sigchld.describe());
+            }
+            let _ = write!(out, " threads={}", p.threads);
+            out.push_str(&waits_text(&z.parent_waits, boot_now_ns));
+        }
+        None => {
+            let _ = write!(out, " | parent {} gone", z.ppid);
+        }
+    }
+    if !z.diagnosis.is_empty() {
+        let _ = write!(out, " | {}", escape_text(z.diagnosis.as_bytes()));
+    }
+    out
+}
+
+fn waits_text(w: &WaitStats, boot_now_ns: Option<u64>) -> String {
+    let mut out = format!(" waits={}", w.calls);
+    if w.calls == 0 {
+        return out;
+    }
+    let _ = write!(
+        out,
+        " reaped={} empty={} errors={}",
+        w.reaped, w.empty, w.errors
+    );
+    if let Some(ago) = last_wait_ms_ago(w, boot_now_ns) {
+        let _ = write!(out, " last-wait={}-ago", human_ms(ago));
+    }
+    if !w.targets.is_empty() {
+        let targets: Vec<String> = w
+            .targets
+            .iter()
+            .map(|t| target_name(t).replace(' ', ":"))
+            .collect();
+        let _ = write!(out, " targets={}", targets.join(","));
+    }
+    out
+}
+
+fn reap_text(r: &Reaped) -> String {
+    let mut out = format!("pid={} comm={} reaped-by=", r.pid, comm_text(&r.comm));
+    match r.reaper_pid {
+        Some(pid) => {
+            let _ = write!(out, "{pid}");
+        }
+        None => out.push('?'),
+    }
+    if let Some(comm) = &r.reaper_comm {
+        let _ = write!(out, " {}", comm_text(comm));
+    }
+    let _ = write!(out, " ({})", r.reaper_kind.name());
+    if let Some(ns) = r.zombie_ns {
+        let _ = write!(out, " zombie-for={}", human_ms(ms(ns)));
+    }
+    if r.was_reported {
+        out.push_str(" was-reported");
+    }
+    if r.preexisting {
+        out.push_str(" preexisting");
+    }
+    out
+}
+
+fn exit_text(e: &Exited) -> String {
+    let mut out = format!("pid={}", e.pid);
+    if e.tid != e.pid {
+        let _ = write!(out, " tid={}", e.tid);
+    }
+    let _ = write!(
+        out,
+        " comm={} {} | parent {} {}",
+        comm_text(&e.comm),
+        status_text(e.status),
+        e.ppid,
+        comm_text(&e.parent_comm)
+    );
+    if e.auto_reap {
+        out.push_str(" auto-reap (parent ignores SIGCHLD)");
+    }
+    out
+}
+
+fn lost_text(l: &Lost) -> String {
+    format!(
+        "count={} total={}: the kernel dropped records, some exits or reaps were not seen",
+        l.count, l.total
+    )
+}
+
+fn summary_text(s: &Summary) -> String {
+    let mut out = format!(
+        "duration={} exits={} reaps={} zombies={} preexisting={} lost={} outstanding={}",
+        human_ms(ms(s.duration_ns)),
+        s.exits,
+        s.reaps,
+        s.zombies,
+        s.preexisting,
+        s.lost,
+        s.outstanding.iter().map(|g| g.zombies.len()).sum::<usize>(),
+    );
+    for group in &s.outstanding {
+        out.push('\n');
+        out.push_str(INDENT);
+        out.push_str(&group_text(group));
+    }
+    out
+}
+
+fn group_text(g: &ParentGroup) -> String {
+    let n = g.zombies.len();
+    let mut out = format!(
+        "parent {} {}: {n} zombie{}",
+        g.ppid,
+        word(&g.parent_comm),
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some(oldest) = g.oldest_ns {
+        let _ = write!(out, ", oldest {}", human_ms(ms(oldest)));
+    }
+    let pids: Vec<String> = g
+        .zombies
+        .iter()
+        .take(SUMMARY_MAX_PIDS)
+        .map(u32::to_string)
+        .collect();
+    let _ = write!(out, ": {}", pids.join(" "));
+    if n > SUMMARY_MAX_PIDS {
+        let _ = write!(out, " (+{} more)", n - SUMMARY_MAX_PIDS);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::report::ReaperKind;
+
+    const HOSTILE: &[&[u8]] = &[
+        b"\x1b[31mred\x1b[0m",
+        b"a\nb\rc\td",
+        b"\0nul",
+        b"\xff\xfe\xc3",
+        b"\x7f\x08\x07",
+        b"\xc2\x85\xc2\x9b[2J",
+        b"\xe2\x80\xaeevil\xe2\x80\xa8",
+        b"0123456789abcdef",
+        b") S 1 (",
+        b"back\\slash \"quote\"",
+    ];
+
+    fn ts() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_700_000_054_123)
+    }
+
+    fn parent(comm: &[u8], cmdline: Vec<Vec<u8>>) -> ProcessInfo {
+        ProcessInfo {
+            pid: 4200,
+            comm: comm.to_vec(),
+            cmdline,
+            state: 'S',
+            wchan: Some("hrtimer_nanosleep".to_owned()),
+            syscall: Some("clock_nanosleep".to_owned()),
+            sigchld: Some(Sigchld {
+                ignored: false,
+                caught: false,
+                blocked: false,
+            }),
+            ppid: 1,
+            threads: 1,
+        }
+    }
+
+    fn zombie(comm: &[u8], parent: Option<ProcessInfo>) -> Zombie {
+        Zombie {
+            ts: ts(),
+            pid: 4242,
+            comm: Comm::new(comm),
+            status: Some(ExitStatus::Exited(0)),
+            age_ns: Some(5_000_000_000),
+            preexisting: false,
+            ppid_at_exit: Some(4200),
+            ppid: 4200,
+            parent,
+            parent_waits: WaitStats::default(),
+            diagnosis: "parent python3 has not called wait()".to_owned(),
+        }
+    }
+
+    fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
+        let p = parent(comm, vec![b"python3".to_vec(), arg.to_vec()]);
+        vec![
+            Line::Ready(Ready {
+                ts: ts(),
+                version: "0.1.0",
+                threshold_ms: 5000,
+                kernel: String::from_utf8_lossy(arg).into_owned(),
+                pid: 99,
+                preexisting: 2,
+                wait_tracing: true,
+            }),
+            Line::Zombie(Box::new(Zombie {
+                diagnosis: diagnose(4242, Some(&p), &WaitStats::default(), true),
+                ..zombie(comm, Some(p.clone()))
+            })),
+            Line::Zombie(Box::new(zombie(comm, None))),
+            Line::Reaped(Reaped {
+                ts: ts(),
+                pid: 4242,
+                comm: Comm::new(comm),
+                reaper_pid: Some(4200),
+                reaper_comm: Some(Comm::new(comm)),
+                reaper_kind: ReaperKind::Parent,
+                zombie_ns: Some(5_200_000_000),
+                was_reported: true,
+                preexisting: false,
+            }),
+            Line::Exited(Exited {
+                ts: ts(),
+                pid: 4242,
+                tid: 4243,
+                ppid: 4200,
+                comm: Comm::new(comm),
+                parent_comm: Comm::new(comm),
+                status: ExitStatus::Killed {
+                    signal: 9,
+                    core_dumped: false,
+                },
+                auto_reap: false,
+            }),
+            Line::Lost(Lost {
+                ts: ts(),
+                count: 3,
+                total: 10,
+            }),
+            Line::Summary(Summary {
+                ts: ts(),
+                duration_ns: 62_000_000_000,
+                exits: 10,
+                reaps: 8,
+                zombies: 2,
+                preexisting: 0,
+                lost: 0,
+                outstanding: vec![ParentGroup {
+                    ppid: 4200,
+                    parent_comm: comm.to_vec(),
+                    zombies: vec![4242, 4243],
+                    oldest_ns: Some(5_000_000_000),
+                }],
+            }),
+        ]
+    }
+
+    fn json_of(line: &Line) -> serde_json::Map<String, Value> {
+        let out = Encoder::new(Format::Json).encode_at(line, Some(10_000_000_000));
+        assert!(out.ends_with('\n'));
+        assert!(!out[..out.len() - 1].contains('\n'), "{out}");
+        match serde_json::from_str(&out).unwrap() {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn keys(map: &serde_json::Map<String, Value>) -> BTreeSet<&str> {
+        map.keys().map(String::as_str).collect()
+    }
+
+    fn set<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
+        names.iter().copied().collect()
+    }
+
+    const ZOMBIE_KEYS: &[&str] = &[
+        "type",
+        "ts",
+        "pid",
+        "comm",
+        "ppid",
+        "parent_comm",
+        "age_ms",
+        "exit_code",
+        "signal",
+        "core_dumped",
+        "preexisting",
+        "ppid_at_exit",
+        "parent_cmdline",
+        "parent_state",
+        "parent_state_name",
+        "parent_wchan",
+        "parent_syscall",
+        "parent_sigchld",
+        "parent_threads",
+        "parent_wait_calls",
+        "parent_wait_reaped",
+        "parent_wait_empty",
+        "parent_wait_errors",
+        "parent_last_wait_ms_ago",
+        "parent_wait_targets",
+        "diagnosis",
+    ];
+
+    #[test]
+    fn json_ready() {
+        let map = json_of(&all_lines(b"x", b"6.8.0")[0]);
+        assert_eq!(
+            keys(&map),
+            set(&[
+                "type",
+                "ts",
+                "version",
+                "threshold_ms",
+                "kernel",
+                "pid",
+                "preexisting",
+                "wait_tracing"
+            ])
+        );
+        assert_eq!(map["type"], "ready");
+        assert_eq!(map["ts"], "2023-11-14T22:14:14.123Z");
+        assert_eq!(map["version"], "0.1.0");
+        assert_eq!(map["threshold_ms"], 5000);
+        assert_eq!(map["kernel"], "6.8.0");
+        assert_eq!(map["pid"], 99);
+        assert_eq!(map["preexisting"], 2);
+        assert_eq!(map["wait_tracing"], true);
+    }
+
+    #[test]
+    fn json_zombie_with_parent() {
+        let p = parent(b"python3", vec![b"python3".to_vec(), b"seed.py".to_vec()]);
+        let z = Zombie {
+            parent_waits: WaitStats {
+                calls: 4,
+                reaped: 1,
+                empty: 2,
+                errors: 1,
+                peeks: 0,
+                last_ns: Some(7_500_000_000),
+                targets: vec![
+                    WaitTarget::Any,
+                    WaitTarget::Pid(123),
+                    WaitTarget::Pgid(5),
+                    WaitTarget::Pidfd(3),
+                ],
+            },
+            ..zombie(b"python3", Some(p))
+        };
+        let map = json_of(&Line::Zombie(Box::new(z)));
+        assert_eq!(keys(&map), set(ZOMBIE_KEYS));
+        assert_eq!(map["type"], "zombie");
+        assert_eq!(map["pid"], 4242);
+        assert_eq!(map["comm"], "python3");
+        assert_eq!(map["ppid"], 4200);
+        assert_eq!(map["parent_comm"], "python3");
+        assert_eq!(map["age_ms"], 5000);
+        assert_eq!(map["exit_code"], 0);
+        assert_eq!(map["signal"], Value::Null);
+        assert_eq!(map["core_dumped"], false);
+        assert_eq!(map["preexisting"], false);
+        assert_eq!(map["ppid_at_exit"], 4200);
+        assert_eq!(
+            map["parent_cmdline"],
+            serde_json::json!(["python3", "seed.py"])
+        );
+        assert_eq!(map["parent_state"], "S");
+        assert_eq!(map["parent_state_name"], "sleeping");
+        assert_eq!(map["parent_wchan"], "hrtimer_nanosleep");
+        assert_eq!(map["parent_syscall"], "clock_nanosleep");
+        assert_eq!(map["parent_sigchld"], "default");
+        assert_eq!(map["parent_threads"], 1);
+        assert_eq!(map["parent_wait_calls"], 4);
+        assert_eq!(map["parent_wait_reaped"], 1);
+        assert_eq!(map["parent_wait_empty"], 2);
+        assert_eq!(map["parent_wait_errors"], 1);
+        assert_eq!(map["parent_last_wait_ms_ago"], 2500);
+        assert_eq!(
+            map["parent_wait_targets"],
+            serde_json::json!(["any", "pid 123", "pgid 5", "pidfd 3"])
+        );
+        assert!(map["diagnosis"].is_string());
+    }
+
+    #[test]
+    fn json_zombie_preexisting_killed_parent_gone() {
+        let z = Zombie {
+            status: None,
+            age_ns: None,
+            preexisting: true,
+            ppid_at_exit: None,
+            ..zombie(b"x", None)
+        };
+        let map = json_of(&Line::Zombie(Box::new(z)));
+        assert_eq!(keys(&map), set(ZOMBIE_KEYS));
+        for key in ["age_ms", "exit_code", "signal", "ppid_at_exit"] {
+            assert_eq!(map[key], Value::Null, "{key}");
+        }
+        for key in ZOMBIE_KEYS.iter().filter(|k| k.starts_with("parent_")) {
+            assert_eq!(map[*key], Value::Null, "{key}");
+        }
+        assert_eq!(map["preexisting"], true);
+        assert_eq!(map["core_dumped"], false);
+
+        let killed = Zombie {
+            status: Some(ExitStatus::Killed {
+                signal: 11,
+                core_dumped: true,
+            }),
+            ..zombie(b"x", None)
+        };
+        let map = json_of(&Line::Zombie(Box::new(killed)));
+        assert_eq!(map["exit_code"], Value::Null);
+        assert_eq!(map["signal"], 11);
+        assert_eq!(map["core_dumped"], true);
+    }
+
+    #[test]
+    fn json_zombie_no_clock_no_last_wait() {
+        let z = Zombie {
+            parent_waits: WaitStats {
+                calls: 1,
+                last_ns: Some(1),
+                ..WaitStats::default()
+            },
+            ..zombie(b"x", Some(parent(b"p", vec![])))
+        };
+        let out = Encoder::new(Format::Json).encode_at(&Line::Zombie(Box::new(z)), None);
+        let map: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(map["parent_last_wait_ms_ago"], Value::Null);
+        assert_eq!(map["parent_cmdline"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn json_reap() {
+        let lines = all_lines(b"x", b"y");
+        let map = json_of(&lines[3]);
+        assert_eq!(
+            keys(&map),
+            set(&[
+                "type",
+                "ts",
+                "pid",
+                "comm",
+                "reaper_pid",
+                "reaper_comm",
+                "reaper",
+                "zombie_ms",
+                "reported",
+                "preexisting"
+            ])
+        );
+        assert_eq!(map["type"], "reap");
+        assert_eq!(map["reaper_pid"], 4200);
+        assert_eq!(map["reaper_comm"], "x");
+        assert_eq!(map["reaper"], "parent");
+        assert_eq!(map["zombie_ms"], 5200);
+        assert_eq!(map["reported"], true);
+        assert_eq!(map["preexisting"], false);
+
+        let unknown = Line::Reaped(Reaped {
+            ts: ts(),
+            pid: 1,
+            comm: Comm::new(b"x"),
+            reaper_pid: None,
+            reaper_comm: None,
+            reaper_kind: ReaperKind::Unknown,
+            zombie_ns: None,
+            was_reported: false,
+            preexisting: true,
+        });
+        let map = json_of(&unknown);
+        assert_eq!(map["reaper_pid"], Value::Null);
+        assert_eq!(map["reaper_comm"], Value::Null);
+        assert_eq!(map["zombie_ms"], Value::Null);
+        assert_eq!(map["reaper"], "unknown");
+    }
+
+    #[test]
+    fn json_exit_lost_summary() {
+        let lines = all_lines(b"x", b"y");
+        let exit = json_of(&lines[4]);
+        assert_eq!(
+            keys(&exit),
+            set(&[
+                "type",
+                "ts",
+                "pid",
+                "tid",
+                "ppid",
+                "comm",
+                "parent_comm",
+                "exit_code",
+                "signal",
+                "core_dumped",
+                "auto_reap"
+            ])
+        );
+        assert_eq!(exit["type"], "exit");
+        assert_eq!(exit["tid"], 4243);
+        assert_eq!(exit["exit_code"], Value::Null);
+        assert_eq!(exit["signal"], 9);
+        assert_eq!(exit["auto_reap"], false);
+
+        let lost = json_of(&lines[5]);
+        assert_eq!(keys(&lost), set(&["type", "ts", "count", "total"]));
+        assert_eq!(lost["type"], "lost");
+        assert_eq!(
+            (lost["count"].as_u64(), lost["total"].as_u64()),
+            (Some(3), Some(10))
+        );
+
+        let summary = json_of(&lines[6]);
+        assert_eq!(
+            keys(&summary),
+            set(&[
+                "type",
+                "ts",
+                "duration_ms",
+                "exits",
+                "reaps",
+                "zombies",
+                "preexisting",
+                "lost",
+                "outstanding"
+            ])
+        );
+        assert_eq!(summary["type"], "summary");
+        assert_eq!(summary["duration_ms"], 62_000);
+        assert_eq!(
+            summary["outstanding"],
+            serde_json::json!([
+                {"ppid": 4200, "parent_comm": "x", "zombies": [4242, 4243], "oldest_ms": 5000}
+            ])
+        );
+    }
+
+    #[test]
+    fn json_hostile_strings_stay_one_line_and_exact() {
+        let long = vec![b'a'; 4096];
+        for bad in HOSTILE.iter().copied().chain([&long[..]]) {
+            for line in all_lines(bad, bad) {
+                let map = json_of(&line);
+                if let Some(comm) = map.get("comm") {
+                    assert_eq!(comm, &Value::from(Comm::new(bad).to_string_lossy()));
+                }
+                if let Some(Value::Array(args)) = map.get("parent_cmdline") {
+                    assert_eq!(args[1], Value::from(String::from_utf8_lossy(bad)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_ts_before_epoch() {
+        let line = Line::Lost(Lost {
+            ts: UNIX_EPOCH - Duration::from_secs(5),
+            count: 1,
+            total: 1,
+        });
+        assert_eq!(json_of(&line)["ts"], "1970-01-01T00:00:00.000Z");
+        assert!(
+            Encoder::new(Format::Text)
+                .encode(&line)
+                .starts_with("00:00:00.000 LOST")
+        );
+    }
+
+    fn assert_safe_text(out: &str) {
+        assert!(out.ends_with('\n'), "{out:?}");
+        for c in out[..out.len() - 1].chars() {
+            assert!(
+                c != '\n' && !c.is_control() && !is_invisible_format(c),
+                "{c:?} in {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_hostile_inputs_are_escaped() {
+        let long = [b"\x1b[2J".repeat(1024), b"\n".repeat(100)].concat();
+        for bad in HOSTILE.iter().copied().chain([&long[..]]) {
+            for line in all_lines(bad, bad) {
+                let out = Encoder::new(Format::Text).encode_at(&line, Some(10_000_000_000));
+                if matches!(line, Line::Summary(_)) {
+                    for part in out.split_inclusive('\n') {
+                        let part = if part.ends_with('\n') {
+                            part.to_owned()
+                        } else {
+                            format!("{part}\n")
+                        };
+                        assert_safe_text(&part);
+                    }
+                } else {
+                    assert_safe_text(&out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_lines() {
+        let text = |line: &Line| Encoder::new(Format::Text).encode_at(line, Some(10_000_000_000));
+        let lines = all_lines(b"python3", b"seed.py");
+        assert_eq!(
+            text(&lines[0]),
+            "22:14:14.123 READY   zombie-trace 0.1.0 pid=99 kernel=seed.py threshold=5.0s \
+             preexisting=2 wait-tracing=on\n"
+        );
+        assert_eq!(
+            text(&lines[1]),
+            "22:14:14.123 ZOMBIE  pid=4242 comm=python3 exit=0 age=5.0s | parent 4200 python3 \
+             cmd=[python3 seed.py] state=S(sleeping) in=hrtimer_nanosleep \
+             syscall=clock_nanosleep sigchld=default threads=1 waits=0 | parent python3 has \
+             not called wait() since tracing began: it must reap its children (waitpid, or \
+             SIGCHLD set to SIG_IGN)\n"
+        );
+        assert_eq!(
+            text(&lines[2]),
+            "22:14:14.123 ZOMBIE  pid=4242 comm=python3 exit=0 age=5.0s | parent 4200 gone | \
+             parent python3 has not called wait()\n"
+        );
+        assert_eq!(
+            text(&lines[3]),
+            "22:14:14.123 REAP    pid=4242 comm=python3 reaped-by=4200 python3 (parent) \
+             zombie-for=5.2s was-reported\n"
+        );
+        assert_eq!(
+            text(&lines[4]),
+            "22:14:14.123 EXIT    pid=4242 tid=4243 comm=python3 killed=SIGKILL | parent 4200 \
+             python3\n"
+        );
+        assert_eq!(
+            text(&lines[5]),
+            "22:14:14.123 LOST    count=3 total=10: the kernel dropped records, some exits or \
+             reaps were not seen\n"
+        );
+        assert_eq!(
+            text(&lines[6]),
+            "22:14:14.123 SUMMARY duration=1m02s exits=10 reaps=8 zombies=2 preexisting=0 \
+             lost=0 outstanding=2\n                     parent 4200 python3: 2 zombies, \
+             oldest 5.0s: 4242 4243\n"
+        );
+    }
+
+    #[test]
+    fn text_zombie_details() {
+        let mut p = parent(
+            b"my app",
+            vec![b"sh".to_vec(), b"-c".to_vec(), b"sleep 1".to_vec()],
+        );
+        p.sigchld = Some(Sigchld {
+            ignored: false,
+            caught: true,
+            blocked: true,
+        });
+        let z = Zombie {
+            status: Some(ExitStatus::Killed {
+                signal: 6,
+                core_dumped: true,
+            }),
+            age_ns: None,
+            preexisting: true,
+            ppid_at_exit: Some(4100),
+            parent_waits: WaitStats {
+                calls: 3,
+                reaped: 0,
+                empty: 3,
+                errors: 0,
+                peeks: 0,
+                last_ns: Some(8_000_000_000),
+                targets: vec![WaitTarget::Any, WaitTarget::Pid(7)],
+            },
+            ..zombie(b"w", Some(p))
+        };
+        let out = Encoder::new(Format::Text).encode_at(&Line::Zombie(Box::new(z)), Some(10_000_000_000));
+        assert!(
+            out.contains(
+                "killed=SIGABRT (core) age=? preexisting reparented-from=4100 | parent 4200 \
+                 \"my app\" cmd=[sh -c \"sleep 1\"]"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("sigchld=caught+blocked"), "{out}");
+        assert!(
+            out.contains("waits=3 reaped=0 empty=3 errors=0 last-wait=2.0s-ago targets=any,pid:7"),
+            "{out}"
+        );
+        let other = Encoder::new(Format::Text).encode(&Line::Exited(Exited {
+            ts: ts(),
+            pid: 5,
+            tid: 5,
+            ppid: 1,
+            comm: Comm::new(b"x"),
+            parent_comm: Comm::new(b"init"),
+            status: ExitStatus::Killed {
+                signal: 63,
+                core_dumped: false,
+            },
+            auto_reap: true,
+        }));
+        assert!(
+            other.ends_with(
+                "EXIT    pid=5 comm=x signal=63 | parent 1 init auto-reap (parent ignores SIGCHLD)\n"
+            ),
+            "{other}"
+        );
+    }
+
+    #[test]
+    fn escape() {
+        assert_eq!(escape_text(b""), "");
+        assert_eq!(escape_text(b"python3"), "python3");
+        assert_eq!(escape_text(b"\x1b[31mred"), "\\e[31mred");
+        assert_eq!(escape_text(b"a\nb\tc\rd"), "a\\nb\\tc\\rd");
+        assert_eq!(escape_text(b"\0\x01\x7f"), "\\x00\\x01\\x7f");
+        assert_eq!(escape_text(b"\xff\xc3("), "\\xff\\xc3(");
+        assert_eq!(escape_text(b"\xc2\x9b2J"), "\\u{9b}2J");
+        assert_eq!(
+            escape_text("\u{202e}gpj.exe".as_bytes()),
+            "\\u{202e}gpj.exe"
+        );
+        assert_eq!(
+            escape_text("caf\u{e9} \u{1f9df}".as_bytes()),
+            "caf\u{e9} \u{1f9df}"
+        );
+        assert_eq!(escape_text(b"a\\nb"), "a\\\\nb");
+        assert_eq!(escape_text(b"0123456789abcdef"), "0123456789abcdef");
+        let all: Vec<u8> = (0..=255).collect();
+        let escaped = escape_text(&all);
+        assert!(escaped.chars().all(|c| !c.is_control()), "{escaped}");
+        assert!(escaped.is_ascii());
+    }
+
+    #[test]
+    fn words_and_cmdlines() {
+        assert_eq!(word(b"plain"), "plain");
+        assert_eq!(word(b""), "\"\"");
+        assert_eq!(word(b"a b"), "\"a b\"");
+        assert_eq!(word(b"say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(word(b"it's"), "\"it's\"");
+        assert_eq!(word(b"a|b"), "\"a|b\"");
+        assert_eq!(word(b"x\ny"), "x\\ny");
+        assert_eq!(
+            cmdline_text(&[b"python3".to_vec(), b"".to_vec(), b"a b".to_vec()]),
+            "python3 \"\" \"a b\""
+        );
+        let long = cmdline_text(&[vec![b'a'; 4096]]);
+        assert_eq!(long.len(), CMDLINE_MAX_CHARS + 3);
+        assert!(long.ends_with("a..."));
+        let escapes = cmdline_text(&[vec![0x1b; 4096]]);
+        assert_eq!(escapes.chars().count(), CMDLINE_MAX_CHARS + 3);
+        assert!(escapes.starts_with("\\e\\e"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_ms(0), "0ms");
+        assert_eq!(human_ms(850), "850ms");
+        assert_eq!(human_ms(5000), "5.0s");
+        assert_eq!(human_ms(59_999), "59.9s");
+        assert_eq!(human_ms(123_000), "2m03s");
+        assert_eq!(human_ms(3_720_000), "1h02m");
+        assert_eq!(human_ms(2 * 86_400_000 + 3_600_000), "2d01h");
+        assert!(!human_ms(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn text_timestamp() {
+        assert_eq!(text_ts(ts()), "22:14:14.123");
+        assert_eq!(text_ts(UNIX_EPOCH), "00:00:00.000");
+    }
+
+    #[test]
+    fn summary_caps_pids() {
+        let s = Summary {
+            ts: ts(),
+            duration_ns: 0,
+            exits: 0,
+            reaps: 0,
+            zombies: 25,
+            preexisting: 0,
+            lost: 0,
+            outstanding: vec![ParentGroup {
+                ppid: 7,
+                parent_comm: b"p".to_vec(),
+                zombies: (100..125).collect(),
+                oldest_ns: None,
+            }],
+        };
+        let out = Encoder::new(Format::Text).encode(&Line::Summary(s.clone()));
+        assert!(out.ends_with("parent 7 p: 25 zombies: 100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117 118 119 (+5 more)\n"), "{out}");
+        let map = json_of(&Line::Summary(s));
+        assert_eq!(
+            map["outstanding"][0]["zombies"].as_array().unwrap().len(),
+            25
+        );
+        assert_eq!(map["outstanding"][0]["oldest_ms"], Value::Null);
+    }
+
+    fn waits(targets: Vec<WaitTarget>) -> WaitStats {
+        WaitStats {
+            calls: 2,
+            targets,
+            ..WaitStats::default()
+        }
+    }
+
+    #[test]
+    fn diagnoses() {
+        let p = parent(b"python3", vec![]);
+        let none = WaitStats::default();
+        let d = |p: &ProcessInfo, w: &WaitStats| diagnose(4242, Some(p), w, true);
+
+        assert_eq!(
+            d(&p, &none),
+            "parent python3 has not called wait() since tracing began: it must reap its \
+             children (waitpid, or SIGCHLD set to SIG_IGN)"
+        );
+        assert!(diagnose(4242, None, &none, true).starts_with("the parent is gone"));
+        assert!(
+            d(
+                &ProcessInfo {
+                    pid: 1,
+                    ..p.clone()
+                },
+                &none
+            )
+            .starts_with("adopted by init (pid 1)")
+        );
+        assert!(
+            d(
+                &ProcessInfo {
+                    state: 'T',
+                    ..p.clone()
+                },
+                &none
+            )
+            .contains("stopped (SIGSTOP/ptrace)")
+        );
+        assert!(
+            d(
+                &ProcessInfo {
+                    state: 't',
+                    ..p.clone()
+                },
+                &none
+            )
+            .contains("tracer")
+        );
+        assert!(
+            d(
+                &ProcessInfo {
+                    state: 'Z',
+                    threads: 3,
+                    ..p.clone()
+                },
+                &none
+            )
+            .contains("2 remaining threads")
+        );
+        let blocked = ProcessInfo {
+            sigchld: Some(Sigchld {
+                ignored: false,
+                caught: true,
+                blocked: true,
+            }),
+            ..p.clone()
+        };
+        let text = d(&blocked, &none);
+        assert!(
+            text.contains("catches SIGCHLD") && text.ends_with("SIGCHLD is blocked"),
+            "{text}"
+        );
+
+        assert_eq!(
+            d(&p, &waits(vec![WaitTarget::Pid(123), WaitTarget::Pid(124)])),
+            "parent python3 waits only for pid 123, 124, not for this child"
+        );
+        assert!(!d(&p, &waits(vec![WaitTarget::Pid(4242)])).contains("waits only"));
+        assert!(d(&p, &waits(vec![WaitTarget::Pgid(5)])).contains("process group 5"));
+        assert!(d(&p, &waits(vec![WaitTarget::Pidfd(3)])).contains("pidfds"));
+        let any = |f: fn(&mut WaitStats)| {
+            let mut w = waits(vec![WaitTarget::Any]);
+            f(&mut w);
+            d(&p, &w)
+        };
+        assert!(any(|w| w.reaped = 1).contains("reaps some children (1 so far)"));
+        assert!(any(|w| w.empty = 2).contains("polls with WNOHANG (2 empty polls)"));
+        assert!(any(|w| w.errors = 2).contains("fail (2 errors"));
+        assert!(any(|w| w.peeks = 2).contains("WNOWAIT"));
+        assert!(any(|_| ()).contains("called wait() 2 times"));
+
+        let untraced = diagnose(4242, Some(&p), &none, false);
+        assert!(untraced.contains("not traced"), "{untraced}");
+        let in_wait = ProcessInfo {
+            syscall: Some("wait4".to_owned()),
+            ..p.clone()
+        };
+        assert!(diagnose(4242, Some(&in_wait), &none, false).contains("is in wait4()"));
+
+        let hostile = parent(b"\x1b]0;pwned\x07\n", vec![]);
+        let sentence = d(&hostile, &none);
+        let z = Zombie {
+            diagnosis: sentence,
+            ..zombie(b"x", Some(hostile))
+        };
+        assert_safe_text(&Encoder::new(Format::Text).encode(&Line::Zombie(Box::new(z))));
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(9), Some("SIGKILL"));
+        assert_eq!(signal_name(libc::SIGTERM as u8), Some("SIGTERM"));
+        assert_eq!(signal_name(0), None);
+        assert_eq!(signal_name(200), None);
+    }
+}

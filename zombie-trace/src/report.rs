@@ -1,0 +1,207 @@
+//! What zombie-trace tells the operator: one type per kind of output line.
+//! Filled in by the engine (`engine`) and `/proc` inspection (`inspect`),
+//! rendered by `output`. Plain data, no I/O.
+
+use std::time::SystemTime;
+
+use crate::event::{Comm, ExitStatus, WaitTarget};
+
+/// How the parent handles SIGCHLD, from `/proc/PID/status`
+/// (`SigIgn`/`SigBlk`/`SigCgt`, bit 16 for signal 17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sigchld {
+    pub ignored: bool,
+    pub caught: bool,
+    pub blocked: bool,
+}
+
+impl Sigchld {
+    /// `"default"`, `"ignored"` or `"caught"`, with `"+blocked"` when blocked.
+    pub fn describe(&self) -> String {
+        let base = if self.ignored {
+            "ignored"
+        } else if self.caught {
+            "caught"
+        } else {
+            "default"
+        };
+        if self.blocked {
+            format!("{base}+blocked")
+        } else {
+            base.to_owned()
+        }
+    }
+}
+
+/// The wait calls a process made since tracing began.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WaitStats {
+    /// `wait4`/`waitid` calls that returned.
+    pub calls: u64,
+    /// Calls that collected (reaped) a child.
+    pub reaped: u64,
+    /// `WNOHANG` calls that found nothing to collect.
+    pub empty: u64,
+    /// Calls that failed (`ECHILD`, `EINTR`, ...).
+    pub errors: u64,
+    /// Calls that only peeked (`WNOWAIT`).
+    pub peeks: u64,
+    /// Boot-time ns of the last call's return.
+    pub last_ns: Option<u64>,
+    /// The distinct targets asked for, first few only.
+    pub targets: Vec<WaitTarget>,
+}
+
+/// A process as `/proc` shows it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub comm: Vec<u8>,
+    /// Arguments as the kernel holds them (untrusted bytes).
+    pub cmdline: Vec<Vec<u8>>,
+    /// The state letter from `/proc/PID/stat` (`S`, `R`, `D`, `Z`, `T`...).
+    pub state: char,
+    /// What it sleeps in (`/proc/PID/wchan`), when known and not `0`.
+    pub wchan: Option<String>,
+    /// The syscall it is in (`/proc/PID/syscall`), by name when known.
+    pub syscall: Option<String>,
+    pub sigchld: Option<Sigchld>,
+    pub ppid: u32,
+    pub threads: u32,
+}
+
+/// A child left unreaped past the threshold (or found at start-up).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Zombie {
+    pub ts: SystemTime,
+    pub pid: u32,
+    pub comm: Comm,
+    /// `None` when the exit was not seen (a pre-existing zombie).
+    pub status: Option<ExitStatus>,
+    /// Time since the process died; `None` when unknown.
+    pub age_ns: Option<u64>,
+    pub preexisting: bool,
+    /// Parent at exit, when the exit was seen.
+    pub ppid_at_exit: Option<u32>,
+    /// The parent now (it may have been reparented).
+    pub ppid: u32,
+    pub parent: Option<ProcessInfo>,
+    pub parent_waits: WaitStats,
+    /// One sentence on why it is not reaped and what to look at.
+    pub diagnosis: String,
+}
+
+/// Who released a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReaperKind {
+    /// Its parent collected it with `wait`.
+    Parent,
+    /// The kernel, at exit, because the parent ignores SIGCHLD.
+    Kernel,
+    /// Init (pid 1) after the parent died.
+    Init,
+    /// Another adoptive parent: a subreaper, or the init of a pid namespace.
+    Subreaper,
+    /// The exit was not seen, so the original parent is unknown.
+    Unknown,
+}
+
+impl ReaperKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Parent => "parent",
+            Self::Kernel => "kernel",
+            Self::Init => "init",
+            Self::Subreaper => "subreaper",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A process was reaped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reaped {
+    pub ts: SystemTime,
+    pub pid: u32,
+    pub comm: Comm,
+    /// `None` when the reap record was lost and only `/proc` saw it go.
+    pub reaper_pid: Option<u32>,
+    pub reaper_comm: Option<Comm>,
+    pub reaper_kind: ReaperKind,
+    /// Exit to reap, when both were seen.
+    pub zombie_ns: Option<u64>,
+    /// It had been reported as a zombie.
+    pub was_reported: bool,
+    pub preexisting: bool,
+}
+
+/// A process died (`--events`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exited {
+    pub ts: SystemTime,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub comm: Comm,
+    pub parent_comm: Comm,
+    pub status: ExitStatus,
+    /// The kernel will reap it at once (parent ignores SIGCHLD).
+    pub auto_reap: bool,
+}
+
+/// Records the kernel could not hand over.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lost {
+    pub ts: SystemTime,
+    /// Since the last `lost` line.
+    pub count: u64,
+    pub total: u64,
+}
+
+/// Everything is attached and the start-up scan is done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ready {
+    pub ts: SystemTime,
+    pub version: &'static str,
+    pub threshold_ms: u64,
+    pub kernel: String,
+    pub pid: u32,
+    /// Zombies that already existed.
+    pub preexisting: usize,
+    /// Whether `wait` calls are traced (needs tracefs).
+    pub wait_tracing: bool,
+}
+
+/// Zombies still outstanding under one parent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParentGroup {
+    pub ppid: u32,
+    pub parent_comm: Vec<u8>,
+    pub zombies: Vec<u32>,
+    /// Age of the oldest, when known.
+    pub oldest_ns: Option<u64>,
+}
+
+/// The last line on a clean stop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub ts: SystemTime,
+    pub duration_ns: u64,
+    pub exits: u64,
+    pub reaps: u64,
+    pub zombies: u64,
+    pub preexisting: u64,
+    pub lost: u64,
+    pub outstanding: Vec<ParentGroup>,
+}
+
+/// One line of output.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line {
+    Ready(Ready),
+    Zombie(Box<Zombie>),
+    Reaped(Reaped),
+    Exited(Exited),
+    Lost(Lost),
+    Summary(Summary),
+}
