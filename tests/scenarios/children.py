@@ -58,12 +58,13 @@ elif mode == "nocldwait":
     # A handler with SA_NOCLDWAIT: children are reaped by the kernel.
     SA_NOCLDWAIT = 2
 
+    # glibc's struct sigaction on Linux (not the kernel's k_sigaction).
     class Sigaction(ctypes.Structure):
         _fields_ = [
             ("handler", ctypes.c_void_p),
-            ("flags", ctypes.c_ulong),
-            ("restorer", ctypes.c_void_p),
             ("mask", ctypes.c_ulong * 16),
+            ("flags", ctypes.c_int),
+            ("restorer", ctypes.c_void_p),
         ]
 
     act = Sigaction()

@@ -1,8 +1,7 @@
 //! `sched_process_exit`: the death of a whole process.
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
 use aya_log_ebpf::error;
 use zombie_trace_common::{

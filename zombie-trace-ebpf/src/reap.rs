@@ -5,8 +5,7 @@
 //! comes from the task argument. Its `real_parent` is who reaped it.
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
 use aya_log_ebpf::error;
 use zombie_trace_common::{COUNTER_LOST_REAP, COUNTER_READ_ERRORS, KIND_REAP, ReapRecord};

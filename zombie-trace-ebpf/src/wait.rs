@@ -6,16 +6,15 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_user,
-        bpf_ktime_get_boot_ns,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_user,
     },
     macros::{map, tracepoint},
     maps::HashMap,
     programs::TracePointContext,
 };
 use zombie_trace_common::{
-    COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, KIND_WAIT, P_ALL, P_PGID, P_PID,
-    WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitArgs, WaitRecord,
+    COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, KIND_WAIT, P_ALL, P_PGID, P_PID, WAIT_SYSCALL_WAIT4,
+    WAIT_SYSCALL_WAITID, WaitArgs, WaitRecord,
 };
 
 use crate::{EVENTS, count, offsets};

@@ -84,9 +84,8 @@ impl From<FormatArg> for Format {
 
 /// A duration such as `500ms`, `5s` or `2m`: positive, at most a week.
 fn parse_threshold(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("{e}: give a duration with a unit, such as 500ms, 5s, 2m or 1h")
-    })?;
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}: give a duration with a unit, such as 500ms, 5s, 2m or 1h"))?;
     if d.is_zero() {
         return Err("must be more than zero: every child is a zombie for an instant".into());
     }
@@ -121,7 +120,16 @@ mod tests {
     #[test]
     fn rejects_bad_thresholds() {
         for bad in [
-            "", "0", "0s", "5", "-1s", "abc", "5 parsecs", "8days", "1us", "99999999999999999999s",
+            "",
+            "0",
+            "0s",
+            "5",
+            "-1s",
+            "abc",
+            "5 parsecs",
+            "8days",
+            "1us",
+            "99999999999999999999s",
         ] {
             assert!(parse_threshold(bad).is_err(), "{bad:?} accepted");
         }

@@ -9,7 +9,10 @@ fn read(clock: libc::clockid_t) -> Duration {
     };
     // SAFETY: a valid pointer to a timespec; these clocks always exist.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// Now, in the clock of `bpf_ktime_get_boot_ns` and `start_boottime`.

@@ -116,9 +116,7 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
             // WIFEXITED or WIFSIGNALED (not stopped 0x7f, not continued 0xffff).
             signal != 0x7f && r.status != 0xffff
         }
-        WaitSyscall::Wait4 => {
-            r.options & (crate::event::WUNTRACED | crate::event::WCONTINUED) == 0
-        }
+        WaitSyscall::Wait4 => r.options & (crate::event::WUNTRACED | crate::event::WCONTINUED) == 0,
         WaitSyscall::Waitid => (CLD_EXITED..=CLD_DUMPED).contains(&r.code),
     };
     Ok(Wait {
@@ -142,8 +140,7 @@ mod tests {
 
     fn bytes_of<T>(v: &T) -> Vec<u8> {
         // SAFETY: test-only view of a padding-free repr(C) record.
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
-            .to_vec()
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
     fn comm(s: &[u8]) -> [u8; 16] {
@@ -191,7 +188,13 @@ mod tests {
         let Event::Exit(e) = decode(&bytes_of(&exit_record())).unwrap() else {
             panic!("not an exit");
         };
-        assert_eq!(e.key, ProcKey { pid: 42, start_ns: 123 });
+        assert_eq!(
+            e.key,
+            ProcKey {
+                pid: 42,
+                start_ns: 123
+            }
+        );
         assert_eq!(e.status, ExitStatus::Exited(77));
         assert_eq!(e.comm.as_bytes(), b"child");
         assert_eq!(e.parent_comm.as_bytes(), b"parent");
@@ -309,10 +312,7 @@ mod tests {
 
     #[test]
     fn rejects_short_and_unknown_records() {
-        assert_eq!(
-            decode(&[]),
-            Err(DecodeError::TooShort { len: 0, need: 4 })
-        );
+        assert_eq!(decode(&[]), Err(DecodeError::TooShort { len: 0, need: 4 }));
         let bytes = bytes_of(&exit_record());
         assert_eq!(
             decode(&bytes[..bytes.len() - 1]),
@@ -321,19 +321,16 @@ mod tests {
                 need: bytes.len()
             })
         );
-        assert_eq!(decode(&[9, 0, 0, 0, 1, 2]), Err(DecodeError::UnknownKind(9)));
+        assert_eq!(
+            decode(&[9, 0, 0, 0, 1, 2]),
+            Err(DecodeError::UnknownKind(9))
+        );
         let mut w = wait_record();
         w.idtype = 99;
-        assert_eq!(
-            decode(&bytes_of(&w)),
-            Err(DecodeError::UnknownIdtype(99))
-        );
+        assert_eq!(decode(&bytes_of(&w)), Err(DecodeError::UnknownIdtype(99)));
         w.idtype = P_ALL;
         w.syscall = 5;
-        assert_eq!(
-            decode(&bytes_of(&w)),
-            Err(DecodeError::UnknownSyscall(5))
-        );
+        assert_eq!(decode(&bytes_of(&w)), Err(DecodeError::UnknownSyscall(5)));
     }
 
     #[test]

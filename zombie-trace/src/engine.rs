@@ -127,7 +127,10 @@ pub struct Reaping {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
     /// A process died; `auto_reap` when the kernel reaps it at once.
-    Exited { exit: Exit, auto_reap: bool },
+    Exited {
+        exit: Exit,
+        auto_reap: bool,
+    },
     Reaped(Reaping),
 }
 
@@ -339,8 +342,7 @@ impl Engine {
 
     pub fn on_wait(&mut self, wait: &Wait) {
         self.wait_clock += 1;
-        if !self.waits.contains_key(&wait.pid) && self.waits.len() >= self.config.max_wait_callers
-        {
+        if !self.waits.contains_key(&wait.pid) && self.waits.len() >= self.config.max_wait_callers {
             // Full: make room by forgetting the caller idle longest.
             let oldest = self
                 .waits
@@ -542,7 +544,12 @@ impl Engine {
         for g in &mut groups {
             g.zombies.sort_unstable();
         }
-        groups.sort_by(|a, b| b.zombies.len().cmp(&a.zombies.len()).then(a.ppid.cmp(&b.ppid)));
+        groups.sort_by(|a, b| {
+            b.zombies
+                .len()
+                .cmp(&a.zombies.len())
+                .then(a.ppid.cmp(&b.ppid))
+        });
         groups
     }
 
@@ -713,7 +720,9 @@ mod tests {
         let mut out = Vec::new();
         e.on_exit(&exit(100, 7, 10, SEC), &mut out);
         e.on_reap(&reap(100, 7, 10, SEC + 2 * MS), &mut out);
-        assert!(matches!(&out[0], Output::Exited { exit, auto_reap: false } if exit.key.pid == 100));
+        assert!(
+            matches!(&out[0], Output::Exited { exit, auto_reap: false } if exit.key.pid == 100)
+        );
         let r = reapings(&out);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].kind, ReaperKind::Parent);
@@ -766,7 +775,10 @@ mod tests {
         let mut out = Vec::new();
         e.on_exit(&exit(100, 7, 10, SEC), &mut out);
         let due = e.tick(10 * SEC);
-        assert_eq!(e.resolve(due[0].id, Verdict::Gone, 10 * SEC), Resolution::Nothing);
+        assert_eq!(
+            e.resolve(due[0].id, Verdict::Gone, 10 * SEC),
+            Resolution::Nothing
+        );
         assert_eq!(e.counts().zombies, 0);
         // A late reap record is still paired (but was not reported).
         e.on_reap(&reap(100, 7, 10, 11 * SEC), &mut out);
@@ -788,7 +800,10 @@ mod tests {
         let mut e = engine();
         e.on_exit(&exit(100, 7, 10, SEC), &mut Vec::new());
         let due = e.tick(6 * SEC);
-        assert_eq!(e.resolve(due[0].id, Verdict::NotYet, 6 * SEC), Resolution::Nothing);
+        assert_eq!(
+            e.resolve(due[0].id, Verdict::NotYet, 6 * SEC),
+            Resolution::Nothing
+        );
         assert!(e.tick(6 * SEC + RETRY_NS - 1).is_empty());
         let again = e.tick(6 * SEC + RETRY_NS);
         assert_eq!(again, due);
@@ -918,7 +933,10 @@ mod tests {
         x.tid = 103;
         x.leader_went_first = true;
         e.on_exit(&x, &mut out);
-        assert!(e.tick(3 * SEC + THRESHOLD - 1).is_empty(), "clock starts at the group's death");
+        assert!(
+            e.tick(3 * SEC + THRESHOLD - 1).is_empty(),
+            "clock starts at the group's death"
+        );
         e.on_reap(&reap(100, 7, 10, 4 * SEC), &mut out);
         assert_eq!(reapings(&out)[0].zombie_ns, Some(SEC));
     }
@@ -1001,7 +1019,10 @@ mod tests {
         e.on_wait(&wait(10, 3 * SEC, WaitTarget::Any, 0, -10));
         e.on_wait(&wait(10, 4 * SEC, WaitTarget::Pgid(0), WNOWAIT, 100));
         let s = e.wait_stats(10);
-        assert_eq!((s.calls, s.empty, s.reaped, s.errors, s.peeks), (4, 1, 1, 1, 1));
+        assert_eq!(
+            (s.calls, s.empty, s.reaped, s.errors, s.peeks),
+            (4, 1, 1, 1, 1)
+        );
         assert_eq!(s.last_ns, Some(4 * SEC));
         assert_eq!(
             s.targets,
@@ -1063,7 +1084,10 @@ mod tests {
         }
         let groups = e.outstanding(7 * SEC);
         assert_eq!(groups.len(), 2, "unreported children are not outstanding");
-        assert_eq!((groups[0].ppid, &groups[0].zombies), (20, &vec![101, 102, 103]));
+        assert_eq!(
+            (groups[0].ppid, &groups[0].zombies),
+            (20, &vec![101, 102, 103])
+        );
         assert_eq!((groups[1].ppid, &groups[1].zombies), (10, &vec![100]));
         assert_eq!(groups[1].parent_comm, b"parent");
     }

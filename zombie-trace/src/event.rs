@@ -26,7 +26,11 @@ pub struct Comm {
 impl Comm {
     /// The bytes up to the first NUL.
     pub fn new(raw: &[u8]) -> Self {
-        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len()).min(16);
+        let end = raw
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(raw.len())
+            .min(16);
         let mut bytes = [0; 16];
         bytes[..end].copy_from_slice(&raw[..end]);
         Self {

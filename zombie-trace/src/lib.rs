@@ -15,3 +15,4 @@ pub mod loader;
 pub mod offsets;
 pub mod output;
 pub mod report;
+pub mod session;

@@ -2,7 +2,7 @@
 //! machine can run them; every refusal says what to do.
 //!
 //! Everything attached is owned by file descriptors in [`Tracer`]: dropping
-//! it, or the process dying in any way, detaches and unloads all of it.
+//! them, or the process dying in any way, detaches and unloads all of it.
 
 use std::{fs, path::PathBuf};
 
@@ -12,7 +12,10 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use thiserror::Error;
-use zombie_trace_common::{COUNTERS_LEN, WaitArgs};
+use zombie_trace_common::{
+    COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_READ_ERRORS,
+    COUNTER_WAIT_UNTRACKED, WaitArgs,
+};
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
 
@@ -70,20 +73,46 @@ pub enum LoadError {
     },
 }
 
-/// The loaded, attached programs and the maps userspace reads.
+/// The loaded, attached programs and the maps userspace reads. The ring
+/// buffer and the logger are apart so that each can be handed to the
+/// event loop.
 pub struct Tracer {
     pub events: RingBuf<MapData>,
-    pub counters: PerCpuArray<MapData, u64>,
-    /// Wait calls in progress, by `pid_tgid`.
-    pub wait_args: HashMap<MapData, u64, WaitArgs>,
     /// eBPF-side log messages (`None` if the logger could not start).
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    pub probes: Probes,
+}
+
+/// The programs, and the maps read on demand.
+pub struct Probes {
+    counters: PerCpuArray<MapData, u64>,
+    /// Wait calls in progress, by `pid_tgid`.
+    wait_args: HashMap<MapData, u64, WaitArgs>,
     /// Whether `wait4`/`waitid` are traced (they need tracefs).
     pub wait_tracing: bool,
     /// Why not, when they are not.
     pub wait_tracing_error: Option<String>,
-    /// Keeps the programs and their links alive; dropped last.
+    /// Keeps the programs and their links alive: dropping it detaches them.
     _ebpf: Ebpf,
+}
+
+/// What the kernel programs count (since they were loaded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records the ring buffer had no room for.
+    pub lost_exits: u64,
+    pub lost_reaps: u64,
+    pub lost_waits: u64,
+    /// Wait calls not tracked: too many threads were blocked in wait.
+    pub untracked_waits: u64,
+    /// Kernel memory reads that failed (fields left zero).
+    pub read_errors: u64,
+}
+
+impl Counters {
+    pub fn lost(&self) -> u64 {
+        self.lost_exits + self.lost_reaps + self.lost_waits
+    }
 }
 
 pub struct Options {
@@ -118,8 +147,9 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     let mut offsets = offsets::from_btf(&kernel_btf)?;
     drop(kernel_btf);
     let wait_tracing = match offsets::tracefs() {
-        Some(tracefs) => offsets::add_wait_tracepoints(&mut offsets, &tracefs)
-            .map_err(|e| e.to_string()),
+        Some(tracefs) => {
+            offsets::add_wait_tracepoints(&mut offsets, &tracefs).map_err(|e| e.to_string())
+        }
         None => Err("tracefs is not mounted and could not be mounted".to_owned()),
     };
 
@@ -146,11 +176,14 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         Err(e) => Some(e),
     };
 
-    let events = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or(LoadError::Missing("EVENTS"))?)
-        .map_err(|source| LoadError::Map {
-            name: "EVENTS",
-            source,
-        })?;
+    let events = RingBuf::try_from(
+        ebpf.take_map("EVENTS")
+            .ok_or(LoadError::Missing("EVENTS"))?,
+    )
+    .map_err(|source| LoadError::Map {
+        name: "EVENTS",
+        source,
+    })?;
     let counters = PerCpuArray::try_from(
         ebpf.take_map("COUNTERS")
             .ok_or(LoadError::Missing("COUNTERS"))?,
@@ -169,12 +202,14 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     })?;
     Ok(Tracer {
         events,
-        counters,
-        wait_args,
         logger,
-        wait_tracing: wait_tracing_error.is_none(),
-        wait_tracing_error,
-        _ebpf: ebpf,
+        probes: Probes {
+            counters,
+            wait_args,
+            wait_tracing: wait_tracing_error.is_none(),
+            wait_tracing_error,
+            _ebpf: ebpf,
+        },
     })
 }
 
@@ -215,16 +250,22 @@ fn attach_wait(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     Ok(())
 }
 
-impl Tracer {
-    /// Sum over CPUs of each `COUNTER_*`.
-    pub fn counters(&self) -> [u64; COUNTERS_LEN as usize] {
-        let mut sums = [0u64; COUNTERS_LEN as usize];
-        for (index, sum) in (0..COUNTERS_LEN).zip(sums.iter_mut()) {
-            if let Ok(values) = self.counters.get(&index, 0) {
-                *sum = values.iter().sum();
-            }
+impl Probes {
+    /// The kernel-side counters, summed over CPUs.
+    pub fn counters(&self) -> Counters {
+        let read = |index: u32| {
+            self.counters
+                .get(&index, 0)
+                .map(|values| values.iter().sum())
+                .unwrap_or(0)
+        };
+        Counters {
+            lost_exits: read(COUNTER_LOST_EXIT),
+            lost_reaps: read(COUNTER_LOST_REAP),
+            lost_waits: read(COUNTER_LOST_WAIT),
+            untracked_waits: read(COUNTER_WAIT_UNTRACKED),
+            read_errors: read(COUNTER_READ_ERRORS),
         }
-        sums
     }
 
     /// The wait calls the threads of process `tgid` are blocked in now.

@@ -40,7 +40,7 @@ impl Encoder {
     /// One line, `\n`-terminated; the parent's last wait is aged against
     /// the boot-time clock now.
     pub fn encode(&self, line: &Line) -> String {
-        self.encode_at(line, boot_time_ns())
+        self.encode_at(line, Some(crate::clock::boot_ns()))
     }
 
     /// As [`Encoder::encode`], with the `CLOCK_BOOTTIME` reading to age
@@ -53,18 +53,6 @@ impl Encoder {
         out.push('\n');
         out
     }
-}
-
-fn boot_time_ns() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) } != 0 {
-        return None;
-    }
-    Some(u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?)
 }
 
 /// The one sentence on why `child_pid` is not reaped, for
@@ -1349,7 +1337,8 @@ mod tests {
             },
             ..zombie(b"w", Some(p))
         };
-        let out = Encoder::new(Format::Text).encode_at(&Line::Zombie(Box::new(z)), Some(10_000_000_000));
+        let out =
+            Encoder::new(Format::Text).encode_at(&Line::Zombie(Box::new(z)), Some(10_000_000_000));
         assert!(
             out.contains(
                 "killed=SIGABRT (core) age=? preexisting reparented-from=4100 | parent 4200 \

@@ -1,0 +1,457 @@
+//! One tracing session: kernel records into the engine, the engine's
+//! questions to `/proc`, findings out as lines, until SIGINT or SIGTERM.
+
+use std::{
+    collections::HashSet,
+    io::{self, Write},
+    os::fd::{AsRawFd, RawFd},
+    time::{Duration, SystemTime},
+};
+
+use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{
+        Interest,
+        unix::{AsyncFd, AsyncFdReadyGuard},
+    },
+    signal::unix::{SignalKind, signal},
+    time::MissedTickBehavior,
+};
+
+use crate::{
+    clock::{self, Clock},
+    decode,
+    engine::{Config, Engine, Finding, Id, Output, Reaping, Resolution, Unseen, Verdict},
+    inspect::{self, ZombieState},
+    loader::{self, Counters, Probes, Tracer},
+    output::{self, Encoder, Format},
+    report::{Exited, Line, Lost, ProcessInfo, Ready, Reaped, Summary, WaitStats, Zombie},
+};
+
+/// Overdue children are checked this often: a report comes at most this
+/// late after its threshold.
+const TICK: Duration = Duration::from_millis(100);
+/// Kernel counters (lost records) are read this often.
+const COUNTERS_EVERY: u64 = 10;
+/// Reported zombies are re-checked in `/proc` this often, in case their
+/// reap record was lost.
+const RECHECK_EVERY: u64 = 20;
+/// Ring buffer size: about 50,000 records of slack for a stalled reader.
+const RING_BYTES: u32 = 1 << 22;
+/// Distinct wait targets shown per parent (as the engine keeps).
+const MAX_TARGETS: usize = 8;
+
+pub struct Options {
+    pub threshold: Duration,
+    pub format: Format,
+    pub events: bool,
+}
+
+/// The logger's descriptor, watched while the logger itself stays outside
+/// the AsyncFd (its `flush` needs `&mut`).
+struct LoggerFd(RawFd);
+
+impl AsRawFd for LoggerFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Loads the programs and traces until SIGINT/SIGTERM or until stdout is
+/// closed. Everything is detached when it returns.
+pub async fn run(options: Options) -> Result<()> {
+    let Tracer {
+        events,
+        mut logger,
+        probes,
+    } = loader::load(&loader::Options {
+        ring_bytes: RING_BYTES,
+    })?;
+    if let Some(why) = &probes.wait_tracing_error {
+        log::warn!(
+            "wait4/waitid calls are not traced ({why}): reports will not say whether the parent \
+             calls wait; mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) and restart"
+        );
+    }
+    // SAFETY: the ring buffer owns its descriptor, so it stays open and the
+    // same for as long as the AsyncFd that owns the ring buffer.
+    let mut ring = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+        .map_err(io::Error::from)
+        .context("cannot watch the ring buffer with epoll")?;
+    let logs = match logger.as_ref() {
+        // SAFETY: the logger owns its descriptor and is dropped after this
+        // AsyncFd (declared later, dropped first; and dropped explicitly
+        // below).
+        Some(l) => Some(
+            unsafe { AsyncFd::register_with_interest(LoggerFd(l.as_raw_fd()), Interest::READABLE) }
+                .map_err(io::Error::from)
+                .context("cannot watch the eBPF log buffer with epoll")?,
+        ),
+        None => None,
+    };
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+
+    let mut session = Session::new(&options, probes.wait_tracing);
+    session.start(ring.get_mut(), &probes)?;
+
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut ticks: u64 = 0;
+    let ended = loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the ring buffer")?;
+                session.drain(guard.get_inner_mut());
+                guard.clear_ready();
+            }
+            guard = readable(logs.as_ref()) => {
+                let mut guard = guard.context("waiting on the eBPF log buffer")?;
+                if let Some(logger) = logger.as_mut() {
+                    logger.flush();
+                }
+                guard.clear_ready();
+            }
+            _ = ticker.tick() => {
+                ticks += 1;
+                let events = ring.get_mut();
+                session.drain(events);
+                if ticks.is_multiple_of(COUNTERS_EVERY) {
+                    session.counters(events, &probes);
+                }
+                if ticks.is_multiple_of(RECHECK_EVERY) {
+                    session.recheck();
+                }
+                session.tick(&probes);
+            }
+            _ = sigint.recv() => break Ok(()),
+            _ = sigterm.recv() => break Ok(()),
+        }
+        if let Err(e) = session.flush() {
+            break Err(e);
+        }
+    };
+    match ended {
+        Ok(()) => {
+            let events = ring.get_mut();
+            session.drain(events);
+            session.counters(events, &probes);
+            if let Some(logger) = logger.as_mut() {
+                logger.flush();
+            }
+            session.summary();
+            session.flush().or_else(closed_stdout_is_fine)?;
+        }
+        Err(e) => closed_stdout_is_fine(e)?,
+    }
+    drop(logs);
+    drop(logger);
+    drop(ring);
+    drop(probes);
+    Ok(())
+}
+
+/// `zombie-trace | head` closes the pipe: that is a way to stop, not an error.
+fn closed_stdout_is_fine(e: anyhow::Error) -> Result<()> {
+    match e.downcast_ref::<io::Error>() {
+        Some(io) if io.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        _ => Err(e),
+    }
+}
+
+async fn readable(fd: Option<&AsyncFd<LoggerFd>>) -> io::Result<AsyncFdReadyGuard<'_, LoggerFd>> {
+    match fd {
+        Some(fd) => fd.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Session {
+    engine: Engine,
+    encoder: Encoder,
+    clock: Clock,
+    events: bool,
+    threshold_ms: u64,
+    wait_tracing: bool,
+    started_ns: u64,
+    out: Vec<Output>,
+    /// Encoded lines not yet written.
+    pending: Vec<u8>,
+    /// What the kernel counters said last time.
+    counted: Counters,
+    overflow_seen: u64,
+    /// Reported zombies that `/proc` did not show at the last re-check: gone
+    /// if still missing at the next one (their reap record can come a little
+    /// after `/proc` forgets them).
+    missing: HashSet<Id>,
+    decode_errors: u64,
+}
+
+impl Session {
+    fn new(options: &Options, wait_tracing: bool) -> Self {
+        let threshold_ns = u64::try_from(options.threshold.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            engine: Engine::new(Config::new(threshold_ns, procfs::ticks_per_second())),
+            encoder: Encoder::new(options.format),
+            clock: Clock::new(),
+            events: options.events,
+            threshold_ms: u64::try_from(options.threshold.as_millis()).unwrap_or(u64::MAX),
+            wait_tracing,
+            started_ns: clock::boot_ns(),
+            out: Vec::new(),
+            pending: Vec::new(),
+            counted: Counters::default(),
+            overflow_seen: 0,
+            missing: HashSet::new(),
+            decode_errors: 0,
+        }
+    }
+
+    /// Everything is attached: take in the zombies that already exist, say
+    /// `ready`, then report them.
+    fn start(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) -> Result<()> {
+        self.drain(events);
+        let preexisting = self.scan(true)?;
+        self.emit(&Line::Ready(Ready {
+            ts: SystemTime::now(),
+            version: env!("CARGO_PKG_VERSION"),
+            threshold_ms: self.threshold_ms,
+            kernel: loader::kernel_release(),
+            pid: std::process::id(),
+            preexisting,
+            wait_tracing: self.wait_tracing,
+        }));
+        self.tick(probes);
+        self.flush()
+    }
+
+    /// Adds the zombies in `/proc` the engine does not know; how many.
+    fn scan(&mut self, preexisting: bool) -> Result<usize> {
+        let zombies = inspect::zombies().context("scanning /proc for zombies")?;
+        let now = clock::boot_ns();
+        let mut added = 0;
+        for z in zombies {
+            if self.engine.knows(z.pid, z.start_ticks) {
+                continue;
+            }
+            let parent_comm = inspect::process_info(z.ppid)
+                .map(|p| p.comm)
+                .unwrap_or_default();
+            let unseen = Unseen {
+                pid: z.pid,
+                start_ticks: z.start_ticks,
+                comm: z.comm,
+                ppid: z.ppid,
+                parent_comm,
+                preexisting,
+            };
+            if self.engine.add_unseen(unseen, now) {
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Everything the kernel has sent so far.
+    fn drain(&mut self, events: &mut RingBuf<MapData>) {
+        while let Some(item) = events.next() {
+            match decode::decode(&item) {
+                Ok(event) => self.engine.on_event(&event, &mut self.out),
+                Err(e) => {
+                    self.decode_errors += 1;
+                    if self.decode_errors == 1 {
+                        log::warn!(
+                            "skipping a kernel record that cannot be decoded ({e}); the binary's \
+                             kernel and user parts may not match: rebuild it"
+                        );
+                    }
+                }
+            }
+        }
+        let mut outputs = std::mem::take(&mut self.out);
+        for output in &outputs {
+            match output {
+                Output::Exited { exit, auto_reap } if self.events => {
+                    self.emit(&Line::Exited(Exited {
+                        ts: self.clock.wall(exit.ts_ns),
+                        pid: exit.key.pid,
+                        tid: exit.tid,
+                        ppid: exit.ppid,
+                        comm: exit.comm,
+                        parent_comm: exit.parent_comm,
+                        status: exit.status,
+                        auto_reap: *auto_reap,
+                    }));
+                }
+                Output::Reaped(r) if self.events || r.was_reported => self.reaped(r),
+                _ => {}
+            }
+        }
+        outputs.clear();
+        self.out = outputs;
+    }
+
+    fn reaped(&mut self, r: &Reaping) {
+        self.emit(&Line::Reaped(Reaped {
+            ts: r
+                .ts_ns
+                .map_or_else(SystemTime::now, |ns| self.clock.wall(ns)),
+            pid: r.pid,
+            comm: r.comm,
+            reaper_pid: r.reaper_pid,
+            reaper_comm: r.reaper_comm,
+            reaper_kind: r.kind,
+            zombie_ns: r.zombie_ns,
+            was_reported: r.was_reported,
+            preexisting: r.preexisting,
+        }));
+    }
+
+    /// Lost records: said, counted, and made up for by a `/proc` rescan
+    /// (a lost exit would otherwise be a missed zombie).
+    fn counters(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) {
+        let now = probes.counters();
+        let lost = now.lost().saturating_sub(self.counted.lost());
+        if now.read_errors > self.counted.read_errors {
+            log::warn!(
+                "{} kernel memory reads failed so far: some fields may be missing; please report \
+                 this with your kernel version",
+                now.read_errors
+            );
+        }
+        let overflow = self.engine.counts().overflow;
+        let rescan = now.lost_exits > self.counted.lost_exits || overflow > self.overflow_seen;
+        self.counted = now;
+        self.overflow_seen = overflow;
+        if lost > 0 {
+            self.engine.on_lost(lost);
+            self.emit(&Line::Lost(Lost {
+                ts: SystemTime::now(),
+                count: lost,
+                total: now.lost(),
+            }));
+        }
+        if rescan {
+            self.drain(events);
+            if let Err(e) = self.scan(false) {
+                log::warn!("{e:#}");
+            }
+        }
+    }
+
+    /// Overdue children: confirmed in `/proc`, then reported.
+    fn tick(&mut self, probes: &Probes) {
+        let now = clock::boot_ns();
+        for due in self.engine.tick(now) {
+            let verdict = match inspect::zombie_state(due.pid, due.start_ticks) {
+                ZombieState::Zombie { ppid } => {
+                    let parent = inspect::process_info(ppid);
+                    let parent_comm = parent.as_ref().map(|p| p.comm.clone()).unwrap_or_default();
+                    let verdict = Verdict::Zombie { ppid, parent_comm };
+                    if let Resolution::Report(finding) = self.engine.resolve(due.id, verdict, now) {
+                        let waits = self.parent_waits(probes, ppid);
+                        self.report(&finding, parent, waits);
+                    }
+                    continue;
+                }
+                ZombieState::NotZombie => Verdict::NotYet,
+                ZombieState::Gone => Verdict::Gone,
+            };
+            self.engine.resolve(due.id, verdict, now);
+        }
+    }
+
+    /// The parent's finished wait calls, and the targets of those it is
+    /// blocked in now.
+    fn parent_waits(&self, probes: &Probes, ppid: u32) -> WaitStats {
+        let mut waits = self.engine.wait_stats(ppid);
+        for args in probes.waits_in_progress(ppid) {
+            if let Ok(target) = decode::wait_target(args.idtype, args.id)
+                && !waits.targets.contains(&target)
+                && waits.targets.len() < MAX_TARGETS
+            {
+                waits.targets.push(target);
+            }
+        }
+        waits
+    }
+
+    fn report(&mut self, finding: &Finding, parent: Option<ProcessInfo>, waits: WaitStats) {
+        let diagnosis = output::diagnose(finding.pid, parent.as_ref(), &waits, self.wait_tracing);
+        self.emit(&Line::Zombie(Box::new(Zombie {
+            ts: SystemTime::now(),
+            pid: finding.pid,
+            comm: finding.comm,
+            status: finding.status,
+            age_ns: finding.age_ns,
+            preexisting: finding.preexisting,
+            ppid_at_exit: finding.ppid_at_exit,
+            ppid: finding.ppid,
+            parent,
+            parent_waits: waits,
+            diagnosis,
+        })));
+    }
+
+    /// Reported zombies: still there (under which parent), or gone without
+    /// a reap record.
+    fn recheck(&mut self) {
+        let now = clock::boot_ns();
+        let mut missing = HashSet::new();
+        for z in self.engine.reported() {
+            match inspect::zombie_state(z.pid, z.start_ticks) {
+                ZombieState::Zombie { ppid } => {
+                    let parent_comm = inspect::process_info(ppid)
+                        .map(|p| p.comm)
+                        .unwrap_or_default();
+                    self.engine
+                        .resolve(z.id, Verdict::Zombie { ppid, parent_comm }, now);
+                }
+                ZombieState::NotZombie | ZombieState::Gone => {
+                    if !self.missing.contains(&z.id) {
+                        missing.insert(z.id);
+                    } else if let Resolution::Vanished(r) =
+                        self.engine.resolve(z.id, Verdict::Gone, now)
+                    {
+                        self.reaped(&r);
+                    }
+                }
+            }
+        }
+        self.missing = missing;
+    }
+
+    fn summary(&mut self) {
+        let now = clock::boot_ns();
+        let counts = self.engine.counts();
+        self.emit(&Line::Summary(Summary {
+            ts: SystemTime::now(),
+            duration_ns: now.saturating_sub(self.started_ns),
+            exits: counts.exits,
+            reaps: counts.reaps,
+            zombies: counts.zombies,
+            preexisting: counts.preexisting,
+            lost: counts.lost,
+            outstanding: self.engine.outstanding(now),
+        }));
+    }
+
+    fn emit(&mut self, line: &Line) {
+        self.pending
+            .extend_from_slice(self.encoder.encode(line).as_bytes());
+    }
+
+    /// Writes what was emitted, in one go: a pipe reader sees whole lines.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut stdout = io::stdout().lock();
+        let written = stdout
+            .write_all(&self.pending)
+            .and_then(|()| stdout.flush());
+        self.pending.clear();
+        written.map_err(anyhow::Error::from)
+    }
+}
