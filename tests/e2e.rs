@@ -486,6 +486,123 @@ fn preexisting_zombies_are_reported_at_start() {
 }
 
 #[test]
+fn stopped_parent_is_diagnosed() {
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    let mut scenario = Scenario::python("children.py", &["stopped", "30"]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["ppid"], parent, "{zombie}");
+    assert_eq!(zombie["parent_state"], "T", "{zombie}");
+    let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
+    assert!(diagnosis.contains("stopped"), "{zombie}");
+}
+
+#[test]
+fn popen_child_never_polled_is_reported() {
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    let mut scenario = Scenario::python("children.py", &["popen", "2"]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["comm"], "true", "{zombie}");
+    assert_eq!(zombie["exit_code"], 0, "{zombie}");
+    assert_eq!(zombie["parent_comm"], "python3", "{zombie}");
+    let reap = tracer.wait_for("reap line", |v| is(v, "reap", child));
+    assert_eq!(reap["reaper_pid"], parent, "{reap}");
+    scenario.finish();
+}
+
+/// `sh -c 'job & exec prog'`: the shell's background child is inherited by
+/// a program that never heard of it.
+#[test]
+fn child_inherited_through_exec_is_reported_under_the_new_program() {
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    let mut scenario = Scenario::start(&[
+        "sh",
+        "-c",
+        "sleep 0.2 & echo \"parent $$ child $!\"; exec sleep 30",
+    ]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["comm"], "sleep", "{zombie}");
+    assert_eq!(zombie["ppid"], parent, "{zombie}");
+    assert_eq!(zombie["parent_comm"], "sleep", "{zombie}");
+    assert_eq!(
+        zombie["parent_cmdline"],
+        serde_json::json!(["sleep", "30"]),
+        "{zombie}"
+    );
+}
+
+#[test]
+fn without_privileges_one_clear_sentence() {
+    require_root();
+    // A copy that user `nobody` can reach, wherever the checkout is.
+    let dir =
+        std::env::temp_dir().join(format!("zombie-trace-unprivileged-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("zombie-trace");
+    std::fs::copy(BIN, &bin).unwrap();
+    for path in [&dir, &bin] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .output()
+        .expect("setpriv (util-linux)");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn without_btf_one_clear_sentence() {
+    require_root();
+    // A private mount namespace where /sys/kernel/btf is empty.
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /sys/kernel/btf && exec \"$0\"",
+        ])
+        .arg(BIN)
+        .output()
+        .expect("unshare (util-linux)");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no BTF") && stderr.contains("CONFIG_DEBUG_INFO_BTF"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn closed_stdout_is_a_clean_stop() {
+    let mut tracer = Tracer::start(&["--events"]);
+    // The reader goes away, as with `zombie-trace | head -1`.
+    drop(std::mem::replace(&mut tracer.lines, mpsc::channel().1));
+    let status = Command::new("true").status().unwrap();
+    assert!(status.success());
+    thread::sleep(Duration::from_millis(300));
+    send_signal(&tracer.child, libc::SIGTERM);
+    let status = wait_timeout(&mut tracer.child, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("did not stop once its stdout was closed"));
+    assert!(status.success(), "exit status {status}");
+    let stderr = tracer.stderr.lock().unwrap().clone();
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("error"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn orphaned_zombie_is_reaped_by_its_subreaper() {
     let mut tracer = Tracer::start(&["--threshold", "500ms"]);
     let mut scenario = Scenario::python("children.py", &["orphan", "1.5"]);

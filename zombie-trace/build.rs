@@ -23,6 +23,15 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "cargo::warning=bpf-linker not found: building without the eBPF programs; run `cargo xtask setup` first"
             );
+            // Build again once bpf-linker appears: a path that does not
+            // exist makes cargo rerun this script on every build.
+            println!("cargo::rerun-if-env-changed=PATH");
+            for dir in env::split_paths(&env::var_os("PATH").unwrap_or_default()) {
+                println!(
+                    "cargo::rerun-if-changed={}",
+                    dir.join("bpf-linker").display()
+                );
+            }
         }
         let stub = out_dir.join(EBPF_OBJECT);
         if !stub.exists() || skip {

@@ -13,10 +13,13 @@ usage: children.py MODE [SECONDS]
   hostile   child renames itself with control bytes, then exits
   never     parent never reaps; sleeps SECONDS and execs `sleep` so its
             children stay zombies (the test kills it)
+  stopped   parent stops itself (SIGSTOP) right after its child exits
+  popen     parent starts `true` with subprocess.Popen and never polls it
 """
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -111,5 +114,16 @@ elif mode == "never":
         spawn(exit_with(0))
     time.sleep(seconds)
     os.execvp("sleep", ["sleep", "600"])
+elif mode == "stopped":
+    spawn(exit_with(0))
+    time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    time.sleep(seconds)
+elif mode == "popen":
+    proc = subprocess.Popen(["true"])
+    print(f"parent {os.getpid()} child {proc.pid}", flush=True)
+    time.sleep(seconds)
+    proc.wait()
+    time.sleep(0.5)
 else:
     sys.exit(f"unknown mode {mode}")

@@ -1,8 +1,12 @@
 //! zombie-trace's kernel programs: one module per hook. They read kernel
 //! structs only at offsets the loader took from the running kernel's BTF
 //! (`OFFSETS`), and hand records to userspace through one ring buffer.
-#![no_std]
-#![no_main]
+//!
+//! Built for the host too (by `cargo clippy --workspace`, where feature
+//! unification gives it std through the shared crate's `user` feature), as
+//! an empty program.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
 mod exit;
 mod reap;
@@ -69,11 +73,14 @@ fn count(counter: u32) {
     }
 }
 
-#[cfg(not(test))]
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
 
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]

@@ -301,9 +301,11 @@ impl Engine {
         };
         // A `/proc` rescan may have found it before its exit record came.
         if let Some(unseen) = self.unseen_for(exit.key.pid, start_ticks) {
+            // Not yet reported, it now gets its real age and deadline; once
+            // reported, it stays as it was reported.
             let old = self.remove(unseen).expect("by_pid points into pending");
-            entry.preexisting = old.preexisting;
             if old.state != State::Waiting {
+                entry.preexisting = old.preexisting;
                 entry.state = old.state;
                 entry.deadline = old.deadline;
             }
@@ -492,22 +494,23 @@ impl Engine {
                 entry.state = State::Gone {
                     announced: reported,
                 };
-                let reaping = reported.then(|| Reaping {
-                    pid: entry.pid,
-                    comm: entry.comm,
-                    ts_ns: None,
-                    reaper_pid: None,
-                    reaper_comm: None,
-                    kind: ReaperKind::Unknown,
-                    zombie_ns: None,
-                    was_reported: true,
-                    preexisting: entry.preexisting,
-                });
+                let resolution = if reported {
+                    Resolution::Vanished(Reaping {
+                        pid: entry.pid,
+                        comm: entry.comm,
+                        ts_ns: None,
+                        reaper_pid: None,
+                        reaper_comm: None,
+                        kind: ReaperKind::Unknown,
+                        zombie_ns: None,
+                        was_reported: true,
+                        preexisting: entry.preexisting,
+                    })
+                } else {
+                    Resolution::Nothing
+                };
                 self.set_deadline(id, Some(now_ns.saturating_add(self.config.memory_ns)));
-                match reaping {
-                    Some(r) => Resolution::Vanished(r),
-                    None => Resolution::Nothing,
-                }
+                resolution
             }
         }
     }
@@ -995,6 +998,18 @@ mod tests {
         let f = report(e.resolve(due[0].id, zombie(10), 54 * SEC));
         assert_eq!(f.age_ns, Some(5 * SEC));
         assert!(!f.preexisting);
+    }
+
+    #[test]
+    fn unseen_zombie_whose_exit_was_in_flight_is_not_preexisting() {
+        let mut e = engine();
+        e.add_unseen(unseen(100, 250, true), 50 * SEC);
+        e.on_exit(&exit(100, 2_500 * MS, 10, 49 * SEC), &mut Vec::new());
+        assert!(e.tick(50 * SEC).is_empty(), "it gets the threshold");
+        let due = e.tick(54 * SEC);
+        let f = report(e.resolve(due[0].id, zombie(10), 54 * SEC));
+        assert!(!f.preexisting);
+        assert_eq!(e.counts().preexisting, 0);
     }
 
     #[test]

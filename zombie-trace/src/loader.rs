@@ -46,7 +46,7 @@ pub enum LoadError {
     )]
     KernelTooOld { release: String },
     #[error(
-        "{VMLINUX_BTF} is missing: zombie-trace needs a kernel with BTF (CONFIG_DEBUG_INFO_BTF=y, as in Debian, Ubuntu, RHEL 8.2+ and Fedora kernels)"
+        "{VMLINUX_BTF} is missing: this kernel has no BTF type information, which zombie-trace needs; boot a kernel built with CONFIG_DEBUG_INFO_BTF=y (the stock Debian, Ubuntu, RHEL 8.2+ and Fedora kernels are)"
     )]
     NoBtf,
     #[error(transparent)]
