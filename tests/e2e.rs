@@ -276,8 +276,8 @@ fn our_programs() -> usize {
         .expect("bpftool prog show (install bpftool)");
     assert!(out.status.success(), "bpftool prog show failed");
     let text = String::from_utf8_lossy(&out.stdout);
-    // Kernel program names are cut to 15 characters; bpftool shows the full
-    // name where BTF has it.
+    // Kernel program names are cut to 15 characters (`sched_process_e` is
+    // both exit and exec); bpftool shows the full name where BTF has it.
     const NAMES: [&str; 6] = [
         "sched_process_e",
         "sched_process_f",
@@ -437,6 +437,42 @@ fn storm_of_reaped_children_reports_nothing() {
     assert_eq!(summary["lost"], 0, "{summary}");
 }
 
+/// A stalled reader: the ring buffer overflows. Every dropped record is
+/// counted and said, and a lost reap never turns into a false report.
+#[test]
+fn lost_records_are_counted_and_never_become_false_reports() {
+    let storm = compiled("storm");
+    let mut tracer = Tracer::start(&["--threshold", "300ms"]);
+    send_signal(&tracer.child, libc::SIGSTOP);
+    let mut scenario = Scenario::start(&[storm.to_str().unwrap(), "40000"]);
+    let parent: u64 = scenario
+        .line()
+        .strip_prefix("parent ")
+        .and_then(|p| p.parse().ok())
+        .expect("storm prints its pid");
+    scenario.finish();
+    send_signal(&tracer.child, libc::SIGCONT);
+    let lost = tracer.wait_for("lost line", |v| v["type"] == "lost");
+    assert!(ms(&lost, "count") > 0, "{lost}");
+    thread::sleep(Duration::from_millis(1500));
+    let (all, status) = tracer.stop();
+    assert!(status.success());
+    let false_reports: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["type"] == "zombie" && (v["ppid"] == parent || v["ppid_at_exit"] == parent))
+        .collect();
+    assert!(false_reports.is_empty(), "false zombies: {false_reports:?}");
+    let said: u64 = all
+        .iter()
+        .filter(|v| v["type"] == "lost")
+        .map(|v| ms(v, "count"))
+        .sum();
+    let summary = all.last().expect("a summary line");
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert_eq!(ms(summary, "lost"), said, "{summary}");
+    assert!(said > 0);
+}
+
 #[test]
 fn preexisting_zombies_are_reported_at_start() {
     require_root();
@@ -531,6 +567,10 @@ fn child_inherited_through_exec_is_reported_under_the_new_program() {
         serde_json::json!(["sleep", "30"]),
         "{zombie}"
     );
+    // Whatever the shell did before exec is not the new program's doing.
+    assert_eq!(zombie["parent_wait_calls"], 0, "{zombie}");
+    let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
+    assert!(diagnosis.contains("not called wait"), "{zombie}");
 }
 
 #[test]
@@ -724,8 +764,8 @@ fn stop_prints_summary_with_outstanding_zombies_and_detaches() {
     let mut tracer = Tracer::start(&["--threshold", "300ms"]);
     assert_eq!(
         our_programs(),
-        before + 6,
-        "six programs attached while running"
+        before + 7,
+        "seven programs attached while running"
     );
     let mut scenario = Scenario::python("children.py", &["never", "30"]);
     let mut children = Vec::new();
@@ -783,7 +823,7 @@ fn assert_programs_back_to(before: usize, when: &str) {
 fn sigkill_leaves_nothing_attached() {
     let before = programs_at_rest();
     let mut tracer = Tracer::start(&[]);
-    assert_eq!(our_programs(), before + 6);
+    assert_eq!(our_programs(), before + 7);
     send_signal(&tracer.child, libc::SIGKILL);
     let _ = wait_timeout(&mut tracer.child, Duration::from_secs(10));
     // Links and programs go with the last file descriptor.

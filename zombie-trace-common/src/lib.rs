@@ -14,6 +14,8 @@ pub const KIND_EXIT: u32 = 1;
 pub const KIND_REAP: u32 = 2;
 /// `kind` of a [`WaitRecord`].
 pub const KIND_WAIT: u32 = 3;
+/// `kind` of an [`ExecRecord`].
+pub const KIND_EXEC: u32 = 4;
 
 /// The parent ignores SIGCHLD (`SIG_IGN` or `SA_NOCLDWAIT`) when the child's
 /// group dies: the kernel will reap the child itself, no zombie.
@@ -112,6 +114,16 @@ pub struct WaitRecord {
     pub comm: [u8; COMM_LEN],
 }
 
+/// A process replaced its program (`execve`): what the old program did,
+/// such as its wait calls, no longer describes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub kind: u32,
+    pub tgid: u32,
+    pub ts_ns: u64,
+}
+
 /// A wait call in progress, kept per thread (key: `pid_tgid`) from entry to
 /// return in the `WAIT_ARGS` map. Userspace reads it to tell which parents
 /// are blocked in wait right now, and for whom.
@@ -137,7 +149,8 @@ pub const COUNTER_LOST_WAIT: u32 = 2;
 pub const COUNTER_WAIT_UNTRACKED: u32 = 3;
 /// A kernel read failed (a field offset the running kernel does not honour).
 pub const COUNTER_READ_ERRORS: u32 = 4;
-pub const COUNTERS_LEN: u32 = 5;
+pub const COUNTER_LOST_EXEC: u32 = 5;
+pub const COUNTERS_LEN: u32 = 6;
 
 /// Where the fields the programs read live in the running kernel, taken from
 /// its BTF and tracefs at start-up (Rust eBPF has no CO-RE relocations, so

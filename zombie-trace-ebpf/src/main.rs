@@ -8,6 +8,7 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+mod exec;
 mod exit;
 mod reap;
 mod task;

@@ -6,12 +6,12 @@ use std::mem::size_of;
 use thiserror::Error;
 use zombie_trace_common::{
     EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED,
-    ExitRecord, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL, P_PGID, P_PID, P_PIDFD, ReapRecord,
-    WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
+    ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL, P_PGID, P_PID,
+    P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
 };
 
 use crate::event::{
-    Comm, Event, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
+    Comm, Event, Exec, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
 };
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -52,6 +52,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         KIND_EXIT => Ok(Event::Exit(exit(read(bytes)?))),
         KIND_REAP => Ok(Event::Reap(reap(read(bytes)?))),
         KIND_WAIT => wait(read(bytes)?).map(Event::Wait),
+        KIND_EXEC => {
+            let r: ExecRecord = read(bytes)?;
+            Ok(Event::Exec(Exec {
+                pid: r.tgid,
+                ts_ns: r.ts_ns,
+            }))
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -247,6 +254,23 @@ mod tests {
         assert_eq!(e.reaper_pid, 7);
         assert_eq!(e.reaper_comm.as_bytes(), b"parent");
         assert_eq!(e.key.start_ns, 123);
+    }
+
+    #[test]
+    fn decodes_exec() {
+        let r = ExecRecord {
+            kind: KIND_EXEC,
+            tgid: 42,
+            ts_ns: 5,
+        };
+        assert_eq!(
+            decode(&bytes_of(&r)).unwrap(),
+            Event::Exec(Exec { pid: 42, ts_ns: 5 })
+        );
+        assert!(matches!(
+            decode(&bytes_of(&r)[..12]),
+            Err(DecodeError::TooShort { len: 12, need: 16 })
+        ));
     }
 
     #[test]

@@ -268,6 +268,10 @@ impl Engine {
             Event::Exit(exit) => self.on_exit(exit, out),
             Event::Reap(reap) => self.on_reap(reap, out),
             Event::Wait(wait) => self.on_wait(wait),
+            // Wait calls of the old program say nothing about the new one.
+            Event::Exec(exec) => {
+                self.waits.remove(&exec.pid);
+            }
         }
     }
 
@@ -1050,6 +1054,16 @@ mod tests {
         assert_eq!(e.wait_stats(10).targets.len(), MAX_WAIT_TARGETS);
         // The caller's exit ends its history (its pid may be reused).
         e.on_exit(&exit(10, 1, 1, 6 * SEC), &mut Vec::new());
+        assert_eq!(e.wait_stats(10), WaitStats::default());
+        // So does an exec: a new program with the same pid.
+        e.on_wait(&wait(10, 7 * SEC, WaitTarget::Any, 0, -10));
+        e.on_event(
+            &Event::Exec(crate::event::Exec {
+                pid: 10,
+                ts_ns: 8 * SEC,
+            }),
+            &mut Vec::new(),
+        );
         assert_eq!(e.wait_stats(10), WaitStats::default());
     }
 

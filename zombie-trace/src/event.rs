@@ -169,10 +169,18 @@ pub struct Wait {
     pub reaped: bool,
 }
 
+/// A process replaced its program (`execve`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exec {
+    pub pid: u32,
+    pub ts_ns: u64,
+}
+
 /// Anything the kernel side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Exit(Exit),
     Reap(Reap),
     Wait(Wait),
+    Exec(Exec),
 }

@@ -13,8 +13,8 @@ use aya::{
 };
 use thiserror::Error;
 use zombie_trace_common::{
-    COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_READ_ERRORS,
-    COUNTER_WAIT_UNTRACKED, WaitArgs,
+    COUNTER_LOST_EXEC, COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT,
+    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, WaitArgs,
 };
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
@@ -103,6 +103,7 @@ pub struct Counters {
     pub lost_exits: u64,
     pub lost_reaps: u64,
     pub lost_waits: u64,
+    pub lost_execs: u64,
     /// Wait calls not tracked: too many threads were blocked in wait.
     pub untracked_waits: u64,
     /// Kernel memory reads that failed (fields left zero).
@@ -111,7 +112,7 @@ pub struct Counters {
 
 impl Counters {
     pub fn lost(&self) -> u64 {
-        self.lost_exits + self.lost_reaps + self.lost_waits
+        self.lost_exits + self.lost_reaps + self.lost_waits + self.lost_execs
     }
 }
 
@@ -168,7 +169,11 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     };
 
     let btf = Btf::from_sys_fs().map_err(|_| LoadError::NoBtf)?;
-    for name in ["sched_process_exit", "sched_process_free"] {
+    for name in [
+        "sched_process_exit",
+        "sched_process_free",
+        "sched_process_exec",
+    ] {
         attach_btf(&mut ebpf, name, &btf)?;
     }
     let wait_tracing_error = match wait_tracing {
@@ -263,6 +268,7 @@ impl Probes {
             lost_exits: read(COUNTER_LOST_EXIT),
             lost_reaps: read(COUNTER_LOST_REAP),
             lost_waits: read(COUNTER_LOST_WAIT),
+            lost_execs: read(COUNTER_LOST_EXEC),
             untracked_waits: read(COUNTER_WAIT_UNTRACKED),
             read_errors: read(COUNTER_READ_ERRORS),
         }

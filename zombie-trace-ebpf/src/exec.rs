@@ -1,0 +1,31 @@
+//! `sched_process_exec`: a process replaced its program. The wait calls of
+//! the old program say nothing about the new one (`sh -c 'job & exec prog'`
+//! hands the shell's children to a program that never heard of them).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use zombie_trace_common::{COUNTER_LOST_EXEC, ExecRecord, KIND_EXEC};
+
+use crate::{EVENTS, count};
+
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
+    // The tracepoint runs in the task that called execve.
+    let record = ExecRecord {
+        kind: KIND_EXEC,
+        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        // SAFETY: a helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+    };
+    match EVENTS.reserve::<ExecRecord>(0) {
+        Some(mut entry) => {
+            entry.write(record);
+            entry.submit(0);
+        }
+        None => count(COUNTER_LOST_EXEC),
+    }
+    0
+}
