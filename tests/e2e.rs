@@ -156,6 +156,20 @@ impl Tracer {
         self.fail(&format!("no {what} within {EVENT_TIMEOUT:?}"))
     }
 
+    /// The `kind` lines of every pid in `pids`, in whatever order they come.
+    fn wait_for_each(&mut self, kind: &str, pids: &[u64]) -> Vec<Value> {
+        let mut found: Vec<Value> = Vec::new();
+        while found.len() < pids.len() {
+            let line = self.wait_for(&format!("{kind} lines for all of {pids:?}"), |v| {
+                v["type"] == kind
+                    && pids.iter().any(|&p| v["pid"] == p)
+                    && !found.iter().any(|f| f["pid"] == v["pid"])
+            });
+            found.push(line);
+        }
+        found
+    }
+
     /// SIGTERM, then every line it printed (first to last) and its status.
     fn stop(mut self) -> (Vec<Value>, ExitStatus) {
         send_signal(&self.child, libc::SIGTERM);
@@ -501,8 +515,7 @@ fn preexisting_zombies_are_reported_at_start() {
     }
     let mut tracer = Tracer::start(&["--threshold", "1s"]);
     assert!(ms(&tracer.ready, "preexisting") >= 3, "{}", tracer.ready);
-    for &child in &children {
-        let zombie = tracer.wait_for("pre-existing zombie", |v| is(v, "zombie", child));
+    for zombie in tracer.wait_for_each("zombie", &children) {
         assert_eq!(zombie["preexisting"], true, "{zombie}");
         assert_eq!(zombie["age_ms"], Value::Null, "{zombie}");
         assert_eq!(zombie["parent_comm"], "sleep", "{zombie}");
@@ -511,8 +524,7 @@ fn preexisting_zombies_are_reported_at_start() {
     let _ = Command::new("pkill")
         .args(["-KILL", "-P", &scenario.subreaper.to_string(), "sleep"])
         .status();
-    for &child in &children {
-        let reap = tracer.wait_for("reap of a pre-existing zombie", |v| is(v, "reap", child));
+    for reap in tracer.wait_for_each("reap", &children) {
         assert_eq!(reap["preexisting"], true, "{reap}");
         assert_eq!(reap["reaper_pid"], scenario.subreaper, "{reap}");
     }
@@ -775,9 +787,7 @@ fn stop_prints_summary_with_outstanding_zombies_and_detaches() {
         parent = p;
         children.push(c);
     }
-    for &child in &children {
-        tracer.wait_for("zombie report", |v| is(v, "zombie", child));
-    }
+    tracer.wait_for_each("zombie", &children);
     let (rest, status) = tracer.stop();
     assert!(status.success(), "exit status {status}");
     let summary = rest.last().expect("summary");

@@ -2,7 +2,7 @@
 //! questions to `/proc`, findings out as lines, until SIGINT or SIGTERM.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     io::{self, Write},
     os::fd::{AsRawFd, RawFd},
     time::{Duration, SystemTime},
@@ -399,12 +399,19 @@ impl Session {
     fn recheck(&mut self) {
         let now = clock::boot_ns();
         let mut missing = HashSet::new();
+        // A leaking parent may hold thousands: read each parent once.
+        let mut parents: HashMap<u32, Vec<u8>> = HashMap::new();
         for z in self.engine.reported() {
             match inspect::zombie_state(z.pid, z.start_ticks) {
                 ZombieState::Zombie { ppid } => {
-                    let parent_comm = inspect::process_info(ppid)
-                        .map(|p| p.comm)
-                        .unwrap_or_default();
+                    let parent_comm = parents
+                        .entry(ppid)
+                        .or_insert_with(|| {
+                            inspect::process_info(ppid)
+                                .map(|p| p.comm)
+                                .unwrap_or_default()
+                        })
+                        .clone();
                     self.engine
                         .resolve(z.id, Verdict::Zombie { ppid, parent_comm }, now);
                 }
