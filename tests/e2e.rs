@@ -698,6 +698,11 @@ fn wait_calls_of_the_parent_are_reported() {
             .is_some_and(|s| s.contains("wait")),
         "{zombie}"
     );
+    let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
+    assert!(
+        diagnosis.contains(&format!("waits only for pid {sleeper}")),
+        "{zombie}"
+    );
 }
 
 #[test]

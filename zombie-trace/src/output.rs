@@ -56,13 +56,16 @@ impl Encoder {
 }
 
 /// The one sentence on why `child_pid` is not reaped, for
-/// `Zombie::diagnosis`. `wait_tracing` says whether `waits` was recorded
-/// at all: without it, "never called wait" would be a guess.
+/// `Zombie::diagnosis`. `child_exited_ns` is when it died (boot ns), if
+/// known; `waits` holds the parent's finished wait calls and the targets of
+/// those it is blocked in now. `wait_tracing` says whether `waits` was
+/// recorded at all: without it, "never called wait" would be a guess.
 ///
 /// The parent's name goes in raw (lossy UTF-8); the text encoder escapes
 /// the whole sentence.
 pub fn diagnose(
     child_pid: u32,
+    child_exited_ns: Option<u64>,
     parent: Option<&ProcessInfo>,
     waits: &WaitStats,
     wait_tracing: bool,
@@ -123,6 +126,55 @@ pub fn diagnose(
             ),
         };
     }
+    let waiting_now = parent
+        .syscall
+        .as_deref()
+        .filter(|call| matches!(*call, "wait4" | "waitid"));
+    // Waited after this child died (unknown: assume so).
+    let waited_since_exit = match (child_exited_ns, waits.last_ns) {
+        (Some(exited), Some(last)) => last >= exited,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if waiting_now.is_some() || waited_since_exit {
+        let targets = &waits.targets;
+        let numbers = |kind: fn(&WaitTarget) -> Option<i32>| -> Option<String> {
+            let numbers: Option<Vec<String>> = targets
+                .iter()
+                .map(|t| kind(t).map(|n| n.to_string()))
+                .collect();
+            numbers.filter(|n| !n.is_empty()).map(|n| n.join(", "))
+        };
+        let pid = |t: &WaitTarget| match t {
+            WaitTarget::Pid(n) => Some(*n),
+            _ => None,
+        };
+        if let Some(pids) = numbers(pid)
+            && !targets
+                .iter()
+                .any(|t| pid(t) == i32::try_from(child_pid).ok())
+        {
+            return format!("parent {name} waits only for pid {pids}, not for this child{blocked}");
+        }
+        if let Some(groups) = numbers(|t| match t {
+            WaitTarget::Pgid(n) => Some(*n),
+            _ => None,
+        }) {
+            return format!(
+                "parent {name} waits only for process group {groups}: this child may be in \
+                 another group{blocked}"
+            );
+        }
+        if !targets.is_empty() && targets.iter().all(|t| matches!(t, WaitTarget::Pidfd(_))) {
+            return format!("parent {name} waits only through pidfds, not for this child{blocked}");
+        }
+    }
+    if let Some(call) = waiting_now {
+        return format!(
+            "parent {name} is blocked in {call}() yet has not collected this child: check its \
+             wait options (WEXITED; __WALL for children that do not signal SIGCHLD){blocked}"
+        );
+    }
     if waits.calls == 0 {
         return if sigchld.ignored {
             format!(
@@ -142,36 +194,20 @@ pub fn diagnose(
             )
         };
     }
-    let targets = &waits.targets;
-    let numbers = |kind: fn(&WaitTarget) -> Option<i32>| -> Option<String> {
-        let numbers: Option<Vec<String>> = targets
-            .iter()
-            .map(|t| kind(t).map(|n| n.to_string()))
-            .collect();
-        numbers.filter(|n| !n.is_empty()).map(|n| n.join(", "))
-    };
-    let pid = |t: &WaitTarget| match t {
-        WaitTarget::Pid(n) => Some(*n),
-        _ => None,
-    };
-    if let Some(pids) = numbers(pid)
-        && !targets
-            .iter()
-            .any(|t| pid(t) == i32::try_from(child_pid).ok())
-    {
-        return format!("parent {name} waits only for pid {pids}, not for this child{blocked}");
-    }
-    if let Some(groups) = numbers(|t| match t {
-        WaitTarget::Pgid(n) => Some(*n),
-        _ => None,
-    }) {
+    if !waited_since_exit {
+        let exited = child_exited_ns.unwrap_or_default();
+        let before = waits.last_ns.map_or(0, |last| exited.saturating_sub(last));
+        let fix = if sigchld.caught {
+            "its SIGCHLD handler must reap (waitpid(-1, WNOHANG) in a loop)"
+        } else {
+            "it must reap its children (waitpid, or SIGCHLD set to SIG_IGN)"
+        };
         return format!(
-            "parent {name} waits only for process group {groups}: this child may be in \
-             another group{blocked}"
+            "parent {name} has not called wait() since this child exited (its last of {} wait \
+             calls was {} before): {fix}{blocked}",
+            waits.calls,
+            human_ms(ms(before))
         );
-    }
-    if !targets.is_empty() && targets.iter().all(|t| matches!(t, WaitTarget::Pidfd(_))) {
-        return format!("parent {name} waits only through pidfds, not for this child{blocked}");
     }
     if waits.reaped > 0 {
         return format!(
@@ -867,7 +903,7 @@ mod tests {
                 wait_tracing: true,
             }),
             Line::Zombie(Box::new(Zombie {
-                diagnosis: diagnose(4242, Some(&p), &WaitStats::default(), true),
+                diagnosis: diagnose(4242, None, Some(&p), &WaitStats::default(), true),
                 ..zombie(comm, Some(p.clone()))
             })),
             Line::Zombie(Box::new(zombie(comm, None))),
@@ -1475,14 +1511,14 @@ mod tests {
     fn diagnoses() {
         let p = parent(b"python3", vec![]);
         let none = WaitStats::default();
-        let d = |p: &ProcessInfo, w: &WaitStats| diagnose(4242, Some(p), w, true);
+        let d = |p: &ProcessInfo, w: &WaitStats| diagnose(4242, None, Some(p), w, true);
 
         assert_eq!(
             d(&p, &none),
             "parent python3 has not called wait() since tracing began: it must reap its \
              children (waitpid, or SIGCHLD set to SIG_IGN)"
         );
-        assert!(diagnose(4242, None, &none, true).starts_with("the parent is gone"));
+        assert!(diagnose(4242, None, None, &none, true).starts_with("the parent is gone"));
         assert!(
             d(
                 &ProcessInfo {
@@ -1556,13 +1592,58 @@ mod tests {
         assert!(any(|w| w.peeks = 2).contains("WNOWAIT"));
         assert!(any(|_| ()).contains("called wait() 2 times"));
 
-        let untraced = diagnose(4242, Some(&p), &none, false);
+        let untraced = diagnose(4242, None, Some(&p), &none, false);
         assert!(untraced.contains("not traced"), "{untraced}");
         let in_wait = ProcessInfo {
             syscall: Some("wait4".to_owned()),
             ..p.clone()
         };
-        assert!(diagnose(4242, Some(&in_wait), &none, false).contains("is in wait4()"));
+        assert!(diagnose(4242, None, Some(&in_wait), &none, false).contains("is in wait4()"));
+
+        // Blocked in wait for another child (targets of the call in flight).
+        let blocked_in = |targets| {
+            let w = WaitStats {
+                targets,
+                ..WaitStats::default()
+            };
+            diagnose(4242, Some(10), Some(&in_wait), &w, true)
+        };
+        assert_eq!(
+            blocked_in(vec![WaitTarget::Pid(77)]),
+            "parent python3 waits only for pid 77, not for this child"
+        );
+        assert!(blocked_in(vec![WaitTarget::Any]).contains("is blocked in wait4() yet"));
+        // Its wait calls all came before this child died.
+        let earlier = WaitStats {
+            calls: 3,
+            empty: 3,
+            last_ns: Some(1_000_000_000),
+            targets: vec![WaitTarget::Pid(77)],
+            ..WaitStats::default()
+        };
+        assert_eq!(
+            diagnose(4242, Some(3_500_000_000), Some(&p), &earlier, true),
+            "parent python3 has not called wait() since this child exited (its last of 3 wait \
+             calls was 2.5s before): it must reap its children (waitpid, or SIGCHLD set to \
+             SIG_IGN)"
+        );
+        let catcher = ProcessInfo {
+            sigchld: Some(Sigchld {
+                ignored: false,
+                caught: true,
+                blocked: false,
+            }),
+            ..p.clone()
+        };
+        assert!(
+            diagnose(4242, Some(3_500_000_000), Some(&catcher), &earlier, true)
+                .contains("its SIGCHLD handler must reap")
+        );
+        // Waited since, for others only.
+        assert!(
+            diagnose(4242, Some(500_000_000), Some(&p), &earlier, true)
+                .contains("waits only for pid 77")
+        );
 
         let hostile = parent(b"\x1b]0;pwned\x07\n", vec![]);
         let sentence = d(&hostile, &none);

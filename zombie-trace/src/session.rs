@@ -351,7 +351,7 @@ impl Session {
                     let verdict = Verdict::Zombie { ppid, parent_comm };
                     if let Resolution::Report(finding) = self.engine.resolve(due.id, verdict, now) {
                         let waits = self.parent_waits(probes, ppid);
-                        self.report(&finding, parent, waits);
+                        self.report(&finding, parent, waits, now);
                     }
                     continue;
                 }
@@ -377,8 +377,21 @@ impl Session {
         waits
     }
 
-    fn report(&mut self, finding: &Finding, parent: Option<ProcessInfo>, waits: WaitStats) {
-        let diagnosis = output::diagnose(finding.pid, parent.as_ref(), &waits, self.wait_tracing);
+    fn report(
+        &mut self,
+        finding: &Finding,
+        parent: Option<ProcessInfo>,
+        waits: WaitStats,
+        now: u64,
+    ) {
+        let exited = finding.age_ns.map(|age| now.saturating_sub(age));
+        let diagnosis = output::diagnose(
+            finding.pid,
+            exited,
+            parent.as_ref(),
+            &waits,
+            self.wait_tracing,
+        );
         self.emit(&Line::Zombie(Box::new(Zombie {
             ts: SystemTime::now(),
             pid: finding.pid,
