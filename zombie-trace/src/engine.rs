@@ -202,9 +202,11 @@ impl Pending {
             reaper_pid: Some(reap.reaper_pid),
             reaper_comm: Some(reap.reaper_comm),
             kind,
+            // Released at exit by the kernel: never a zombie.
             zombie_ns: self
                 .exit
                 .as_ref()
+                .filter(|_| kind != ReaperKind::Kernel)
                 .map(|e| reap.ts_ns.saturating_sub(e.ts_ns)),
             was_reported: self.state == State::Reported,
             preexisting: self.preexisting,
@@ -911,8 +913,10 @@ mod tests {
             x.parent_ignores_sigchld = ignores;
             e.on_exit(&x, &mut out);
             assert!(matches!(out[0], Output::Exited { auto_reap, .. } if auto_reap == ignores));
-            e.on_reap(&reap(100, 7, reaper, SEC), &mut out);
-            assert_eq!(reapings(&out)[0].kind, kind, "reaper {reaper}");
+            e.on_reap(&reap(100, 7, reaper, SEC + MS), &mut out);
+            let r = reapings(&out)[0];
+            assert_eq!(r.kind, kind, "reaper {reaper}");
+            assert_eq!(r.zombie_ns, (!ignores).then_some(MS), "reaper {reaper}");
         }
     }
 

@@ -76,9 +76,11 @@ pub fn diagnose(
     };
     let name = String::from_utf8_lossy(&parent.comm);
     if parent.pid == 1 {
-        return "adopted by init (pid 1), which does not reap here: \
-                the original parent exited without reaping"
-            .to_owned();
+        return format!(
+            "adopted by init (pid 1, {name}) after its parent exited without reaping: init \
+             should reap it; if it stays, this pid 1 does not reap orphans (in a container, \
+             run an init such as tini or `docker run --init`)"
+        );
     }
     match parent.state {
         'T' => {
@@ -1527,7 +1529,7 @@ mod tests {
                 },
                 &none
             )
-            .starts_with("adopted by init (pid 1)")
+            .starts_with("adopted by init (pid 1, python3)")
         );
         assert!(
             d(
