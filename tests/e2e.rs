@@ -424,26 +424,37 @@ fn auto_reaped_children_are_never_zombies() {
     }
 }
 
-#[test]
-fn storm_of_reaped_children_reports_nothing() {
+/// Runs `scenarios/storm.c`: `n` children, each reaped at once. Returns the
+/// storm's pid.
+fn run_storm(n: u32) -> u64 {
     let storm = compiled("storm");
-    let tracer = Tracer::start(&["--threshold", "200ms"]);
-    let mut scenario = Scenario::start(&[storm.to_str().unwrap(), "5000"]);
+    let mut scenario = Scenario::start(&[storm.to_str().unwrap(), &n.to_string()]);
     let parent = scenario
         .line()
         .strip_prefix("parent ")
-        .and_then(|p| p.parse::<u64>().ok())
+        .and_then(|p| p.parse().ok())
         .expect("storm prints its pid");
     scenario.finish();
-    // Longer than the threshold, so any false report would be out.
-    thread::sleep(Duration::from_millis(1500));
-    let (all, status) = tracer.stop();
-    assert!(status.success());
+    parent
+}
+
+fn assert_no_reports_under(all: &[Value], parent: u64) {
     let false_reports: Vec<&Value> = all
         .iter()
         .filter(|v| v["type"] == "zombie" && (v["ppid"] == parent || v["ppid_at_exit"] == parent))
         .collect();
     assert!(false_reports.is_empty(), "false zombies: {false_reports:?}");
+}
+
+#[test]
+fn storm_of_reaped_children_reports_nothing() {
+    let tracer = Tracer::start(&["--threshold", "200ms"]);
+    let parent = run_storm(5000);
+    // Longer than the threshold, so any false report would be out.
+    thread::sleep(Duration::from_millis(1500));
+    let (all, status) = tracer.stop();
+    assert!(status.success());
+    assert_no_reports_under(&all, parent);
     let summary = all.last().expect("a summary line");
     assert_eq!(summary["type"], "summary", "{summary}");
     assert!(ms(summary, "exits") >= 5000, "{summary}");
@@ -455,27 +466,16 @@ fn storm_of_reaped_children_reports_nothing() {
 /// counted and said, and a lost reap never turns into a false report.
 #[test]
 fn lost_records_are_counted_and_never_become_false_reports() {
-    let storm = compiled("storm");
     let mut tracer = Tracer::start(&["--threshold", "300ms"]);
     send_signal(&tracer.child, libc::SIGSTOP);
-    let mut scenario = Scenario::start(&[storm.to_str().unwrap(), "40000"]);
-    let parent: u64 = scenario
-        .line()
-        .strip_prefix("parent ")
-        .and_then(|p| p.parse().ok())
-        .expect("storm prints its pid");
-    scenario.finish();
+    let parent = run_storm(40_000);
     send_signal(&tracer.child, libc::SIGCONT);
     let lost = tracer.wait_for("lost line", |v| v["type"] == "lost");
     assert!(ms(&lost, "count") > 0, "{lost}");
     thread::sleep(Duration::from_millis(1500));
     let (all, status) = tracer.stop();
     assert!(status.success());
-    let false_reports: Vec<&Value> = all
-        .iter()
-        .filter(|v| v["type"] == "zombie" && (v["ppid"] == parent || v["ppid_at_exit"] == parent))
-        .collect();
-    assert!(false_reports.is_empty(), "false zombies: {false_reports:?}");
+    assert_no_reports_under(&all, parent);
     let said: u64 = all
         .iter()
         .filter(|v| v["type"] == "lost")

@@ -8,7 +8,7 @@ use std::{fs, path::PathBuf};
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap, Map, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
 use thiserror::Error;
@@ -181,30 +181,9 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         Err(e) => Some(e),
     };
 
-    let events = RingBuf::try_from(
-        ebpf.take_map("EVENTS")
-            .ok_or(LoadError::Missing("EVENTS"))?,
-    )
-    .map_err(|source| LoadError::Map {
-        name: "EVENTS",
-        source,
-    })?;
-    let counters = PerCpuArray::try_from(
-        ebpf.take_map("COUNTERS")
-            .ok_or(LoadError::Missing("COUNTERS"))?,
-    )
-    .map_err(|source| LoadError::Map {
-        name: "COUNTERS",
-        source,
-    })?;
-    let wait_args = HashMap::try_from(
-        ebpf.take_map("WAIT_ARGS")
-            .ok_or(LoadError::Missing("WAIT_ARGS"))?,
-    )
-    .map_err(|source| LoadError::Map {
-        name: "WAIT_ARGS",
-        source,
-    })?;
+    let events = take_map(&mut ebpf, "EVENTS")?;
+    let counters = take_map(&mut ebpf, "COUNTERS")?;
+    let wait_args = take_map(&mut ebpf, "WAIT_ARGS")?;
     Ok(Tracer {
         events,
         logger,
@@ -216,6 +195,14 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
             _ebpf: ebpf,
         },
     })
+}
+
+fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, LoadError>
+where
+    M: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(LoadError::Missing(name))?;
+    M::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
 fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), LoadError> {
