@@ -126,6 +126,17 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
         WaitSyscall::Wait4 => r.options & (crate::event::WUNTRACED | crate::event::WCONTINUED) == 0,
         WaitSyscall::Waitid => (CLD_EXITED..=CLD_DUMPED).contains(&r.code),
     };
+    let status = match syscall {
+        _ if reported_pid.is_none() || !collects_exit => None,
+        WaitSyscall::Wait4 => (r.code == 1).then(|| ExitStatus::from_wait_status(r.status as u32)),
+        WaitSyscall::Waitid => Some(match r.code {
+            CLD_EXITED => ExitStatus::Exited(r.status as u8),
+            code => ExitStatus::Killed {
+                signal: r.status as u8,
+                core_dumped: code == CLD_DUMPED,
+            },
+        }),
+    };
     Ok(Wait {
         syscall,
         pid: r.tgid,
@@ -138,6 +149,7 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
         ret: r.ret,
         reported_pid,
         reaped: reported_pid.is_some() && collects_exit && r.options & WNOWAIT == 0,
+        status,
     })
 }
 
@@ -282,6 +294,7 @@ mod tests {
         assert_eq!(w.reported_pid, Some(42));
         assert!(w.reaped);
         assert_eq!(w.target, WaitTarget::Any);
+        assert_eq!(w.status, Some(ExitStatus::Exited(77)));
     }
 
     #[test]
@@ -328,10 +341,24 @@ mod tests {
         assert_eq!(w.target, WaitTarget::Pid(42));
         assert!(!w.reaped);
         r.options = 4;
+        r.status = 9;
         let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
             panic!()
         };
         assert!(w.reaped);
+        assert_eq!(w.status, Some(ExitStatus::Exited(9)));
+        r.code = CLD_DUMPED;
+        r.status = 11;
+        let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            w.status,
+            Some(ExitStatus::Killed {
+                signal: 11,
+                core_dumped: true
+            })
+        );
     }
 
     #[test]

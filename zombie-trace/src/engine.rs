@@ -187,27 +187,28 @@ impl Pending {
         }
     }
 
-    fn reaping(&self, reap: &Reap) -> Reaping {
+    /// Its reap at `ts_ns` by `reaper_pid`.
+    fn reaping(&self, ts_ns: u64, reaper_pid: u32, reaper_comm: Comm) -> Reaping {
         let kind = match &self.exit {
             Some(exit) if exit.parent_ignores_sigchld => ReaperKind::Kernel,
-            Some(exit) if reap.reaper_pid == exit.ppid => ReaperKind::Parent,
-            None if reap.reaper_pid == self.ppid => ReaperKind::Parent,
-            _ if reap.reaper_pid == 1 => ReaperKind::Init,
+            Some(exit) if reaper_pid == exit.ppid => ReaperKind::Parent,
+            None if reaper_pid == self.ppid => ReaperKind::Parent,
+            _ if reaper_pid == 1 => ReaperKind::Init,
             _ => ReaperKind::Subreaper,
         };
         Reaping {
             pid: self.pid,
             comm: self.comm,
-            ts_ns: Some(reap.ts_ns),
-            reaper_pid: Some(reap.reaper_pid),
-            reaper_comm: Some(reap.reaper_comm),
+            ts_ns: Some(ts_ns),
+            reaper_pid: Some(reaper_pid),
+            reaper_comm: Some(reaper_comm),
             kind,
             // Released at exit by the kernel: never a zombie.
             zombie_ns: self
                 .exit
                 .as_ref()
                 .filter(|_| kind != ReaperKind::Kernel)
-                .map(|e| reap.ts_ns.saturating_sub(e.ts_ns)),
+                .map(|e| ts_ns.saturating_sub(e.ts_ns)),
             was_reported: self.state == State::Reported,
             preexisting: self.preexisting,
         }
@@ -269,7 +270,7 @@ impl Engine {
         match event {
             Event::Exit(exit) => self.on_exit(exit, out),
             Event::Reap(reap) => self.on_reap(reap, out),
-            Event::Wait(wait) => self.on_wait(wait),
+            Event::Wait(wait) => self.on_wait(wait, out),
             // Wait calls of the old program say nothing about the new one.
             Event::Exec(exec) => {
                 self.waits.remove(&exec.pid);
@@ -344,11 +345,20 @@ impl Engine {
         };
         let entry = self.remove(id).expect("id is pending");
         if entry.state != (State::Gone { announced: true }) {
-            out.push(Output::Reaped(entry.reaping(reap)));
+            out.push(Output::Reaped(entry.reaping(
+                reap.ts_ns,
+                reap.reaper_pid,
+                reap.reaper_comm,
+            )));
         }
     }
 
-    pub fn on_wait(&mut self, wait: &Wait) {
+    pub fn on_wait(&mut self, wait: &Wait, out: &mut Vec<Output>) {
+        self.record_wait(wait);
+        self.reap_by_wait(wait, out);
+    }
+
+    fn record_wait(&mut self, wait: &Wait) {
         self.wait_clock += 1;
         if !self.waits.contains_key(&wait.pid) && self.waits.len() >= self.config.max_wait_callers {
             // Full: make room by forgetting the caller idle longest.
@@ -367,6 +377,48 @@ impl Engine {
         });
         slot.touched = self.wait_clock;
         record_wait(&mut slot.stats, wait);
+    }
+
+    /// A wait call that collected a pending child is its reap, at the
+    /// moment it happened: the kernel's own release record
+    /// (`sched_process_free`) comes only after an RCU grace period, which
+    /// lazy RCU can stretch to seconds. That record is then swallowed.
+    ///
+    /// The reported pid is in the caller's pid namespace, so it counts only
+    /// when the caller is the child's parent and the status matches: a
+    /// parent in another namespace falls back to the release record.
+    fn reap_by_wait(&mut self, wait: &Wait, out: &mut Vec<Output>) {
+        let Some(pid) = wait
+            .reported_pid
+            .filter(|_| wait.reaped)
+            .and_then(|p| u32::try_from(p).ok())
+        else {
+            return;
+        };
+        let Some(&id) = self.by_pid.get(&pid) else {
+            return;
+        };
+        let Some(entry) = self.pending.get_mut(&id) else {
+            return;
+        };
+        let original_parent = entry.exit.as_ref().map(|e| e.ppid);
+        let by_parent = wait.pid == entry.ppid || original_parent == Some(wait.pid);
+        let same_status = match (wait.status, &entry.exit) {
+            (Some(status), Some(exit)) => status == exit.status,
+            _ => true,
+        };
+        if !by_parent || !same_status || entry.state == (State::Gone { announced: true }) {
+            return;
+        }
+        let reaper_comm = if wait.pid == entry.ppid && !entry.parent_comm.is_empty() {
+            Comm::new(&entry.parent_comm)
+        } else {
+            wait.comm
+        };
+        let reaping = entry.reaping(wait.ts_ns, wait.pid, reaper_comm);
+        entry.state = State::Gone { announced: true };
+        self.set_deadline(id, Some(wait.ts_ns.saturating_add(self.config.memory_ns)));
+        out.push(Output::Reaped(reaping));
     }
 
     /// The wait calls process `tgid` made since tracing began (or since the
@@ -697,6 +749,7 @@ mod tests {
             ret,
             reported_pid: (ret > 0).then_some(ret as i32),
             reaped: ret > 0 && options & WNOWAIT == 0,
+            status: (ret > 0).then_some(ExitStatus::Exited(0)),
         }
     }
 
@@ -839,6 +892,63 @@ mod tests {
         e.on_reap(&reap(100, 7, 10, 7 * SEC), &mut out);
         assert!(reapings(&out).is_empty());
         assert_eq!(e.pending_len(), 0);
+    }
+
+    #[test]
+    fn parent_wait_is_the_reap_moment_and_the_release_record_is_swallowed() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        e.on_exit(&exit(100, 7, 10, SEC), &mut out);
+        let due = e.tick(6 * SEC);
+        report(e.resolve(due[0].id, zombie(10), 6 * SEC));
+        out.clear();
+        e.on_wait(&wait(10, 9 * SEC, WaitTarget::Any, 0, 100), &mut out);
+        let r = reapings(&out);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].ts_ns, Some(9 * SEC));
+        assert_eq!(r[0].zombie_ns, Some(8 * SEC));
+        assert_eq!((r[0].reaper_pid, r[0].kind), (Some(10), ReaperKind::Parent));
+        assert_eq!(r[0].reaper_comm, Some(Comm::new(b"parent")));
+        assert!(r[0].was_reported);
+        assert!(e.outstanding(9 * SEC).is_empty());
+        assert!(e.reported().is_empty());
+        // The kernel's release record, seconds later (lazy RCU): no second line.
+        out.clear();
+        e.on_reap(&reap(100, 7, 10, 19 * SEC), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(e.pending_len(), 0);
+        assert_eq!(e.counts().reaps, 1);
+    }
+
+    #[test]
+    fn wait_reports_that_may_be_another_process_are_not_reaps() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        e.on_exit(&exit(100, 7, 10, SEC), &mut out);
+        out.clear();
+        // Not its parent (a pid in another namespace, say).
+        e.on_wait(&wait(11, 2 * SEC, WaitTarget::Any, 0, 100), &mut out);
+        // Its parent, but another status: another namespace's pid 100.
+        let mut other = wait(10, 2 * SEC, WaitTarget::Any, 0, 100);
+        other.status = Some(ExitStatus::Exited(3));
+        e.on_wait(&other, &mut out);
+        // A peek.
+        e.on_wait(&wait(10, 2 * SEC, WaitTarget::Any, WNOWAIT, 100), &mut out);
+        assert!(out.is_empty());
+        e.on_reap(&reap(100, 7, 10, 3 * SEC), &mut out);
+        assert_eq!(reapings(&out)[0].zombie_ns, Some(2 * SEC));
+    }
+
+    #[test]
+    fn subreaper_wait_reaps_a_reported_orphan() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        e.on_exit(&exit(100, 7, 10, SEC), &mut out);
+        let due = e.tick(6 * SEC);
+        report(e.resolve(due[0].id, zombie(55), 6 * SEC));
+        out.clear();
+        e.on_wait(&wait(55, 7 * SEC, WaitTarget::Any, 0, 100), &mut out);
+        assert_eq!(reapings(&out)[0].kind, ReaperKind::Subreaper);
     }
 
     #[test]
@@ -1037,10 +1147,16 @@ mod tests {
     #[test]
     fn wait_statistics_per_caller() {
         let mut e = engine();
-        e.on_wait(&wait(10, SEC, WaitTarget::Any, WNOHANG, 0));
-        e.on_wait(&wait(10, 2 * SEC, WaitTarget::Pid(100), 0, 100));
-        e.on_wait(&wait(10, 3 * SEC, WaitTarget::Any, 0, -10));
-        e.on_wait(&wait(10, 4 * SEC, WaitTarget::Pgid(0), WNOWAIT, 100));
+        e.on_wait(&wait(10, SEC, WaitTarget::Any, WNOHANG, 0), &mut Vec::new());
+        e.on_wait(
+            &wait(10, 2 * SEC, WaitTarget::Pid(100), 0, 100),
+            &mut Vec::new(),
+        );
+        e.on_wait(&wait(10, 3 * SEC, WaitTarget::Any, 0, -10), &mut Vec::new());
+        e.on_wait(
+            &wait(10, 4 * SEC, WaitTarget::Pgid(0), WNOWAIT, 100),
+            &mut Vec::new(),
+        );
         let s = e.wait_stats(10);
         assert_eq!(
             (s.calls, s.empty, s.reaped, s.errors, s.peeks),
@@ -1053,14 +1169,17 @@ mod tests {
         );
         assert_eq!(e.wait_stats(11), WaitStats::default());
         for pid in 0..100 {
-            e.on_wait(&wait(10, 5 * SEC, WaitTarget::Pid(pid), 0, -10));
+            e.on_wait(
+                &wait(10, 5 * SEC, WaitTarget::Pid(pid), 0, -10),
+                &mut Vec::new(),
+            );
         }
         assert_eq!(e.wait_stats(10).targets.len(), MAX_WAIT_TARGETS);
         // The caller's exit ends its history (its pid may be reused).
         e.on_exit(&exit(10, 1, 1, 6 * SEC), &mut Vec::new());
         assert_eq!(e.wait_stats(10), WaitStats::default());
         // So does an exec: a new program with the same pid.
-        e.on_wait(&wait(10, 7 * SEC, WaitTarget::Any, 0, -10));
+        e.on_wait(&wait(10, 7 * SEC, WaitTarget::Any, 0, -10), &mut Vec::new());
         e.on_event(
             &Event::Exec(crate::event::Exec {
                 pid: 10,
@@ -1078,10 +1197,10 @@ mod tests {
             ..Config::new(THRESHOLD, HZ)
         });
         for pid in [1, 2, 3] {
-            e.on_wait(&wait(pid, SEC, WaitTarget::Any, 0, -10));
+            e.on_wait(&wait(pid, SEC, WaitTarget::Any, 0, -10), &mut Vec::new());
         }
-        e.on_wait(&wait(1, SEC, WaitTarget::Any, 0, -10));
-        e.on_wait(&wait(4, SEC, WaitTarget::Any, 0, -10));
+        e.on_wait(&wait(1, SEC, WaitTarget::Any, 0, -10), &mut Vec::new());
+        e.on_wait(&wait(4, SEC, WaitTarget::Any, 0, -10), &mut Vec::new());
         assert_eq!(e.waits.len(), 3);
         assert_eq!(e.wait_stats(2), WaitStats::default(), "idlest forgotten");
         assert_eq!(e.wait_stats(1).calls, 2);

@@ -167,6 +167,9 @@ pub struct Wait {
     /// Whether that report reaped the child (an exit or kill collected
     /// without `WNOWAIT`), rather than a peek or a stop/continue report.
     pub reaped: bool,
+    /// The exit status it reported, when it reported an exit and the
+    /// status could be read.
+    pub status: Option<ExitStatus>,
 }
 
 /// A process replaced its program (`execve`).

@@ -2,7 +2,7 @@
 //! questions to `/proc`, findings out as lines, until SIGINT or SIGTERM.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     io::{self, Write},
     os::fd::{AsRawFd, RawFd},
     time::{Duration, SystemTime},
@@ -37,6 +37,11 @@ const COUNTERS_EVERY: u64 = 10;
 /// Reported zombies are re-checked in `/proc` this often, in case their
 /// reap record was lost.
 const RECHECK_EVERY: u64 = 20;
+/// A reported zombie that `/proc` no longer shows is taken as reaped, its
+/// record lost, only after this long: the kernel's release record comes an
+/// RCU grace period after the reap, and lazy RCU batches those for up to
+/// 10 s.
+const VANISHED_AFTER_NS: u64 = 12_000_000_000;
 /// Ring buffer size: about 50,000 records of slack for a stalled reader.
 const RING_BYTES: u32 = 1 << 22;
 /// Distinct wait targets shown per parent (as the engine keeps).
@@ -80,9 +85,9 @@ pub async fn run(options: Options) -> Result<()> {
         .map_err(io::Error::from)
         .context("cannot watch the ring buffer with epoll")?;
     let logs = match logger.as_ref() {
-        // SAFETY: the logger owns its descriptor and is dropped after this
-        // AsyncFd (declared later, dropped first; and dropped explicitly
-        // below).
+        // SAFETY: the logger owns the descriptor and outlives this AsyncFd:
+        // `logs` is declared after `logger`, so it is dropped first on every
+        // path (and explicitly so at the end).
         Some(l) => Some(
             unsafe { AsyncFd::register_with_interest(LoggerFd(l.as_raw_fd()), Interest::READABLE) }
                 .map_err(io::Error::from)
@@ -181,10 +186,8 @@ struct Session {
     /// What the kernel counters said last time.
     counted: Counters,
     overflow_seen: u64,
-    /// Reported zombies that `/proc` did not show at the last re-check: gone
-    /// if still missing at the next one (their reap record can come a little
-    /// after `/proc` forgets them).
-    missing: HashSet<Id>,
+    /// Reported zombies that `/proc` no longer shows, since when (boot ns).
+    missing: HashMap<Id, u64>,
     decode_errors: u64,
 }
 
@@ -203,7 +206,7 @@ impl Session {
             pending: Vec::new(),
             counted: Counters::default(),
             overflow_seen: 0,
-            missing: HashSet::new(),
+            missing: HashMap::new(),
             decode_errors: 0,
         }
     }
@@ -411,7 +414,7 @@ impl Session {
     /// a reap record.
     fn recheck(&mut self) {
         let now = clock::boot_ns();
-        let mut missing = HashSet::new();
+        let mut missing = HashMap::new();
         // A leaking parent may hold thousands: read each parent once.
         let mut parents: HashMap<u32, Vec<u8>> = HashMap::new();
         for z in self.engine.reported() {
@@ -429,8 +432,9 @@ impl Session {
                         .resolve(z.id, Verdict::Zombie { ppid, parent_comm }, now);
                 }
                 ZombieState::NotZombie | ZombieState::Gone => {
-                    if !self.missing.contains(&z.id) {
-                        missing.insert(z.id);
+                    let since = self.missing.get(&z.id).copied().unwrap_or(now);
+                    if now.saturating_sub(since) < VANISHED_AFTER_NS {
+                        missing.insert(z.id, since);
                     } else if let Resolution::Vanished(r) =
                         self.engine.resolve(z.id, Verdict::Gone, now)
                     {
