@@ -392,6 +392,35 @@ fn late_reap_reports_then_reaps_with_exit_code() {
     scenario.finish();
 }
 
+/// A parent inside its own pid namespace sees other pids than ours: its
+/// wait calls must not pair with the wrong children.
+#[test]
+fn parent_in_its_own_pid_namespace() {
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    let script = scenarios().join("children.py");
+    let mut scenario = Scenario::start(&[
+        "unshare",
+        "--pid",
+        "--fork",
+        "python3",
+        script.to_str().unwrap(),
+        "late",
+        "2",
+    ]);
+    let (parent, child) = scenario.parent_and_child();
+    assert_eq!((parent, child), (1, 2), "pids inside the namespace");
+    let zombie = tracer.wait_for("zombie report", |v| {
+        v["type"] == "zombie" && v["parent_cmdline"].to_string().contains("children.py")
+    });
+    assert_eq!(zombie["exit_code"], 77, "{zombie}");
+    let pid = zombie["pid"].as_u64().unwrap();
+    assert_ne!(pid, child, "reported with its global pid: {zombie}");
+    let reap = tracer.wait_for("reap", |v| is(v, "reap", pid));
+    assert_eq!(reap["reaper"], "parent", "{reap}");
+    assert_eq!(reap["reaper_pid"], zombie["ppid"], "{reap}");
+    scenario.finish();
+}
+
 #[test]
 fn killed_child_reports_signal_not_exit_code() {
     let mut tracer = Tracer::start(&["--threshold", "500ms"]);

@@ -112,6 +112,10 @@ pub struct WaitRecord {
     /// read, 0 when not (a NULL status pointer, or nothing reported).
     pub code: i32,
     pub comm: [u8; COMM_LEN],
+    /// The caller's pid namespace level (0: the initial namespace, where
+    /// `pid` is the global pid; `u32::MAX`: unknown).
+    pub pid_ns_level: u32,
+    pub _pad: u32,
 }
 
 /// A process replaced its program (`execve`): what the old program did,
@@ -170,6 +174,9 @@ pub struct Offsets {
     pub task_comm: u32,
     pub task_signal: u32,
     pub task_sighand: u32,
+    /// `task_struct.thread_pid` (a `struct pid *`) and `pid.level`.
+    pub task_thread_pid: u32,
+    pub pid_level: u32,
     pub signal_live: u32,
     pub signal_flags: u32,
     pub signal_group_exit_code: u32,

@@ -31,6 +31,31 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// `EXIT_*` flags from the leader and its parent.
+fn parent_flags(leader: KPtr, parent: KPtr) -> Result<u32, i32> {
+    let o = offsets();
+    // The test do_notify_parent() makes to reap a child at once.
+    let sighand: KPtr = read(parent, o.task_sighand)?;
+    let action = sighand
+        .wrapping_add(o.sighand_action as usize)
+        .wrapping_add(((SIGCHLD - 1) * o.k_sigaction_size) as usize);
+    let handler: u64 = read(action, o.sigaction_handler)?;
+    let sa_flags: u64 = read(action, o.sigaction_flags)?;
+    let exit_signal: i32 = read(leader, o.task_exit_signal)?;
+    let ptrace: u32 = read(leader, o.task_ptrace)?;
+    let mut flags = 0;
+    if handler == SIG_IGN || sa_flags & SA_NOCLDWAIT != 0 {
+        flags |= EXIT_PARENT_IGNORES_SIGCHLD;
+    }
+    if ptrace != 0 {
+        flags |= EXIT_PTRACED;
+    }
+    if exit_signal != SIGCHLD as i32 {
+        flags |= EXIT_NOT_SIGCHLD;
+    }
+    Ok(flags)
+}
+
 fn try_exit(task: KPtr) -> Result<(), i32> {
     let o = offsets();
     // `live` was decremented before this tracepoint: 0 means this thread is
@@ -55,27 +80,16 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     };
 
     let parent: KPtr = read(leader, o.task_real_parent)?;
-    let ppid: u32 = read(parent, o.task_tgid)?;
-    // The test do_notify_parent() makes to reap a child at once.
-    let sighand: KPtr = read(parent, o.task_sighand)?;
-    let action = sighand
-        .wrapping_add(o.sighand_action as usize)
-        .wrapping_add(((SIGCHLD - 1) * o.k_sigaction_size) as usize);
-    let handler: u64 = read(action, o.sigaction_handler)?;
-    let sa_flags: u64 = read(action, o.sigaction_flags)?;
-    let exit_signal: i32 = read(leader, o.task_exit_signal)?;
-    let ptrace: u32 = read(leader, o.task_ptrace)?;
-
-    let mut flags = 0;
-    if handler == SIG_IGN || sa_flags & SA_NOCLDWAIT != 0 {
-        flags |= EXIT_PARENT_IGNORES_SIGCHLD;
-    }
-    if ptrace != 0 {
-        flags |= EXIT_PTRACED;
-    }
-    if exit_signal != SIGCHLD as i32 {
-        flags |= EXIT_NOT_SIGCHLD;
-    }
+    // The rest only qualifies the record: a failed read must not lose the
+    // exit (the parent may be exiting too, its sighand already gone).
+    let ppid: u32 = read(parent, o.task_tgid).unwrap_or(0);
+    let mut flags = match parent_flags(leader, parent) {
+        Ok(flags) => flags,
+        Err(_) => {
+            count(COUNTER_READ_ERRORS);
+            0
+        }
+    };
     if tid != tgid {
         flags |= EXIT_LEADER_WENT_FIRST;
     }

@@ -42,6 +42,8 @@ static OFFSETS: Offsets = Offsets {
     task_comm: 0,
     task_signal: 0,
     task_sighand: 0,
+    task_thread_pid: 0,
+    pid_level: 0,
     signal_live: 0,
     signal_flags: 0,
     signal_group_exit_code: 0,

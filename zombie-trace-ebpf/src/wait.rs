@@ -6,7 +6,8 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, bpf_probe_read_user,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_ktime_get_boot_ns, bpf_probe_read_user,
     },
     macros::{map, tracepoint},
     maps::HashMap,
@@ -17,7 +18,10 @@ use zombie_trace_common::{
     WAIT_SYSCALL_WAITID, WaitArgs, WaitRecord,
 };
 
-use crate::{EVENTS, count, offsets};
+use crate::{
+    EVENTS, count, offsets,
+    task::{KPtr, read},
+};
 
 /// One slot per thread blocked in wait; more than this many at once are
 /// counted as untracked.
@@ -103,6 +107,18 @@ fn read_user_i32(addr: u64) -> Option<i32> {
     unsafe { bpf_probe_read_user(addr as *const i32) }.ok()
 }
 
+/// The current task's pid namespace level: the pid a wait reports is a
+/// global pid only at level 0.
+fn pid_ns_level() -> u32 {
+    let o = offsets();
+    // SAFETY: a helper without arguments; the pointer is only read through
+    // bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() } as KPtr;
+    read::<KPtr>(task, o.task_thread_pid)
+        .and_then(|pid| read::<u32>(pid, o.pid_level))
+        .unwrap_or(u32::MAX)
+}
+
 fn on_return(ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: the value is copied out before the entry is removed.
@@ -120,9 +136,9 @@ fn on_return(ctx: &TracePointContext) {
         }
     } else if ret == 0 {
         (
-            read_user_i32(args.uaddr + SI_PID).unwrap_or(0),
-            read_user_i32(args.uaddr + SI_STATUS).unwrap_or(0),
-            read_user_i32(args.uaddr + SI_CODE).unwrap_or(0),
+            read_user_i32(args.uaddr.wrapping_add(SI_PID)).unwrap_or(0),
+            read_user_i32(args.uaddr.wrapping_add(SI_STATUS)).unwrap_or(0),
+            read_user_i32(args.uaddr.wrapping_add(SI_CODE)).unwrap_or(0),
         )
     } else {
         (0, 0, 0)
@@ -144,6 +160,8 @@ fn on_return(ctx: &TracePointContext) {
         status,
         code,
         comm: bpf_get_current_comm().unwrap_or_default(),
+        pid_ns_level: pid_ns_level(),
+        _pad: 0,
     };
     match EVENTS.reserve::<WaitRecord>(0) {
         Some(mut entry) => {

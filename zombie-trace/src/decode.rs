@@ -150,6 +150,7 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
         reported_pid,
         reaped: reported_pid.is_some() && collects_exit && r.options & WNOWAIT == 0,
         status,
+        global_pids: r.pid_ns_level == 0,
     })
 }
 
@@ -199,6 +200,8 @@ mod tests {
             status: 77 << 8,
             code: 1,
             comm: comm(b"parent"),
+            pid_ns_level: 0,
+            _pad: 0,
         }
     }
 
@@ -295,6 +298,13 @@ mod tests {
         assert!(w.reaped);
         assert_eq!(w.target, WaitTarget::Any);
         assert_eq!(w.status, Some(ExitStatus::Exited(77)));
+        assert!(w.global_pids);
+        let mut r = wait_record();
+        r.pid_ns_level = 1;
+        let Event::Wait(w) = decode(&bytes_of(&r)).unwrap() else {
+            panic!()
+        };
+        assert!(!w.global_pids);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::{
 
 /// Distinct wait targets remembered per caller.
 const MAX_WAIT_TARGETS: usize = 8;
+/// A zombie found at start-up is checked again after this long (or the
+/// threshold, if shorter) before it is reported.
+const PREEXISTING_GRACE_NS: u64 = 1_000_000_000;
 /// When `/proc` says an overdue child is not a zombie yet, ask again after.
 const RETRY_NS: u64 = 1_000_000_000;
 
@@ -190,7 +193,7 @@ impl Pending {
     /// Its reap at `ts_ns` by `reaper_pid`.
     fn reaping(&self, ts_ns: u64, reaper_pid: u32, reaper_comm: Comm) -> Reaping {
         let kind = match &self.exit {
-            Some(exit) if exit.parent_ignores_sigchld => ReaperKind::Kernel,
+            Some(exit) if exit.auto_reaped() => ReaperKind::Kernel,
             Some(exit) if reaper_pid == exit.ppid => ReaperKind::Parent,
             None if reaper_pid == self.ppid => ReaperKind::Parent,
             _ if reaper_pid == 1 => ReaperKind::Init,
@@ -279,19 +282,20 @@ impl Engine {
     }
 
     pub fn on_exit(&mut self, exit: &Exit, out: &mut Vec<Output>) {
+        let id = Id::Seen(exit.key);
+        if self.pending.contains_key(&id) {
+            // Two threads died at once and both saw the group dead.
+            return;
+        }
         self.counts.exits += 1;
         // Its pid may be reused: its wait history ends here.
         self.waits.remove(&exit.key.pid);
         out.push(Output::Exited {
             exit: exit.clone(),
-            auto_reap: exit.parent_ignores_sigchld,
+            auto_reap: exit.auto_reaped(),
         });
         if self.orphan_reaps.remove(&exit.key).is_some() {
             // Reaped already: its reap arrived first.
-            return;
-        }
-        let id = Id::Seen(exit.key);
-        if self.pending.contains_key(&id) {
             return;
         }
         let start_ticks = self.ticks(exit.key.start_ns);
@@ -384,13 +388,13 @@ impl Engine {
     /// (`sched_process_free`) comes only after an RCU grace period, which
     /// lazy RCU can stretch to seconds. That record is then swallowed.
     ///
-    /// The reported pid is in the caller's pid namespace, so it counts only
-    /// when the caller is the child's parent and the status matches: a
-    /// parent in another namespace falls back to the release record.
+    /// The reported pid is in the caller's pid namespace: a caller outside
+    /// the initial one falls back to the release record. The caller must
+    /// also be the child's parent, and the status the same.
     fn reap_by_wait(&mut self, wait: &Wait, out: &mut Vec<Output>) {
         let Some(pid) = wait
             .reported_pid
-            .filter(|_| wait.reaped)
+            .filter(|_| wait.reaped && wait.global_pids)
             .and_then(|p| u32::try_from(p).ok())
         else {
             return;
@@ -443,8 +447,10 @@ impl Engine {
             .is_some_and(|p| p.start_ticks == start_ticks)
     }
 
-    /// Tracks a zombie found in `/proc`. Pre-existing ones are due at once;
-    /// ones found after lost records get the threshold like any other.
+    /// Tracks a zombie found in `/proc`. Pre-existing ones are due after a
+    /// short grace (one that dies as the tracer starts may be reaped at
+    /// once); ones found after lost records get the threshold like any
+    /// other.
     /// `false` if it is already tracked or there is no room.
     pub fn add_unseen(&mut self, unseen: Unseen, now_ns: u64) -> bool {
         if self.knows(unseen.pid, unseen.start_ticks) {
@@ -454,11 +460,12 @@ impl Engine {
             self.counts.overflow += 1;
             return false;
         }
-        let deadline = if unseen.preexisting {
-            now_ns
+        let wait = if unseen.preexisting {
+            self.config.threshold_ns.min(PREEXISTING_GRACE_NS)
         } else {
-            now_ns.saturating_add(self.config.threshold_ns)
+            self.config.threshold_ns
         };
+        let deadline = now_ns.saturating_add(wait);
         let id = Id::Unseen {
             pid: unseen.pid,
             start_ticks: unseen.start_ticks,
@@ -750,6 +757,7 @@ mod tests {
             reported_pid: (ret > 0).then_some(ret as i32),
             reaped: ret > 0 && options & WNOWAIT == 0,
             status: (ret > 0).then_some(ExitStatus::Exited(0)),
+            global_pids: true,
         }
     }
 
@@ -934,6 +942,10 @@ mod tests {
         e.on_wait(&other, &mut out);
         // A peek.
         e.on_wait(&wait(10, 2 * SEC, WaitTarget::Any, WNOWAIT, 100), &mut out);
+        // Its parent, from inside a pid namespace: pid 100 is not ours.
+        let mut namespaced = wait(10, 2 * SEC, WaitTarget::Any, 0, 100);
+        namespaced.global_pids = false;
+        e.on_wait(&namespaced, &mut out);
         assert!(out.is_empty());
         e.on_reap(&reap(100, 7, 10, 3 * SEC), &mut out);
         assert_eq!(reapings(&out)[0].zombie_ns, Some(2 * SEC));
@@ -984,7 +996,33 @@ mod tests {
         let mut out = Vec::new();
         e.on_exit(&exit(100, 7, 10, SEC), &mut out);
         e.on_exit(&exit(100, 7, 10, SEC), &mut out);
+        assert_eq!(out.len(), 1, "one exit line");
+        assert_eq!(e.counts().exits, 1);
         assert_eq!(e.tick(10 * SEC).len(), 1);
+    }
+
+    #[test]
+    fn traced_or_clone_children_are_not_auto_reaped() {
+        for (ptraced, not_sigchld) in [(true, false), (false, true)] {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let mut x = exit(100, 7, 10, SEC);
+            x.parent_ignores_sigchld = true;
+            x.ptraced = ptraced;
+            x.not_sigchld = not_sigchld;
+            e.on_exit(&x, &mut out);
+            assert!(matches!(
+                out[0],
+                Output::Exited {
+                    auto_reap: false,
+                    ..
+                }
+            ));
+            e.on_reap(&reap(100, 7, 10, 2 * SEC), &mut out);
+            let r = reapings(&out)[0];
+            assert_eq!(r.kind, ReaperKind::Parent);
+            assert_eq!(r.zombie_ns, Some(SEC));
+        }
     }
 
     #[test]
@@ -1074,14 +1112,15 @@ mod tests {
     }
 
     #[test]
-    fn preexisting_zombie_is_due_at_once_and_pairs_by_ticks() {
+    fn preexisting_zombie_is_due_after_a_grace_and_pairs_by_ticks() {
         let mut e = engine();
         let mut out = Vec::new();
         assert!(e.add_unseen(unseen(100, 250, true), 50 * SEC));
         assert!(!e.add_unseen(unseen(100, 250, true), 50 * SEC), "known");
         assert!(e.knows(100, 250));
         assert!(!e.knows(100, 251));
-        let due = e.tick(50 * SEC);
+        assert!(e.tick(50 * SEC + PREEXISTING_GRACE_NS - 1).is_empty());
+        let due = e.tick(50 * SEC + PREEXISTING_GRACE_NS);
         assert_eq!(due.len(), 1);
         let f = report(e.resolve(due[0].id, zombie(10), 50 * SEC));
         assert!(f.preexisting);
@@ -1135,8 +1174,8 @@ mod tests {
         let mut e = engine();
         let mut out = Vec::new();
         e.add_unseen(unseen(100, 250, true), 50 * SEC);
-        let due = e.tick(50 * SEC);
-        report(e.resolve(due[0].id, zombie(10), 50 * SEC));
+        let due = e.tick(51 * SEC);
+        report(e.resolve(due[0].id, zombie(10), 51 * SEC));
         e.on_exit(&exit(100, 2_500 * MS, 10, 49 * SEC), &mut out);
         assert!(e.tick(100 * SEC).is_empty(), "not reported twice");
         e.on_reap(&reap(100, 2_500 * MS, 10, 101 * SEC), &mut out);

@@ -101,6 +101,15 @@ pub struct Exit {
     pub leader_went_first: bool,
 }
 
+impl Exit {
+    /// The kernel releases it at once (`do_notify_parent`): the parent
+    /// ignores SIGCHLD, and the child is neither traced nor a `clone` child
+    /// with another exit signal.
+    pub fn auto_reaped(&self) -> bool {
+        self.parent_ignores_sigchld && !self.ptraced && !self.not_sigchld
+    }
+}
+
 /// A process was released: it is gone from the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reap {
@@ -170,6 +179,9 @@ pub struct Wait {
     /// The exit status it reported, when it reported an exit and the
     /// status could be read.
     pub status: Option<ExitStatus>,
+    /// The caller is in the initial pid namespace: `reported_pid` is a
+    /// global pid, comparable with the pids of exit and reap records.
+    pub global_pids: bool,
 }
 
 /// A process replaced its program (`execve`).

@@ -222,10 +222,12 @@ fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), Load
 
 fn attach_wait(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     for name in [
-        "sys_enter_wait4",
+        // Returns first: a call that returns between the two attaches must
+        // not leave its arguments behind as a wait "in progress".
         "sys_exit_wait4",
-        "sys_enter_waitid",
         "sys_exit_waitid",
+        "sys_enter_wait4",
+        "sys_enter_waitid",
     ] {
         let attach_err = |source| LoadError::Attach {
             program: name,

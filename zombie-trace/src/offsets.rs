@@ -43,6 +43,7 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
     let sighand = find_struct(btf, "sighand_struct")?;
     let k_sigaction = find_struct(btf, "k_sigaction")?;
     let sigaction = find_struct(btf, "sigaction")?;
+    let pid = find_struct(btf, "pid")?;
     let t = |field| member_offset(btf, &task, "task_struct", field);
     Ok(Offsets {
         task_pid: t("pid")?,
@@ -56,6 +57,8 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
         task_comm: t("comm")?,
         task_signal: t("signal")?,
         task_sighand: t("sighand")?,
+        task_thread_pid: t("thread_pid")?,
+        pid_level: member_offset(btf, &pid, "pid", "level")?,
         // `live` is an atomic_t, whose counter is its first member.
         signal_live: member_offset(btf, &signal, "signal_struct", "live")?,
         signal_flags: member_offset(btf, &signal, "signal_struct", "flags")?,

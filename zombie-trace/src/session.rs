@@ -216,6 +216,9 @@ impl Session {
     fn start(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) -> Result<()> {
         self.drain(events);
         let preexisting = self.scan(true)?;
+        // Children that died during the scan: their exits are in the ring,
+        // and take over their `/proc` entries (with their real age).
+        self.drain(events);
         self.emit(&Line::Ready(Ready {
             ts: SystemTime::now(),
             version: env!("CARGO_PKG_VERSION"),
@@ -261,6 +264,8 @@ impl Session {
         while let Some(item) = events.next() {
             match decode::decode(&item) {
                 Ok(event) => self.engine.on_event(&event, &mut self.out),
+                // A waitid() with a bad idtype, which the kernel refused.
+                Err(decode::DecodeError::UnknownIdtype(_)) => {}
                 Err(e) => {
                     self.decode_errors += 1;
                     if self.decode_errors == 1 {
@@ -316,15 +321,19 @@ impl Session {
     fn counters(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) {
         let now = probes.counters();
         let lost = now.lost().saturating_sub(self.counted.lost());
-        if now.read_errors > self.counted.read_errors {
+        if self.counted.read_errors == 0 && now.read_errors > 0 {
             log::warn!(
-                "{} kernel memory reads failed so far: some fields may be missing; please report \
-                 this with your kernel version",
+                "kernel memory reads failed ({} so far): some records are incomplete or \
+                 dropped, and /proc is rescanned to make up; please report this with your \
+                 kernel version (uname -r)",
                 now.read_errors
             );
         }
         let overflow = self.engine.counts().overflow;
-        let rescan = now.lost_exits > self.counted.lost_exits || overflow > self.overflow_seen;
+        // A lost or unreadable exit would be a missed zombie: look in /proc.
+        let rescan = now.lost_exits > self.counted.lost_exits
+            || now.read_errors > self.counted.read_errors
+            || overflow > self.overflow_seen;
         self.counted = now;
         self.overflow_seen = overflow;
         if lost > 0 {
