@@ -664,6 +664,28 @@ fn without_btf_one_clear_sentence() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+/// `zombie-trace --events | less`, paused: SIGTERM must still stop it.
+#[test]
+fn unread_stdout_does_not_stall_a_stop() {
+    require_root();
+    let mut child = Command::new(BIN)
+        .args(["--events", "--format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+    let _unread = child.stdout.take();
+    let stderr = collect_stderr(child.stderr.take().unwrap());
+    thread::sleep(Duration::from_secs(2));
+    // Far more than a pipe holds.
+    run_storm(5000);
+    send_signal(&child, libc::SIGTERM);
+    let status = wait_timeout(&mut child, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no stop while nobody reads stdout"));
+    assert!(status.success(), "{status}: {}", stderr.lock().unwrap());
+}
+
 #[test]
 fn closed_stdout_is_a_clean_stop() {
     let mut tracer = Tracer::start(&["--events"]);

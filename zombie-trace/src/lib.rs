@@ -1,9 +1,10 @@
 //! zombie-trace: find zombie processes as they happen.
 //!
-//! The binary (`main.rs`) wires these together: `loader` loads and attaches
-//! the kernel programs, `decode` turns ring-buffer bytes into `event`s, the
-//! `engine` pairs exits with reaps (pure, no I/O), `inspect` reads `/proc`,
-//! and `output` renders `report` lines as text or JSON.
+//! `loader` loads and attaches the kernel programs, `decode` turns
+//! ring-buffer bytes into `event`s, the `engine` pairs exits with reaps
+//! (pure, no I/O), `inspect` reads `/proc`, `output` renders `report` lines
+//! as text or JSON and `writer` sends them to stdout. `session` runs the
+//! event loop that wires them; `main.rs` only parses the command line.
 
 pub mod cli;
 pub mod clock;
@@ -16,3 +17,4 @@ pub mod offsets;
 pub mod output;
 pub mod report;
 pub mod session;
+pub mod writer;

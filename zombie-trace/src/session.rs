@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    io::{self, Write},
+    io,
     os::fd::{AsRawFd, RawFd},
     time::{Duration, SystemTime},
 };
@@ -27,6 +27,7 @@ use crate::{
     loader::{self, Counters, Probes, Tracer},
     output::{self, Encoder, Format},
     report::{Exited, Line, Lost, ProcessInfo, Ready, Reaped, Summary, WaitStats, Zombie},
+    writer::{WriteError, Writer},
 };
 
 /// Overdue children are checked this often: a report comes at most this
@@ -137,7 +138,7 @@ pub async fn run(options: Options) -> Result<()> {
             break Err(e);
         }
     };
-    match ended {
+    let written = match ended {
         Ok(()) => {
             let events = ring.get_mut();
             session.drain(events);
@@ -146,22 +147,18 @@ pub async fn run(options: Options) -> Result<()> {
                 logger.flush();
             }
             session.summary();
-            session.flush().or_else(closed_stdout_is_fine)?;
+            session.flush().and_then(|()| session.writer.finish())
         }
-        Err(e) => closed_stdout_is_fine(e)?,
-    }
+        Err(e) => Err(e),
+    };
     drop(logs);
     drop(logger);
     drop(ring);
     drop(probes);
-    Ok(())
-}
-
-/// `zombie-trace | head` closes the pipe: that is a way to stop, not an error.
-fn closed_stdout_is_fine(e: anyhow::Error) -> Result<()> {
-    match e.downcast_ref::<io::Error>() {
-        Some(io) if io.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        _ => Err(e),
+    match written {
+        // `zombie-trace | head` closes the pipe: a way to stop, not an error.
+        Ok(()) | Err(WriteError::Closed) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -181,8 +178,9 @@ struct Session {
     wait_tracing: bool,
     started_ns: u64,
     out: Vec<Output>,
-    /// Encoded lines not yet written.
+    /// Encoded lines not yet handed to the writer.
     pending: Vec<u8>,
+    writer: Writer,
     /// What the kernel counters said last time.
     counted: Counters,
     overflow_seen: u64,
@@ -204,6 +202,7 @@ impl Session {
             started_ns: clock::boot_ns(),
             out: Vec::new(),
             pending: Vec::new(),
+            writer: Writer::stdout(),
             counted: Counters::default(),
             overflow_seen: 0,
             missing: HashMap::new(),
@@ -212,7 +211,7 @@ impl Session {
     }
 
     /// Everything is attached: take in the zombies that already exist, say
-    /// `ready`, then report them.
+    /// `ready`; they are reported once confirmed.
     fn start(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) -> Result<()> {
         self.drain(events);
         let preexisting = self.scan(true)?;
@@ -229,7 +228,7 @@ impl Session {
             wait_tracing: self.wait_tracing,
         }));
         self.tick(probes);
-        self.flush()
+        Ok(())
     }
 
     /// Adds the zombies in `/proc` the engine does not know; how many.
@@ -475,16 +474,9 @@ impl Session {
             .extend_from_slice(self.encoder.encode(line).as_bytes());
     }
 
-    /// Writes what was emitted, in one go: a pipe reader sees whole lines.
-    fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let mut stdout = io::stdout().lock();
-        let written = stdout
-            .write_all(&self.pending)
-            .and_then(|()| stdout.flush());
-        self.pending.clear();
-        written.map_err(anyhow::Error::from)
+    /// Hands what was emitted to the writer, in one piece: a pipe reader
+    /// sees whole lines.
+    fn flush(&mut self) -> Result<(), WriteError> {
+        self.writer.write(std::mem::take(&mut self.pending))
     }
 }
