@@ -574,6 +574,30 @@ fn stopped_parent_is_diagnosed() {
     assert!(diagnosis.contains("stopped"), "{zombie}");
 }
 
+/// The classic: one `waitpid` per SIGCHLD, while signals merge.
+#[test]
+fn handler_reaping_once_per_signal_is_diagnosed() {
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    let mut scenario = Scenario::python("children.py", &["sigchld-once", "30"]);
+    let mut children = Vec::new();
+    for _ in 0..4 {
+        children.push(scenario.parent_and_child().1);
+    }
+    let mut zombies = Vec::new();
+    while zombies.len() < 3 {
+        let zombie = tracer.wait_for("zombie reports", |v| {
+            v["type"] == "zombie" && children.iter().any(|&c| v["pid"] == c)
+        });
+        zombies.push(zombie);
+    }
+    for zombie in &zombies {
+        assert_eq!(zombie["parent_sigchld"], "caught", "{zombie}");
+        assert_eq!(zombie["parent_wait_reaped"], 1, "{zombie}");
+        let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
+        assert!(diagnosis.contains("reaps some children"), "{zombie}");
+    }
+}
+
 #[test]
 fn popen_child_never_polled_is_reported() {
     let mut tracer = Tracer::start(&["--threshold", "500ms"]);

@@ -15,6 +15,10 @@ usage: children.py MODE [SECONDS]
             children stay zombies (the test kills it)
   stopped   parent stops itself (SIGSTOP) right after its child exits
   popen     parent starts `true` with subprocess.Popen and never polls it
+  sigchld-once
+            parent reaps in its SIGCHLD handler with one waitpid per signal;
+            four children exit while SIGCHLD is blocked, so one signal
+            stands for four and three stay zombies
 """
 import ctypes
 import os
@@ -125,5 +129,13 @@ elif mode == "popen":
     time.sleep(seconds)
     proc.wait()
     time.sleep(0.5)
+elif mode == "sigchld-once":
+    signal.signal(signal.SIGCHLD, lambda signum, frame: os.waitpid(-1, os.WNOHANG))
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
+    for _ in range(4):
+        spawn(exit_with(0))
+    time.sleep(0.5)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
+    time.sleep(seconds)
 else:
     sys.exit(f"unknown mode {mode}")
