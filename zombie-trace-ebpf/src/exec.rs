@@ -23,7 +23,7 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     match EVENTS.reserve::<ExecRecord>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(0);
+            entry.submit(crate::wakeup_flags());
         }
         None => count(COUNTER_LOST_EXEC),
     }

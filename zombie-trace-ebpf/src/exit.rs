@@ -110,7 +110,7 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     match EVENTS.reserve::<ExitRecord>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(0);
+            entry.submit(crate::wakeup_flags());
         }
         None => count(COUNTER_LOST_EXIT),
     }

@@ -15,6 +15,7 @@ mod task;
 mod wait;
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
@@ -66,6 +67,20 @@ static OFFSETS: Offsets = Offsets {
 #[inline(always)]
 fn offsets() -> Offsets {
     unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// Flags for submitting a record: no wakeup of the reader, which drains on
+/// a short timer anyway, unless the ring is a quarter full. A wakeup per
+/// record (an interrupt to the reader's CPU) costs more than the record.
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    let pending = EVENTS.query(BPF_RB_AVAIL_DATA.into());
+    let size = EVENTS.query(BPF_RB_RING_SIZE.into());
+    if pending > size / 4 {
+        BPF_RB_FORCE_WAKEUP.into()
+    } else {
+        BPF_RB_NO_WAKEUP.into()
+    }
 }
 
 #[inline(always)]

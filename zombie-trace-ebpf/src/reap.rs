@@ -48,7 +48,7 @@ fn try_free(task: KPtr) -> Result<(), i32> {
     match EVENTS.reserve::<ReapRecord>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(0);
+            entry.submit(crate::wakeup_flags());
         }
         None => count(COUNTER_LOST_REAP),
     }

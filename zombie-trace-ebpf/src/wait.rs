@@ -166,7 +166,7 @@ fn on_return(ctx: &TracePointContext) {
     match EVENTS.reserve::<WaitRecord>(0) {
         Some(mut entry) => {
             entry.write(record);
-            entry.submit(0);
+            entry.submit(crate::wakeup_flags());
         }
         None => count(COUNTER_LOST_WAIT),
     }

@@ -30,8 +30,9 @@ use crate::{
     writer::{WriteError, Writer},
 };
 
-/// Overdue children are checked this often: a report comes at most this
-/// late after its threshold.
+/// The ring buffer is drained and overdue children are checked this often:
+/// a report comes at most this late after its threshold. (The kernel side
+/// wakes the reader early only when the ring is a quarter full.)
 const TICK: Duration = Duration::from_millis(100);
 /// Kernel counters (lost records) are read this often.
 const COUNTERS_EVERY: u64 = 10;
