@@ -491,6 +491,19 @@ fn storm_of_reaped_children_reports_nothing() {
     assert_eq!(summary["lost"], 0, "{summary}");
 }
 
+#[test]
+fn ready_comes_first_while_processes_come_and_go() {
+    let storm = compiled("storm");
+    let mut scenario = Scenario::start(&[storm.to_str().unwrap(), "50000"]);
+    scenario.line();
+    for _ in 0..3 {
+        // Tracer::start fails unless the first line is `ready`.
+        let (all, status) = Tracer::start(&["--events"]).stop();
+        assert!(status.success());
+        assert!(all.iter().skip(1).all(|v| v["type"] != "ready"));
+    }
+}
+
 /// A stalled reader: the ring buffer overflows. Every dropped record is
 /// counted and said, and a lost reap never turns into a false report.
 #[test]

@@ -219,6 +219,8 @@ impl Session {
         // Children that died during the scan: their exits are in the ring,
         // and take over their `/proc` entries (with their real age).
         self.drain(events);
+        // `ready` is the first line; what `--events` saw meanwhile follows.
+        let early = std::mem::take(&mut self.pending);
         self.emit(&Line::Ready(Ready {
             ts: SystemTime::now(),
             version: env!("CARGO_PKG_VERSION"),
@@ -228,6 +230,7 @@ impl Session {
             preexisting,
             wait_tracing: self.wait_tracing,
         }));
+        self.pending.extend_from_slice(&early);
         self.tick(probes);
         Ok(())
     }
