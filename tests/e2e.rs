@@ -429,6 +429,7 @@ fn killed_child_reports_signal_not_exit_code() {
     let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
     assert_eq!(zombie["exit_code"], Value::Null, "{zombie}");
     assert_eq!(zombie["signal"], 9, "{zombie}");
+    assert_eq!(zombie["signal_name"], "SIGKILL", "{zombie}");
     scenario.finish();
 }
 

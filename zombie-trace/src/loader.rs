@@ -52,11 +52,11 @@ pub enum LoadError {
     #[error(transparent)]
     Offsets(#[from] OffsetError),
     #[error(
-        "loading the eBPF programs failed: {0}; if this says 'operation not permitted', run as root and check `kernel.unprivileged_bpf_disabled` and lockdown; report the full message otherwise"
+        "loading the eBPF programs failed (run as root; if the cause below still says 'operation not permitted', check kernel.unprivileged_bpf_disabled and the lockdown mode, else report this whole message)"
     )]
     Load(#[source] aya::EbpfError),
     #[error(
-        "attaching {program} failed: {source}; this kernel may lack the tracepoint (needs BTF tracepoints, Linux 5.5+)"
+        "attaching {program} failed (this kernel may lack the tracepoint: BTF tracepoints need Linux 5.5 or newer)"
     )]
     Attach {
         program: &'static str,
@@ -65,7 +65,7 @@ pub enum LoadError {
     },
     #[error("the loaded object lacks {0}: the binary is broken, rebuild it")]
     Missing(&'static str),
-    #[error("opening map {name}: {source}")]
+    #[error("opening map {name} failed: the binary is broken, rebuild it")]
     Map {
         name: &'static str,
         #[source]

@@ -308,6 +308,7 @@ enum JsonLine<'a> {
         age_ms: Option<u64>,
         exit_code: Option<u8>,
         signal: Option<u8>,
+        signal_name: Option<&'static str>,
         core_dumped: bool,
         preexisting: bool,
         ppid_at_exit: Option<u32>,
@@ -346,6 +347,7 @@ enum JsonLine<'a> {
         parent_comm: String,
         exit_code: Option<u8>,
         signal: Option<u8>,
+        signal_name: Option<&'static str>,
         core_dumped: bool,
         auto_reap: bool,
     },
@@ -412,6 +414,7 @@ fn json(line: &Line, boot_now_ns: Option<u64>) -> String {
                 parent_comm: e.parent_comm.to_string_lossy(),
                 exit_code,
                 signal,
+                signal_name: signal.and_then(signal_name),
                 core_dumped,
                 auto_reap: e.auto_reap,
             }
@@ -458,6 +461,7 @@ fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
         age_ms: z.age_ns.map(ms),
         exit_code,
         signal,
+        signal_name: signal.and_then(signal_name),
         core_dumped,
         preexisting: z.preexisting,
         ppid_at_exit: z.ppid_at_exit,
@@ -984,6 +988,7 @@ mod tests {
         "age_ms",
         "exit_code",
         "signal",
+        "signal_name",
         "core_dumped",
         "preexisting",
         "ppid_at_exit",
@@ -1194,6 +1199,7 @@ mod tests {
                 "parent_comm",
                 "exit_code",
                 "signal",
+                "signal_name",
                 "core_dumped",
                 "auto_reap"
             ])
@@ -1202,6 +1208,7 @@ mod tests {
         assert_eq!(exit["tid"], 4243);
         assert_eq!(exit["exit_code"], Value::Null);
         assert_eq!(exit["signal"], 9);
+        assert_eq!(exit["signal_name"], "SIGKILL");
         assert_eq!(exit["auto_reap"], false);
 
         let lost = json_of(&lines[5]);
