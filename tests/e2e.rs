@@ -273,6 +273,24 @@ impl Drop for Scenario {
     }
 }
 
+/// A copy of the binary that user `nobody` can run, wherever the checkout
+/// is (made once per test run).
+fn reachable_copy_of_bin() -> PathBuf {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("zombie-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("zombie-trace");
+        std::fs::copy(BIN, &bin).unwrap();
+        for path in [&dir, &bin] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        bin
+    })
+    .clone()
+}
+
 fn is(v: &Value, kind: &str, pid: u64) -> bool {
     v["type"] == kind && v["pid"] == pid
 }
@@ -655,22 +673,11 @@ fn child_inherited_through_exec_is_reported_under_the_new_program() {
 #[test]
 fn without_privileges_one_clear_sentence() {
     require_root();
-    // A copy that user `nobody` can reach, wherever the checkout is.
-    let dir =
-        std::env::temp_dir().join(format!("zombie-trace-unprivileged-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("zombie-trace");
-    std::fs::copy(BIN, &bin).unwrap();
-    for path in [&dir, &bin] {
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-    }
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
+        .arg(reachable_copy_of_bin())
         .output()
         .expect("setpriv (util-linux)");
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs root"), "{stderr}");
@@ -722,6 +729,85 @@ fn unread_stdout_does_not_stall_a_stop() {
     let status = wait_timeout(&mut child, Duration::from_secs(20))
         .unwrap_or_else(|| panic!("no stop while nobody reads stdout"));
     assert!(status.success(), "{status}: {}", stderr.lock().unwrap());
+}
+
+#[test]
+fn duration_stops_with_the_summary() {
+    let started = Instant::now();
+    let tracer = Tracer::start(&["--duration", "1500ms"]);
+    let status = {
+        let mut tracer = tracer;
+        let status = wait_timeout(&mut tracer.child, Duration::from_secs(20))
+            .unwrap_or_else(|| tracer.fail("still running after --duration"));
+        while tracer.next(Duration::from_secs(2)).is_some() {}
+        let last = tracer.seen.last().cloned().unwrap_or_default();
+        assert_eq!(last["type"], "summary", "{last}");
+        status
+    };
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+}
+
+/// `zombie-trace ps`: the zombies of now, from /proc, as root and not.
+#[test]
+fn ps_lists_the_zombies_of_now_by_parent() {
+    require_root();
+    let mut scenario = Scenario::python("children.py", &["never", "0.3"]);
+    let mut children = Vec::new();
+    let mut parent = 0;
+    for _ in 0..3 {
+        let (p, c) = scenario.parent_and_child();
+        parent = p;
+        children.push(c);
+    }
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while std::fs::read_to_string(format!("/proc/{parent}/comm"))
+        .map_or(true, |c| c.trim() != "sleep")
+    {
+        assert!(Instant::now() < deadline, "the parent never became sleep");
+        thread::sleep(Duration::from_millis(50));
+    }
+    for unprivileged in [false, true] {
+        let mut cmd = if unprivileged {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(reachable_copy_of_bin());
+            c
+        } else {
+            Command::new(BIN)
+        };
+        let out = cmd.args(["ps", "--format", "json"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for &child in &children {
+            let z = lines
+                .iter()
+                .find(|v| is(v, "zombie", child))
+                .unwrap_or_else(|| panic!("{child} not listed: {lines:?}"));
+            assert_eq!(z["ppid"], parent, "{z}");
+            assert_eq!(z["parent_comm"], "sleep", "{z}");
+            assert_eq!(
+                z["parent_wait_calls"],
+                Value::Null,
+                "unknown without tracing: {z}"
+            );
+        }
+        let ps = lines.last().unwrap();
+        assert_eq!(ps["type"], "ps", "{ps}");
+        assert_eq!(ps["full_detail"], !unprivileged, "{ps}");
+        let group = ps["by_parent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["ppid"] == parent)
+            .unwrap_or_else(|| panic!("no group for {parent}: {ps}"));
+        assert_eq!(group["zombies"].as_array().unwrap().len(), 3, "{ps}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.contains("not root"), unprivileged, "{stderr}");
+    }
 }
 
 #[test]

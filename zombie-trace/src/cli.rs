@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
 /// The longest threshold accepted: beyond a week a "zombie" is everything.
 const MAX_THRESHOLD: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest `--duration`: far beyond any run, short of timer overflow.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +38,10 @@ attached in the kernel.",
       One JSON object per line, for scripts.
   zombie-trace --events --threshold 2m
       Also stream every process exit and reap, like exitsnoop.
+  zombie-trace --duration 1h --format json > zombies.jsonl
+      Trace for an hour, then stop with the summary.
+  zombie-trace ps
+      List the zombies that exist now, by parent (no eBPF; works without root).
 
 Output (text): one line per finding.
   READY    all probes attached; pre-existing zombies follow
@@ -45,7 +51,11 @@ Output (text): one line per finding.
   LOST     the kernel dropped records (the reader fell behind)
   SUMMARY  on Ctrl-C/SIGTERM: totals, and zombies still outstanding per parent"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Report a child that stays unreaped longer than this (e.g. 500ms, 5s,
     /// 2m). Shells and servers often take a moment to reap: too low a
     /// threshold reports children that are about to be collected.
@@ -65,6 +75,25 @@ pub struct Cli {
     /// Also print every process exit and every reap, not only zombies.
     #[arg(short, long)]
     pub events: bool,
+
+    /// Stop by itself after this long (e.g. 30s, 10m, 24h), with the summary.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the zombies that exist now, grouped by parent, with the same
+    /// parent details and diagnosis as a live report. Reads /proc only: no
+    /// eBPF, and it works without root (with less detail about other users'
+    /// processes). It cannot tell when a zombie died or whether its parent
+    /// calls wait: trace for that.
+    Ps {
+        /// Output format: `text` for people, `json` for one JSON object per
+        /// line.
+        #[arg(short, long, value_enum, default_value_t = FormatArg::Text)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -84,8 +113,7 @@ impl From<FormatArg> for Format {
 
 /// A duration such as `500ms`, `5s` or `2m`: positive, at most a week.
 fn parse_threshold(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}: give a duration with a unit, such as 500ms, 5s, 2m or 1h"))?;
+    let d = humantime_duration(s)?;
     if d.is_zero() {
         return Err("must be more than zero: every child is a zombie for an instant".into());
     }
@@ -96,6 +124,23 @@ fn parse_threshold(s: &str) -> Result<Duration, String> {
         return Err("must be at most 7 days".into());
     }
     Ok(d)
+}
+
+/// How long to trace: more than zero, and at most ten years.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    if d > MAX_DURATION {
+        return Err("must be at most 10 years".into());
+    }
+    Ok(d)
+}
+
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}: give a duration with a unit, such as 500ms, 5s, 2m or 1h"))
 }
 
 #[cfg(test)]
@@ -141,6 +186,27 @@ mod tests {
         assert_eq!(cli.threshold, Duration::from_secs(5));
         assert_eq!(cli.format, FormatArg::Text);
         assert!(!cli.events);
+        assert_eq!(cli.duration, None);
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn durations_and_ps() {
+        let cli = Cli::try_parse_from(["zombie-trace", "--duration", "90s"]).unwrap();
+        assert_eq!(cli.duration, Some(Duration::from_secs(90)));
+        for bad in ["0s", "5", "11years", "soon"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        let cli = Cli::try_parse_from(["zombie-trace", "ps", "--format", "json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Ps {
+                format: FormatArg::Json
+            })
+        ));
+        // Tracing options do not mix with `ps`.
+        let err = Cli::try_parse_from(["zombie-trace", "--events", "ps"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

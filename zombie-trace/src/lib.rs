@@ -4,7 +4,8 @@
 //! ring-buffer bytes into `event`s, the `engine` pairs exits with reaps
 //! (pure, no I/O), `inspect` reads `/proc`, `output` renders `report` lines
 //! as text or JSON and `writer` sends them to stdout. `session` runs the
-//! event loop that wires them; `main.rs` only parses the command line.
+//! event loop that wires them, `ps` is the `/proc`-only snapshot; `main.rs`
+//! only parses the command line.
 
 pub mod cli;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod inspect;
 pub mod loader;
 pub mod offsets;
 pub mod output;
+pub mod ps;
 pub mod report;
 pub mod session;
 pub mod writer;

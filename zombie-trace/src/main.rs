@@ -1,23 +1,36 @@
-use std::process::ExitCode;
+use std::{io::Write as _, process::ExitCode};
 
 use clap::Parser as _;
-use zombie_trace::{cli::Cli, session};
+use zombie_trace::{
+    cli::{Cli, Command},
+    ps, session,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Messages for the operator, on stderr: `zombie-trace: warning: ...`.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp(None)
+        .format(|buf, record| {
+            let level = record.level().as_str().to_lowercase();
+            writeln!(buf, "zombie-trace: {level}: {}", record.args())
+        })
         .init();
-    let options = session::Options {
-        threshold: cli.threshold,
-        format: cli.format.into(),
-        events: cli.events,
+    let result = match cli.command {
+        Some(Command::Ps { format }) => ps::run(format.into()),
+        None => {
+            let options = session::Options {
+                threshold: cli.threshold,
+                format: cli.format.into(),
+                events: cli.events,
+                duration: cli.duration,
+            };
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|runtime| runtime.block_on(session::run(options)))
+        }
     };
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(session::run(options)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

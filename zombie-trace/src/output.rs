@@ -16,8 +16,8 @@ use crate::{
     event::{Comm, ExitStatus, WaitTarget},
     inspect::state_name,
     report::{
-        Exited, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, Sigchld, Summary, WaitStats,
-        Zombie,
+        Exited, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, Sigchld, Snapshot, Summary,
+        WaitStats, Zombie,
     },
 };
 
@@ -366,6 +366,13 @@ enum JsonLine<'a> {
         lost: u64,
         outstanding: Vec<JsonGroup<'a>>,
     },
+    #[serde(rename = "ps")]
+    Snapshot {
+        ts: String,
+        zombies: usize,
+        by_parent: Vec<JsonGroup<'a>>,
+        full_detail: bool,
+    },
 }
 
 #[derive(Serialize)]
@@ -374,6 +381,18 @@ struct JsonGroup<'a> {
     parent_comm: String,
     zombies: &'a [u32],
     oldest_ms: Option<u64>,
+}
+
+fn json_groups(groups: &[ParentGroup]) -> Vec<JsonGroup<'_>> {
+    groups
+        .iter()
+        .map(|g| JsonGroup {
+            ppid: g.ppid,
+            parent_comm: lossy(&g.parent_comm),
+            zombies: &g.zombies,
+            oldest_ms: g.oldest_ns.map(ms),
+        })
+        .collect()
 }
 
 fn json_ts(ts: SystemTime) -> String {
@@ -432,16 +451,13 @@ fn json(line: &Line, boot_now_ns: Option<u64>) -> String {
             zombies: s.zombies,
             preexisting: s.preexisting,
             lost: s.lost,
-            outstanding: s
-                .outstanding
-                .iter()
-                .map(|g| JsonGroup {
-                    ppid: g.ppid,
-                    parent_comm: lossy(&g.parent_comm),
-                    zombies: &g.zombies,
-                    oldest_ms: g.oldest_ns.map(ms),
-                })
-                .collect(),
+            outstanding: json_groups(&s.outstanding),
+        },
+        Line::Snapshot(s) => JsonLine::Snapshot {
+            ts: json_ts(s.ts),
+            zombies: s.zombies,
+            by_parent: json_groups(&s.by_parent),
+            full_detail: s.full_detail,
         },
     };
     // Plain data with string keys: serialization cannot fail.
@@ -451,7 +467,7 @@ fn json(line: &Line, boot_now_ns: Option<u64>) -> String {
 fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
     let (exit_code, signal, core_dumped) = status_fields(z.status);
     let p = z.parent.as_ref();
-    let waits = p.map(|_| &z.parent_waits);
+    let waits = p.and(z.parent_waits.as_ref());
     JsonLine::Zombie {
         ts: json_ts(z.ts),
         pid: z.pid,
@@ -652,6 +668,7 @@ fn text(line: &Line, boot_now_ns: Option<u64>) -> String {
         Line::Exited(e) => (e.ts, "EXIT", exit_text(e)),
         Line::Lost(l) => (l.ts, "LOST", lost_text(l)),
         Line::Summary(s) => (s.ts, "SUMMARY", summary_text(s)),
+        Line::Snapshot(s) => (s.ts, "PS", snapshot_text(s)),
     };
     format!("{} {kind:<7} {body}", text_ts(ts))
 }
@@ -707,7 +724,10 @@ fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
                 let _ = write!(out, " sigchld={}", sigchld.describe());
             }
             let _ = write!(out, " threads={}", p.threads);
-            out.push_str(&waits_text(&z.parent_waits, boot_now_ns));
+            match &z.parent_waits {
+                Some(waits) => out.push_str(&waits_text(waits, boot_now_ns)),
+                None => out.push_str(" waits=?"),
+            }
         }
         None => {
             let _ = write!(out, " | parent {} gone", z.ppid);
@@ -812,6 +832,25 @@ fn summary_text(s: &Summary) -> String {
     out
 }
 
+fn snapshot_text(s: &Snapshot) -> String {
+    let mut out = format!(
+        "zombies={} parents={} detail={}",
+        s.zombies,
+        s.by_parent.len(),
+        if s.full_detail {
+            "full"
+        } else {
+            "partial (not root)"
+        }
+    );
+    for group in &s.by_parent {
+        out.push('\n');
+        out.push_str(INDENT);
+        out.push_str(&group_text(group));
+    }
+    out
+}
+
 fn group_text(g: &ParentGroup) -> String {
     let n = g.zombies.len();
     let mut out = format!(
@@ -891,7 +930,7 @@ mod tests {
             ppid_at_exit: Some(4200),
             ppid: 4200,
             parent,
-            parent_waits: WaitStats::default(),
+            parent_waits: Some(WaitStats::default()),
             diagnosis: "parent python3 has not called wait()".to_owned(),
         }
     }
@@ -957,7 +996,70 @@ mod tests {
                     oldest_ns: Some(5_000_000_000),
                 }],
             }),
+            Line::Snapshot(Snapshot {
+                ts: ts(),
+                zombies: 1,
+                by_parent: vec![ParentGroup {
+                    ppid: 4200,
+                    parent_comm: comm.to_vec(),
+                    zombies: vec![4242],
+                    oldest_ns: None,
+                }],
+                full_detail: false,
+            }),
         ]
+    }
+
+    #[test]
+    fn untraced_waits_are_unknown_not_zero() {
+        let p = parent(b"sleep", vec![]);
+        let z = Zombie {
+            parent_waits: None,
+            ..zombie(b"x", Some(p))
+        };
+        let map = json_of(&Line::Zombie(Box::new(z.clone())));
+        for key in [
+            "parent_wait_calls",
+            "parent_wait_reaped",
+            "parent_wait_targets",
+        ] {
+            assert_eq!(map[key], Value::Null, "{key}");
+        }
+        let text = Encoder::new(Format::Text).encode(&Line::Zombie(Box::new(z)));
+        assert!(text.contains(" waits=? "), "{text}");
+    }
+
+    #[test]
+    fn ps_snapshot_line() {
+        let line = Line::Snapshot(Snapshot {
+            ts: ts(),
+            zombies: 2,
+            by_parent: vec![ParentGroup {
+                ppid: 4200,
+                parent_comm: b"make".to_vec(),
+                zombies: vec![4242, 4243],
+                oldest_ns: None,
+            }],
+            full_detail: true,
+        });
+        let map = json_of(&line);
+        assert_eq!(map["type"], "ps");
+        assert_eq!(map["zombies"], 2);
+        assert_eq!(map["full_detail"], true);
+        assert_eq!(map["by_parent"][0]["ppid"], 4200);
+        assert_eq!(
+            map["by_parent"][0]["zombies"],
+            serde_json::json!([4242, 4243])
+        );
+        let text = Encoder::new(Format::Text).encode(&line);
+        assert!(
+            text.contains("PS      zombies=2 parents=1 detail=full\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("parent 4200 make: 2 zombies: 4242 4243"),
+            "{text}"
+        );
     }
 
     fn json_of(line: &Line) -> serde_json::Map<String, Value> {
@@ -1038,7 +1140,7 @@ mod tests {
     fn json_zombie_with_parent() {
         let p = parent(b"python3", vec![b"python3".to_vec(), b"seed.py".to_vec()]);
         let z = Zombie {
-            parent_waits: WaitStats {
+            parent_waits: Some(WaitStats {
                 calls: 4,
                 reaped: 1,
                 empty: 2,
@@ -1051,7 +1153,7 @@ mod tests {
                     WaitTarget::Pgid(5),
                     WaitTarget::Pidfd(3),
                 ],
-            },
+            }),
             ..zombie(b"python3", Some(p))
         };
         let map = json_of(&Line::Zombie(Box::new(z)));
@@ -1125,11 +1227,11 @@ mod tests {
     #[test]
     fn json_zombie_no_clock_no_last_wait() {
         let z = Zombie {
-            parent_waits: WaitStats {
+            parent_waits: Some(WaitStats {
                 calls: 1,
                 last_ns: Some(1),
                 ..WaitStats::default()
-            },
+            }),
             ..zombie(b"x", Some(parent(b"p", vec![])))
         };
         let out = Encoder::new(Format::Json).encode_at(&Line::Zombie(Box::new(z)), None);
@@ -1291,7 +1393,7 @@ mod tests {
         for bad in HOSTILE.iter().copied().chain([&long[..]]) {
             for line in all_lines(bad, bad) {
                 let out = Encoder::new(Format::Text).encode_at(&line, Some(10_000_000_000));
-                if matches!(line, Line::Summary(_)) {
+                if matches!(line, Line::Summary(_) | Line::Snapshot(_)) {
                     for part in out.split_inclusive('\n') {
                         let part = if part.ends_with('\n') {
                             part.to_owned()
@@ -1371,7 +1473,7 @@ mod tests {
             age_ns: None,
             preexisting: true,
             ppid_at_exit: Some(4100),
-            parent_waits: WaitStats {
+            parent_waits: Some(WaitStats {
                 calls: 3,
                 reaped: 0,
                 empty: 3,
@@ -1379,7 +1481,7 @@ mod tests {
                 peeks: 0,
                 last_ns: Some(8_000_000_000),
                 targets: vec![WaitTarget::Any, WaitTarget::Pid(7)],
-            },
+            }),
             ..zombie(b"w", Some(p))
         };
         let out =

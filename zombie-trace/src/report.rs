@@ -86,7 +86,8 @@ pub struct Zombie {
     /// The parent now (it may have been reparented).
     pub ppid: u32,
     pub parent: Option<ProcessInfo>,
-    pub parent_waits: WaitStats,
+    /// `None` when wait calls are not traced (no tracefs, or `ps`).
+    pub parent_waits: Option<WaitStats>,
     /// One sentence on why it is not reaped and what to look at.
     pub diagnosis: String,
 }
@@ -195,6 +196,17 @@ pub struct Summary {
     pub outstanding: Vec<ParentGroup>,
 }
 
+/// The last line of `zombie-trace ps`: the zombies that exist now, by
+/// parent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub ts: SystemTime,
+    pub zombies: usize,
+    pub by_parent: Vec<ParentGroup>,
+    /// Run as root: every parent's details could be read.
+    pub full_detail: bool,
+}
+
 /// One line of output.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Line {
@@ -204,4 +216,5 @@ pub enum Line {
     Exited(Exited),
     Lost(Lost),
     Summary(Summary),
+    Snapshot(Snapshot),
 }

@@ -53,6 +53,8 @@ pub struct Options {
     pub threshold: Duration,
     pub format: Format,
     pub events: bool,
+    /// Stop by itself after this long.
+    pub duration: Option<Duration>,
 }
 
 /// The logger's descriptor, watched while the logger itself stays outside
@@ -106,6 +108,8 @@ pub async fn run(options: Options) -> Result<()> {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut ticks: u64 = 0;
+    let time_is_up = until(options.duration);
+    tokio::pin!(time_is_up);
     let ended = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -132,6 +136,7 @@ pub async fn run(options: Options) -> Result<()> {
                 }
                 session.tick(&probes);
             }
+            () = &mut time_is_up => break Ok(()),
             _ = sigint.recv() => break Ok(()),
             _ = sigterm.recv() => break Ok(()),
         }
@@ -160,6 +165,14 @@ pub async fn run(options: Options) -> Result<()> {
         // `zombie-trace | head` closes the pipe: a way to stop, not an error.
         Ok(()) | Err(WriteError::Closed) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Resolves after `duration`, or never.
+async fn until(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -417,7 +430,7 @@ impl Session {
             ppid_at_exit: finding.ppid_at_exit,
             ppid: finding.ppid,
             parent,
-            parent_waits: waits,
+            parent_waits: self.wait_tracing.then_some(waits),
             diagnosis,
         })));
     }

@@ -1,0 +1,130 @@
+//! `zombie-trace ps`: the zombies that exist now, from `/proc` alone, in
+//! the same lines as a live report. No eBPF, so no root needed; what it
+//! cannot know (when a zombie died, whether its parent calls wait) it
+//! leaves out.
+
+use std::{
+    collections::BTreeMap,
+    io::{self, Write},
+    time::SystemTime,
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    inspect::{self, ProcZombie},
+    output::{self, Encoder, Format},
+    report::{Line, ParentGroup, ProcessInfo, Snapshot, WaitStats, Zombie},
+};
+
+pub fn run(format: Format) -> Result<()> {
+    let full_detail = is_root();
+    if !full_detail {
+        log::warn!(
+            "not root: what other users' processes are doing (their syscall, and more) cannot be \
+             read; run as root for full detail"
+        );
+    }
+    let zombies = inspect::zombies().context("scanning /proc for zombies")?;
+    let encoder = Encoder::new(format);
+    let mut out = Vec::new();
+    let mut by_parent = Vec::new();
+    for (ppid, children) in group_by_parent(zombies) {
+        let parent = inspect::process_info(ppid);
+        for child in &children {
+            let diagnosis = output::diagnose(
+                child.pid,
+                None,
+                parent.as_ref(),
+                &WaitStats::default(),
+                false,
+            );
+            let line = Line::Zombie(Box::new(zombie(child, parent.clone(), diagnosis)));
+            out.extend_from_slice(encoder.encode(&line).as_bytes());
+        }
+        by_parent.push(ParentGroup {
+            ppid,
+            parent_comm: parent.map(|p| p.comm).unwrap_or_default(),
+            zombies: children.iter().map(|c| c.pid).collect(),
+            oldest_ns: None,
+        });
+    }
+    // Parents with most zombies first, as in the summary.
+    by_parent.sort_by(|a, b| {
+        b.zombies
+            .len()
+            .cmp(&a.zombies.len())
+            .then(a.ppid.cmp(&b.ppid))
+    });
+    let snapshot = Line::Snapshot(Snapshot {
+        ts: SystemTime::now(),
+        zombies: by_parent.iter().map(|g| g.zombies.len()).sum(),
+        by_parent,
+        full_detail,
+    });
+    out.extend_from_slice(encoder.encode(&snapshot).as_bytes());
+    match io::stdout().lock().write_all(&out) {
+        // `zombie-trace ps | head` is fine.
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("cannot write to stdout"),
+        _ => Ok(()),
+    }
+}
+
+/// Zombies by parent pid, each group by pid.
+fn group_by_parent(zombies: Vec<ProcZombie>) -> BTreeMap<u32, Vec<ProcZombie>> {
+    let mut groups: BTreeMap<u32, Vec<ProcZombie>> = BTreeMap::new();
+    for z in zombies {
+        groups.entry(z.ppid).or_default().push(z);
+    }
+    for children in groups.values_mut() {
+        children.sort_by_key(|c| c.pid);
+    }
+    groups
+}
+
+fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, diagnosis: String) -> Zombie {
+    Zombie {
+        ts: SystemTime::now(),
+        pid: child.pid,
+        comm: child.comm,
+        status: None,
+        age_ns: None,
+        preexisting: true,
+        ppid_at_exit: None,
+        ppid: child.ppid,
+        parent,
+        // Not known without tracing.
+        parent_waits: None,
+        diagnosis,
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Comm;
+
+    fn z(pid: u32, ppid: u32) -> ProcZombie {
+        ProcZombie {
+            pid,
+            comm: Comm::new(b"x"),
+            ppid,
+            start_ticks: 1,
+        }
+    }
+
+    #[test]
+    fn groups_by_parent_sorted() {
+        let groups = group_by_parent(vec![z(9, 2), z(5, 1), z(7, 2), z(3, 2)]);
+        let pids: Vec<(u32, Vec<u32>)> = groups
+            .into_iter()
+            .map(|(ppid, c)| (ppid, c.iter().map(|c| c.pid).collect()))
+            .collect();
+        assert_eq!(pids, vec![(1, vec![5]), (2, vec![3, 7, 9])]);
+    }
+}
