@@ -810,6 +810,56 @@ fn ps_lists_the_zombies_of_now_by_parent() {
     }
 }
 
+/// `--output FILE` with logrotate: move the file away, SIGHUP, and the
+/// lines go on in a new file by the old name.
+#[test]
+fn output_file_is_reopened_on_sighup() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("output-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("zombies.jsonl");
+    let rotated = dir.join("zombies.jsonl.1");
+    let mut tracer = Tracer::start(&["--threshold", "300ms", "--output", file.to_str().unwrap()]);
+    let read = |path: &Path| -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mut first = Scenario::python("children.py", &["late", "1"]);
+    let (_, before) = first.parent_and_child();
+    tracer.wait_for("first zombie", |v| is(v, "zombie", before));
+    first.finish();
+    std::fs::rename(&file, &rotated).unwrap();
+    send_signal(&tracer.child, libc::SIGHUP);
+    thread::sleep(Duration::from_millis(300));
+    let mut second = Scenario::python("children.py", &["late", "1"]);
+    let (_, after) = second.parent_and_child();
+    tracer.wait_for("second zombie", |v| is(v, "zombie", after));
+    second.finish();
+    let (_, status) = tracer.stop();
+    assert!(status.success(), "SIGHUP must not end it: {status}");
+    let old = read(&rotated);
+    let new = read(&file);
+    assert_eq!(
+        old.first().map(|v| v["type"].clone()),
+        Some("ready".into()),
+        "{old:?}"
+    );
+    assert!(old.iter().any(|v| is(v, "zombie", before)), "{old:?}");
+    assert!(!old.iter().any(|v| is(v, "zombie", after)), "{old:?}");
+    assert!(new.iter().any(|v| is(v, "zombie", after)), "{new:?}");
+    assert_eq!(
+        new.last().map(|v| v["type"].clone()),
+        Some("summary".into()),
+        "{new:?}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o007, 0, "not for everyone to read: {mode:o}");
+}
+
 #[test]
 fn closed_stdout_is_a_clean_stop() {
     let mut tracer = Tracer::start(&["--events"]);

@@ -1,6 +1,6 @@
 //! Command-line options.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -40,6 +40,8 @@ attached in the kernel.",
       Also stream every process exit and reap, like exitsnoop.
   zombie-trace --duration 1h --format json > zombies.jsonl
       Trace for an hour, then stop with the summary.
+  zombie-trace --output /var/log/zombie-trace.jsonl > /dev/null
+      Run as a service: JSON lines to a file (SIGHUP reopens it for logrotate).
   zombie-trace ps
       List the zombies that exist now, by parent (no eBPF; works without root).
 
@@ -75,6 +77,12 @@ pub struct Cli {
     /// Also print every process exit and every reap, not only zombies.
     #[arg(short, long)]
     pub events: bool,
+
+    /// Also append every line, as JSON, to this file (created if needed).
+    /// SIGHUP reopens it, so logrotate can move it away; stdout keeps
+    /// `--format`.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 
     /// Stop by itself after this long (e.g. 30s, 10m, 24h), with the summary.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
                 format: cli.format.into(),
                 events: cli.events,
                 duration: cli.duration,
+                output: cli.output,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -5,6 +5,7 @@ use std::{
     collections::HashMap,
     io,
     os::fd::{AsRawFd, RawFd},
+    path::PathBuf,
     time::{Duration, SystemTime},
 };
 
@@ -55,6 +56,8 @@ pub struct Options {
     pub events: bool,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,
+    /// Also append JSON lines here (reopened on SIGHUP).
+    pub output: Option<PathBuf>,
 }
 
 /// The logger's descriptor, watched while the logger itself stays outside
@@ -70,6 +73,20 @@ impl AsRawFd for LoggerFd {
 /// Loads the programs and traces until SIGINT/SIGTERM or until stdout is
 /// closed. Everything is detached when it returns.
 pub async fn run(options: Options) -> Result<()> {
+    // Before anything is loaded: a bad path is the operator's to fix first.
+    let file = match &options.output {
+        Some(path) => Some(Sink {
+            encoder: Encoder::new(Format::Json),
+            pending: Vec::new(),
+            writer: Writer::file(path).with_context(|| {
+                format!(
+                    "cannot open --output {}: check the path and its permissions",
+                    path.display()
+                )
+            })?,
+        }),
+        None => None,
+    };
     let Tracer {
         events,
         mut logger,
@@ -102,7 +119,12 @@ pub async fn run(options: Options) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
 
-    let mut session = Session::new(&options, probes.wait_tracing);
+    // Only with a file to reopen does SIGHUP not end the tracer.
+    let mut sighup = match file {
+        Some(_) => Some(signal(SignalKind::hangup()).context("cannot handle SIGHUP")?),
+        None => None,
+    };
+    let mut session = Session::new(&options, probes.wait_tracing, file);
     session.start(ring.get_mut(), &probes)?;
 
     let mut ticker = tokio::time::interval(TICK);
@@ -137,6 +159,11 @@ pub async fn run(options: Options) -> Result<()> {
                 session.tick(&probes);
             }
             () = &mut time_is_up => break Ok(()),
+            Some(()) = hangup(sighup.as_mut()) => {
+                if let Err(e) = session.reopen() {
+                    break Err(e);
+                }
+            }
             _ = sigint.recv() => break Ok(()),
             _ = sigterm.recv() => break Ok(()),
         }
@@ -153,7 +180,7 @@ pub async fn run(options: Options) -> Result<()> {
                 logger.flush();
             }
             session.summary();
-            session.flush().and_then(|()| session.writer.finish())
+            session.flush().and_then(|()| session.finish())
         }
         Err(e) => Err(e),
     };
@@ -165,6 +192,14 @@ pub async fn run(options: Options) -> Result<()> {
         // `zombie-trace | head` closes the pipe: a way to stop, not an error.
         Ok(()) | Err(WriteError::Closed) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The next SIGHUP, or never.
+async fn hangup(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -185,16 +220,17 @@ async fn readable(fd: Option<&AsyncFd<LoggerFd>>) -> io::Result<AsyncFdReadyGuar
 
 struct Session {
     engine: Engine,
-    encoder: Encoder,
     clock: Clock,
     events: bool,
     threshold_ms: u64,
     wait_tracing: bool,
     started_ns: u64,
     out: Vec<Output>,
-    /// Encoded lines not yet handed to the writer.
-    pending: Vec<u8>,
-    writer: Writer,
+    stdout: Sink,
+    /// `--output FILE`: JSON lines.
+    file: Option<Sink>,
+    /// Lines emitted before `ready`, which must come first.
+    held: Option<Vec<Line>>,
     /// What the kernel counters said last time.
     counted: Counters,
     overflow_seen: u64,
@@ -204,19 +240,23 @@ struct Session {
 }
 
 impl Session {
-    fn new(options: &Options, wait_tracing: bool) -> Self {
+    fn new(options: &Options, wait_tracing: bool, file: Option<Sink>) -> Self {
         let threshold_ns = u64::try_from(options.threshold.as_nanos()).unwrap_or(u64::MAX);
         Self {
             engine: Engine::new(Config::new(threshold_ns, procfs::ticks_per_second())),
-            encoder: Encoder::new(options.format),
             clock: Clock::new(),
             events: options.events,
             threshold_ms: u64::try_from(options.threshold.as_millis()).unwrap_or(u64::MAX),
             wait_tracing,
             started_ns: clock::boot_ns(),
             out: Vec::new(),
-            pending: Vec::new(),
-            writer: Writer::stdout(),
+            stdout: Sink {
+                encoder: Encoder::new(options.format),
+                pending: Vec::new(),
+                writer: Writer::stdout(),
+            },
+            file,
+            held: Some(Vec::new()),
             counted: Counters::default(),
             overflow_seen: 0,
             missing: HashMap::new(),
@@ -233,7 +273,7 @@ impl Session {
         // and take over their `/proc` entries (with their real age).
         self.drain(events);
         // `ready` is the first line; what `--events` saw meanwhile follows.
-        let early = std::mem::take(&mut self.pending);
+        let early = self.held.take().unwrap_or_default();
         self.emit(&Line::Ready(Ready {
             ts: SystemTime::now(),
             version: env!("CARGO_PKG_VERSION"),
@@ -243,7 +283,9 @@ impl Session {
             preexisting,
             wait_tracing: self.wait_tracing,
         }));
-        self.pending.extend_from_slice(&early);
+        for line in &early {
+            self.emit(line);
+        }
         self.tick(probes);
         Ok(())
     }
@@ -487,12 +529,54 @@ impl Session {
     }
 
     fn emit(&mut self, line: &Line) {
+        if let Some(held) = &mut self.held {
+            held.push(line.clone());
+            return;
+        }
+        self.stdout.emit(line);
+        if let Some(file) = &mut self.file {
+            file.emit(line);
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), WriteError> {
+        self.stdout.flush()?;
+        match &mut self.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGHUP: logrotate moved the `--output` file.
+    fn reopen(&mut self) -> Result<(), WriteError> {
+        match &mut self.file {
+            Some(file) => file.writer.reopen(),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(self) -> Result<(), WriteError> {
+        let file = self.file.map_or(Ok(()), |f| f.writer.finish());
+        self.stdout.writer.finish().and(file)
+    }
+}
+
+/// Where lines go: stdout in `--format`, or the `--output` file in JSON.
+struct Sink {
+    encoder: Encoder,
+    /// Encoded lines not yet handed to the writer.
+    pending: Vec<u8>,
+    writer: Writer,
+}
+
+impl Sink {
+    fn emit(&mut self, line: &Line) {
         self.pending
             .extend_from_slice(self.encoder.encode(line).as_bytes());
     }
 
-    /// Hands what was emitted to the writer, in one piece: a pipe reader
-    /// sees whole lines.
+    /// Hands what was emitted to the writer, in one piece: a reader sees
+    /// whole lines.
     fn flush(&mut self) -> Result<(), WriteError> {
         self.writer.write(std::mem::take(&mut self.pending))
     }

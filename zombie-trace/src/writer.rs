@@ -1,13 +1,17 @@
-//! Lines to stdout from a thread of their own, so that a reader that stops
-//! reading (a paused `less`, a stuck pipe) never stalls the tracer: kernel
-//! records keep being read and paired, and Ctrl-C still stops it.
+//! Lines to stdout or to the `--output` file, each from a thread of its
+//! own, so that a reader that stops reading (a paused `less`, a stuck pipe,
+//! a slow disk) never stalls the tracer: kernel records keep being read and
+//! paired, and Ctrl-C still stops it.
 
 use std::{
+    fs::{File, OpenOptions},
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt as _,
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
-        mpsc::{self, Sender},
+        mpsc::{self, Receiver, Sender},
     },
     thread::{self, JoinHandle},
     time::{Duration, Instant},
@@ -26,12 +30,19 @@ pub enum WriteError {
     /// The reader went away (`zombie-trace | head`): a way to stop.
     #[error("stdout was closed")]
     Closed,
-    #[error("cannot write to stdout: {0}")]
-    Io(io::Error),
+    #[error("cannot write to {0}: {1}")]
+    Io(String, io::Error),
+}
+
+enum Message {
+    Lines(Vec<u8>),
+    /// Open the file again by its name (after logrotate moved it).
+    Reopen,
 }
 
 pub struct Writer {
-    tx: Option<Sender<Vec<u8>>>,
+    name: String,
+    tx: Option<Sender<Message>>,
     thread: Option<JoinHandle<io::Result<()>>>,
     queued: Arc<AtomicUsize>,
     dropped: u64,
@@ -39,37 +50,65 @@ pub struct Writer {
 
 impl Writer {
     pub fn stdout() -> Self {
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let written = Arc::clone(&queued);
-        let thread = thread::Builder::new().name("stdout".into()).spawn(move || {
+        Self::spawn("stdout".to_owned(), |rx, queued| {
             let mut out = io::stdout().lock();
-            for buf in rx {
-                out.write_all(&buf)?;
-                out.flush()?;
-                written.fetch_sub(buf.len(), Ordering::Relaxed);
+            for message in rx {
+                if let Message::Lines(buf) = message {
+                    out.write_all(&buf)?;
+                    out.flush()?;
+                    queued.fetch_sub(buf.len(), Ordering::Relaxed);
+                }
             }
             Ok(())
-        });
-        match thread {
-            Ok(thread) => Self {
-                tx: Some(tx),
-                thread: Some(thread),
-                queued,
-                dropped: 0,
-            },
-            // No thread: nothing can be written; `write` says so.
-            Err(_) => Self {
-                tx: None,
-                thread: None,
-                queued,
-                dropped: 0,
-            },
+        })
+    }
+
+    /// Appends to the file at `path`, created if needed (mode 0640: what it
+    /// says about other users' processes is not for everyone).
+    pub fn file(path: &Path) -> io::Result<Self> {
+        let name = path.display().to_string();
+        let mut file = open_append(path)?;
+        let path = path.to_path_buf();
+        Ok(Self::spawn(name, move |rx, queued| {
+            for message in rx {
+                match message {
+                    Message::Lines(buf) => {
+                        file.write_all(&buf)?;
+                        queued.fetch_sub(buf.len(), Ordering::Relaxed);
+                    }
+                    Message::Reopen => reopen(&path, &mut file),
+                }
+            }
+            file.sync_data()
+        }))
+    }
+
+    fn spawn(
+        name: String,
+        body: impl FnOnce(Receiver<Message>, &AtomicUsize) -> io::Result<()> + Send + 'static,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&queued);
+        let thread = thread::Builder::new()
+            .name(format!("writer {name}"))
+            .spawn(move || body(rx, &counter));
+        // Without a thread nothing can be written: `write` says so.
+        let (tx, thread) = match thread {
+            Ok(thread) => (Some(tx), Some(thread)),
+            Err(_) => (None, None),
+        };
+        Self {
+            name,
+            tx,
+            thread,
+            queued,
+            dropped: 0,
         }
     }
 
-    /// Queues `buf` (whole lines) for stdout. An error means the tracer
-    /// should stop: the reader is gone, or stdout failed.
+    /// Queues `buf` (whole lines). An error means the tracer should stop:
+    /// the reader is gone, or the writes fail.
     pub fn write(&mut self, buf: Vec<u8>) -> Result<(), WriteError> {
         if buf.is_empty() {
             return Ok(());
@@ -78,15 +117,23 @@ impl Writer {
             self.dropped += 1;
             if self.dropped == 1 {
                 log::warn!(
-                    "stdout is not being read: output is being dropped until its reader catches \
-                     up (redirect to a file, or read it faster)"
+                    "{} is not keeping up: output is being dropped until it catches up",
+                    self.name
                 );
             }
             return Ok(());
         }
-        let len = buf.len();
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(buf).is_ok());
+        self.queued.fetch_add(buf.len(), Ordering::Relaxed);
+        self.send(Message::Lines(buf))
+    }
+
+    /// Opens the file again by its name, in order with the lines.
+    pub fn reopen(&mut self) -> Result<(), WriteError> {
+        self.send(Message::Reopen)
+    }
+
+    fn send(&mut self, message: Message) -> Result<(), WriteError> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(message).is_ok());
         if sent { Ok(()) } else { Err(self.failure()) }
     }
 
@@ -100,29 +147,58 @@ impl Writer {
         let deadline = Instant::now() + FINISH_TIMEOUT;
         while !thread.is_finished() {
             if Instant::now() >= deadline {
-                log::warn!("stdout is not being read: exiting without its last lines");
+                log::warn!(
+                    "{} is not being read: exiting without its last lines",
+                    self.name
+                );
                 return Ok(());
             }
             thread::sleep(Duration::from_millis(10));
         }
-        match thread.join() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(WriteError::Closed),
-            Ok(Err(e)) => Err(WriteError::Io(e)),
-            Err(_) => Err(WriteError::Io(io::Error::other(
-                "the stdout thread panicked",
-            ))),
-        }
+        self.outcome(thread.join())
     }
 
     /// Why the writer thread stopped.
     fn failure(&mut self) -> WriteError {
         self.tx = None;
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) if e.kind() != io::ErrorKind::BrokenPipe => WriteError::Io(e),
-            Some(Err(_)) => WriteError::Io(io::Error::other("the stdout thread panicked")),
-            None => WriteError::Io(io::Error::other("no thread to write stdout")),
-            _ => WriteError::Closed,
+        match self.thread.take() {
+            Some(thread) => match self.outcome(thread.join()) {
+                Err(e) => e,
+                Ok(()) => WriteError::Closed,
+            },
+            None => WriteError::Io(self.name.clone(), io::Error::other("no writer thread")),
         }
+    }
+
+    fn outcome(&self, joined: thread::Result<io::Result<()>>) -> Result<(), WriteError> {
+        match joined {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(WriteError::Closed),
+            Ok(Err(e)) => Err(WriteError::Io(self.name.clone(), e)),
+            Err(_) => Err(WriteError::Io(
+                self.name.clone(),
+                io::Error::other("the writer thread panicked"),
+            )),
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// After logrotate: the old name now holds a new (or no) file. On failure
+/// the old file stays in use, and stderr says why.
+fn reopen(path: &Path, file: &mut File) {
+    match open_append(path) {
+        Ok(new) => *file = new,
+        Err(e) => log::warn!(
+            "cannot reopen {} ({e}): still writing to the file it was",
+            path.display()
+        ),
     }
 }
