@@ -860,6 +860,50 @@ fn output_file_is_reopened_on_sighup() {
     assert_eq!(mode & 0o007, 0, "not for everyone to read: {mode:o}");
 }
 
+/// A slow leaker, seen through `--summary-interval`: the right parent,
+/// counts and rate.
+#[test]
+fn summary_interval_finds_the_leaker_and_its_rate() {
+    let mut tracer = Tracer::start(&["--threshold", "200ms", "--summary-interval", "1s"]);
+    let mut scenario = Scenario::python("children.py", &["leak", "0.5"]);
+    let mut children = Vec::new();
+    let mut parent = 0;
+    for _ in 0..8 {
+        let (p, c) = scenario.parent_and_child();
+        parent = p;
+        children.push(c);
+    }
+    tracer.wait_for_each("zombie", &children);
+    let row = |v: &Value| -> Option<Value> {
+        v["parents"]
+            .as_array()?
+            .iter()
+            .find(|r| r["ppid"] == parent)
+            .cloned()
+    };
+    let summary = tracer.wait_for("interval summary with all eight", |v| {
+        v["type"] == "summary" && row(v).is_some_and(|r| r["zombies_ever"] == 8)
+    });
+    assert_eq!(summary["final"], false, "{summary}");
+    let leaker = row(&summary).unwrap();
+    assert_eq!(leaker["zombies_now"], 8, "{leaker}");
+    assert_eq!(leaker["parent_comm"], "python3", "{leaker}");
+    assert!(
+        leaker["parent_cmdline"].to_string().contains("leak"),
+        "{leaker}"
+    );
+    // Eight in about four seconds of its life: about 120 a minute.
+    let rate = leaker["leak_per_min"].as_f64().unwrap();
+    assert!((60.0..=140.0).contains(&rate), "rate {rate}: {leaker}");
+    assert!(ms(&leaker, "oldest_ms") >= 3000, "{leaker}");
+    let (rest, _) = tracer.stop();
+    let last = rest.last().unwrap();
+    assert_eq!(
+        (last["type"].clone(), last["final"].clone()),
+        ("summary".into(), true.into())
+    );
+}
+
 #[test]
 fn closed_stdout_is_a_clean_stop() {
     let mut tracer = Tracer::start(&["--events"]);

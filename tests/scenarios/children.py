@@ -15,6 +15,7 @@ usage: children.py MODE [SECONDS]
             children stay zombies (the test kills it)
   stopped   parent stops itself (SIGSTOP) right after its child exits
   popen     parent starts `true` with subprocess.Popen and never polls it
+  leak      parent leaks a child every SECONDS, eight in all, never reaping
   sigchld-once
             parent reaps in its SIGCHLD handler with one waitpid per signal;
             four children exit while SIGCHLD is blocked, so one signal
@@ -129,6 +130,11 @@ elif mode == "popen":
     time.sleep(seconds)
     proc.wait()
     time.sleep(0.5)
+elif mode == "leak":
+    for _ in range(8):
+        spawn(exit_with(0))
+        time.sleep(seconds)
+    time.sleep(60)
 elif mode == "sigchld-once":
     signal.signal(signal.SIGCHLD, lambda signum, frame: os.waitpid(-1, os.WNOHANG))
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])

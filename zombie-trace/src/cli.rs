@@ -42,6 +42,8 @@ attached in the kernel.",
       Trace for an hour, then stop with the summary.
   zombie-trace --output /var/log/zombie-trace.jsonl > /dev/null
       Run as a service: JSON lines to a file (SIGHUP reopens it for logrotate).
+  zombie-trace --summary-interval 10m --duration 24h
+      A day-long leak hunt: every 10 minutes, each parent's leak rate.
   zombie-trace ps
       List the zombies that exist now, by parent (no eBPF; works without root).
 
@@ -83,6 +85,12 @@ pub struct Cli {
     /// `--format`.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Also print a summary this often (e.g. 10m, 1h), not only at the
+    /// end: every parent that holds or has held zombies, with its leak rate
+    /// and reap latencies.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_interval)]
+    pub summary_interval: Option<Duration>,
 
     /// Stop by itself after this long (e.g. 30s, 10m, 24h), with the summary.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
@@ -146,6 +154,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// How often to summarise: at least a second (a summary is many lines).
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
+
 fn humantime_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e}: give a duration with a unit, such as 500ms, 5s, 2m or 1h"))
@@ -202,6 +219,9 @@ mod tests {
     fn durations_and_ps() {
         let cli = Cli::try_parse_from(["zombie-trace", "--duration", "90s"]).unwrap();
         assert_eq!(cli.duration, Some(Duration::from_secs(90)));
+        let cli = Cli::try_parse_from(["zombie-trace", "--summary-interval", "10m"]).unwrap();
+        assert_eq!(cli.summary_interval, Some(Duration::from_secs(600)));
+        assert!(parse_interval("100ms").is_err());
         for bad in ["0s", "5", "11years", "soon"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }

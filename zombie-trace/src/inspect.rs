@@ -102,6 +102,7 @@ pub fn process_info(pid: u32) -> Option<ProcessInfo> {
         sigchld: read(&process, "status").and_then(|bytes| parse_sigchld(&bytes)),
         ppid: stat.ppid,
         threads: stat.threads,
+        start_ticks: stat.start_ticks,
     })
 }
 

@@ -19,4 +19,5 @@ pub mod output;
 pub mod ps;
 pub mod report;
 pub mod session;
+pub mod stats;
 pub mod writer;

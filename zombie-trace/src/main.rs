@@ -24,6 +24,7 @@ fn main() -> ExitCode {
                 events: cli.events,
                 duration: cli.duration,
                 output: cli.output,
+                summary_interval: cli.summary_interval,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -16,8 +16,8 @@ use crate::{
     event::{Comm, ExitStatus, WaitTarget},
     inspect::state_name,
     report::{
-        Exited, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, Sigchld, Snapshot, Summary,
-        WaitStats, Zombie,
+        Exited, Latency, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, Sigchld, Snapshot,
+        Summary, WaitStats, Zombie,
     },
 };
 
@@ -285,10 +285,6 @@ fn last_wait_ms_ago(waits: &WaitStats, boot_now_ns: Option<u64>) -> Option<u64> 
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one value per line, serialized at once and dropped"
-)]
 enum JsonLine<'a> {
     Ready {
         ts: String,
@@ -365,6 +361,11 @@ enum JsonLine<'a> {
         preexisting: u64,
         lost: u64,
         outstanding: Vec<JsonGroup<'a>>,
+        #[serde(rename = "final")]
+        last: bool,
+        parents: Vec<JsonParent>,
+        reap_latency: JsonLatency,
+        reap_latency_by_comm: Vec<JsonCommLatency>,
     },
     #[serde(rename = "ps")]
     Snapshot {
@@ -373,6 +374,44 @@ enum JsonLine<'a> {
         by_parent: Vec<JsonGroup<'a>>,
         full_detail: bool,
     },
+}
+
+#[derive(Serialize)]
+struct JsonParent {
+    ppid: u32,
+    parent_comm: String,
+    parent_cmdline: Vec<String>,
+    zombies_now: u64,
+    zombies_ever: u64,
+    leak_per_min: f64,
+    oldest_ms: Option<u64>,
+    reaps: JsonLatency,
+}
+
+/// Latencies in ms with µs precision: reaps are often well under 1 ms.
+#[derive(Serialize)]
+struct JsonLatency {
+    count: u64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    max_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct JsonCommLatency {
+    comm: String,
+    #[serde(flatten)]
+    latency: JsonLatency,
+}
+
+fn json_latency(l: &Latency) -> JsonLatency {
+    let ms = |ns: Option<u64>| ns.map(|ns| (ns / 1_000) as f64 / 1_000.0);
+    JsonLatency {
+        count: l.count,
+        p50_ms: ms(l.p50_ns),
+        p99_ms: ms(l.p99_ns),
+        max_ms: ms(l.max_ns),
+    }
 }
 
 #[derive(Serialize)]
@@ -452,6 +491,31 @@ fn json(line: &Line, boot_now_ns: Option<u64>) -> String {
             preexisting: s.preexisting,
             lost: s.lost,
             outstanding: json_groups(&s.outstanding),
+            last: s.last,
+            parents: s
+                .parents
+                .iter()
+                .map(|p| JsonParent {
+                    ppid: p.ppid,
+                    parent_comm: lossy(&p.comm),
+                    parent_cmdline: p.cmdline.iter().map(|a| lossy(a)).collect(),
+                    zombies_now: p.zombies_now,
+                    zombies_ever: p.zombies_ever,
+                    // Two decimals are plenty, and keep the line short.
+                    leak_per_min: (p.leak_per_min * 100.0).round() / 100.0,
+                    oldest_ms: p.oldest_ns.map(ms),
+                    reaps: json_latency(&p.reaps),
+                })
+                .collect(),
+            reap_latency: json_latency(&s.reap_latency),
+            reap_latency_by_comm: s
+                .reap_latency_by_comm
+                .iter()
+                .map(|(comm, l)| JsonCommLatency {
+                    comm: lossy(comm),
+                    latency: json_latency(l),
+                })
+                .collect(),
         },
         Line::Snapshot(s) => JsonLine::Snapshot {
             ts: json_ts(s.ts),
@@ -506,6 +570,10 @@ const CMDLINE_MAX_CHARS: usize = 256;
 const SUMMARY_MAX_PIDS: usize = 20;
 /// `HH:MM:SS.mmm KIND    `: where the text summary's group lines start.
 const INDENT: &str = "                     ";
+/// Rows of the per-parent table in a text summary (JSON has them all).
+const SUMMARY_MAX_PARENTS: usize = 20;
+/// Reaper names in a text summary.
+const SUMMARY_MAX_COMMS: usize = 5;
 
 /// Untrusted bytes made safe and visible for a terminal: no control
 /// character (C0, DEL, C1) or invisible direction/line-separator character
@@ -829,7 +897,72 @@ fn summary_text(s: &Summary) -> String {
         out.push_str(INDENT);
         out.push_str(&group_text(group));
     }
+    for p in s.parents.iter().take(SUMMARY_MAX_PARENTS) {
+        out.push('\n');
+        out.push_str(INDENT);
+        let _ = write!(
+            out,
+            "parent {} {}: now={} ever={} rate={:.2}/min",
+            p.ppid,
+            word(&p.comm),
+            p.zombies_now,
+            p.zombies_ever,
+            p.leak_per_min
+        );
+        if let Some(oldest) = p.oldest_ns {
+            let _ = write!(out, " oldest={}", human_ms(ms(oldest)));
+        }
+        if p.reaps.count > 0 {
+            let _ = write!(out, " reaps: {}", latency_text(&p.reaps));
+        }
+        if !p.cmdline.is_empty() {
+            let _ = write!(out, " cmd=[{}]", cmdline_text(&p.cmdline));
+        }
+    }
+    if s.parents.len() > SUMMARY_MAX_PARENTS {
+        out.push('\n');
+        out.push_str(INDENT);
+        let _ = write!(
+            out,
+            "(+{} more parents)",
+            s.parents.len() - SUMMARY_MAX_PARENTS
+        );
+    }
+    if s.reap_latency.count > 0 {
+        out.push('\n');
+        out.push_str(INDENT);
+        let _ = write!(out, "reap latency: {}", latency_text(&s.reap_latency));
+        let by_comm: Vec<String> = s
+            .reap_latency_by_comm
+            .iter()
+            .take(SUMMARY_MAX_COMMS)
+            .map(|(comm, l)| format!("{} {}", word(comm), latency_text(l)))
+            .collect();
+        out.push('\n');
+        out.push_str(INDENT);
+        let _ = write!(out, "by reaper: {}", by_comm.join("; "));
+    }
     out
+}
+
+/// `n=12 p50=262us p99=16ms max=5.9s`
+fn latency_text(l: &Latency) -> String {
+    let d = |ns: Option<u64>| ns.map_or_else(|| "?".to_owned(), human_ns);
+    format!(
+        "n={} p50={} p99={} max={}",
+        l.count,
+        d(l.p50_ns),
+        d(l.p99_ns),
+        d(l.max_ns)
+    )
+}
+
+fn human_ns(ns: u64) -> String {
+    if ns < 1_000_000 {
+        format!("{}us", ns / 1_000)
+    } else {
+        human_ms(ms(ns))
+    }
 }
 
 fn snapshot_text(s: &Snapshot) -> String {
@@ -882,6 +1015,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::report::ParentRow;
     use crate::report::ReaperKind;
 
     const HOSTILE: &[&[u8]] = &[
@@ -916,6 +1050,7 @@ mod tests {
             }),
             ppid: 1,
             threads: 1,
+            start_ticks: 0,
         }
     }
 
@@ -983,6 +1118,7 @@ mod tests {
             }),
             Line::Summary(Summary {
                 ts: ts(),
+                last: true,
                 duration_ns: 62_000_000_000,
                 exits: 10,
                 reaps: 8,
@@ -995,6 +1131,18 @@ mod tests {
                     zombies: vec![4242, 4243],
                     oldest_ns: Some(5_000_000_000),
                 }],
+                parents: vec![ParentRow {
+                    ppid: 4200,
+                    comm: comm.to_vec(),
+                    cmdline: vec![comm.to_vec(), arg.to_vec()],
+                    zombies_now: 2,
+                    zombies_ever: 3,
+                    leak_per_min: 1.5,
+                    oldest_ns: Some(5_000_000_000),
+                    reaps: LATENCY,
+                }],
+                reap_latency: LATENCY,
+                reap_latency_by_comm: vec![(comm.to_vec(), LATENCY)],
             }),
             Line::Snapshot(Snapshot {
                 ts: ts(),
@@ -1060,6 +1208,47 @@ mod tests {
             text.contains("parent 4200 make: 2 zombies: 4242 4243"),
             "{text}"
         );
+    }
+
+    const LATENCY: Latency = Latency {
+        count: 12,
+        p50_ns: Some(262_144),
+        p99_ns: Some(16_777_216),
+        max_ns: Some(5_900_000_000),
+    };
+
+    #[test]
+    fn summary_with_parents_and_latencies() {
+        let line = all_lines(b"leaker", b"--slow")
+            .into_iter()
+            .find(|l| matches!(l, Line::Summary(_)))
+            .unwrap();
+        let map = json_of(&line);
+        assert_eq!(map["final"], true);
+        let parent = &map["parents"][0];
+        assert_eq!(parent["ppid"], 4200);
+        assert_eq!(parent["parent_comm"], "leaker");
+        assert_eq!(
+            parent["parent_cmdline"],
+            serde_json::json!(["leaker", "--slow"])
+        );
+        assert_eq!(parent["zombies_now"], 2);
+        assert_eq!(parent["zombies_ever"], 3);
+        assert_eq!(parent["leak_per_min"], 1.5);
+        assert_eq!(parent["oldest_ms"], 5000);
+        assert_eq!(parent["reaps"]["p50_ms"], 0.262);
+        assert_eq!(parent["reaps"]["p99_ms"], 16.777);
+        assert_eq!(parent["reaps"]["max_ms"], 5900.0);
+        assert_eq!(map["reap_latency"]["count"], 12);
+        assert_eq!(map["reap_latency_by_comm"][0]["comm"], "leaker");
+        assert_eq!(map["reap_latency_by_comm"][0]["p50_ms"], 0.262);
+        let text = Encoder::new(Format::Text).encode(&line);
+        assert!(
+            text.contains("parent 4200 leaker: now=2 ever=3 rate=1.50/min oldest=5.0s reaps: n=12 p50=262us p99=16ms max=5.9s cmd=[leaker --slow]"),
+            "{text}"
+        );
+        assert!(text.contains("reap latency: n=12 p50=262us"), "{text}");
+        assert!(text.contains("by reaper: leaker n=12"), "{text}");
     }
 
     fn json_of(line: &Line) -> serde_json::Map<String, Value> {
@@ -1333,7 +1522,11 @@ mod tests {
                 "zombies",
                 "preexisting",
                 "lost",
-                "outstanding"
+                "outstanding",
+                "final",
+                "parents",
+                "reap_latency",
+                "reap_latency_by_comm"
             ])
         );
         assert_eq!(summary["type"], "summary");
@@ -1448,9 +1641,20 @@ mod tests {
         );
         assert_eq!(
             text(&lines[6]),
-            "22:14:14.123 SUMMARY duration=1m02s exits=10 reaps=8 zombies=2 preexisting=0 \
-             lost=0 outstanding=2\n                     parent 4200 python3: 2 zombies, \
-             oldest 5.0s: 4242 4243\n"
+            [
+                "22:14:14.123 SUMMARY duration=1m02s exits=10 reaps=8 zombies=2 preexisting=0 \
+                 lost=0 outstanding=2\n",
+                INDENT,
+                "parent 4200 python3: 2 zombies, oldest 5.0s: 4242 4243\n",
+                INDENT,
+                "parent 4200 python3: now=2 ever=3 rate=1.50/min oldest=5.0s reaps: n=12 \
+                 p50=262us p99=16ms max=5.9s cmd=[python3 seed.py]\n",
+                INDENT,
+                "reap latency: n=12 p50=262us p99=16ms max=5.9s\n",
+                INDENT,
+                "by reaper: python3 n=12 p50=262us p99=16ms max=5.9s\n",
+            ]
+            .concat()
         );
     }
 
@@ -1587,6 +1791,7 @@ mod tests {
     fn summary_caps_pids() {
         let s = Summary {
             ts: ts(),
+            last: false,
             duration_ns: 0,
             exits: 0,
             reaps: 0,
@@ -1599,6 +1804,9 @@ mod tests {
                 zombies: (100..125).collect(),
                 oldest_ns: None,
             }],
+            parents: Vec::new(),
+            reap_latency: Latency::default(),
+            reap_latency_by_comm: Vec::new(),
         };
         let out = Encoder::new(Format::Text).encode(&Line::Summary(s.clone()));
         assert!(out.ends_with("parent 7 p: 25 zombies: 100 101 102 103 104 105 106 107 108 109 110 111 112 113 114 115 116 117 118 119 (+5 more)\n"), "{out}");

@@ -68,6 +68,8 @@ pub struct ProcessInfo {
     pub sigchld: Option<Sigchld>,
     pub ppid: u32,
     pub threads: u32,
+    /// `starttime` in clock ticks since boot.
+    pub start_ticks: u64,
 }
 
 /// A child left unreaped past the threshold (or found at start-up).
@@ -183,10 +185,38 @@ pub struct ParentGroup {
     pub oldest_ns: Option<u64>,
 }
 
-/// The last line on a clean stop.
+/// Exit-to-reap times: how many, and quantiles from a log2 histogram (each
+/// at most 2x above the truth, never above the maximum).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ns: Option<u64>,
+    pub p99_ns: Option<u64>,
+    pub max_ns: Option<u64>,
+}
+
+/// A parent that holds or has held zombies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParentRow {
+    pub ppid: u32,
+    pub comm: Vec<u8>,
+    pub cmdline: Vec<Vec<u8>>,
+    pub zombies_now: u64,
+    pub zombies_ever: u64,
+    /// Zombies ever per minute of its life while traced.
+    pub leak_per_min: f64,
+    /// Age of its oldest zombie now, when known.
+    pub oldest_ns: Option<u64>,
+    /// How long the children it reaped had been zombies.
+    pub reaps: Latency,
+}
+
+/// Totals so far: every `--summary-interval`, and last on a clean stop.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
     pub ts: SystemTime,
+    /// The last one, on a clean stop.
+    pub last: bool,
     pub duration_ns: u64,
     pub exits: u64,
     pub reaps: u64,
@@ -194,6 +224,10 @@ pub struct Summary {
     pub preexisting: u64,
     pub lost: u64,
     pub outstanding: Vec<ParentGroup>,
+    pub parents: Vec<ParentRow>,
+    pub reap_latency: Latency,
+    /// By the reaper's name, busiest first.
+    pub reap_latency_by_comm: Vec<(Vec<u8>, Latency)>,
 }
 
 /// The last line of `zombie-trace ps`: the zombies that exist now, by

@@ -28,6 +28,7 @@ use crate::{
     loader::{self, Counters, Probes, Tracer},
     output::{self, Encoder, Format},
     report::{Exited, Line, Lost, ProcessInfo, Ready, Reaped, Summary, WaitStats, Zombie},
+    stats::Stats,
     writer::{WriteError, Writer},
 };
 
@@ -58,6 +59,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Also append JSON lines here (reopened on SIGHUP).
     pub output: Option<PathBuf>,
+    /// Print a summary this often, not only at the end.
+    pub summary_interval: Option<Duration>,
 }
 
 /// The logger's descriptor, watched while the logger itself stays outside
@@ -132,6 +135,9 @@ pub async fn run(options: Options) -> Result<()> {
     let mut ticks: u64 = 0;
     let time_is_up = until(options.duration);
     tokio::pin!(time_is_up);
+    let mut summaries = options
+        .summary_interval
+        .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     let ended = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -159,6 +165,7 @@ pub async fn run(options: Options) -> Result<()> {
                 session.tick(&probes);
             }
             () = &mut time_is_up => break Ok(()),
+            () = every(summaries.as_mut()) => session.summary(false),
             Some(()) = hangup(sighup.as_mut()) => {
                 if let Err(e) = session.reopen() {
                     break Err(e);
@@ -179,7 +186,7 @@ pub async fn run(options: Options) -> Result<()> {
             if let Some(logger) = logger.as_mut() {
                 logger.flush();
             }
-            session.summary();
+            session.summary(true);
             session.flush().and_then(|()| session.finish())
         }
         Err(e) => Err(e),
@@ -192,6 +199,16 @@ pub async fn run(options: Options) -> Result<()> {
         // `zombie-trace | head` closes the pipe: a way to stop, not an error.
         Ok(()) | Err(WriteError::Closed) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The next tick of `interval`, or never.
+async fn every(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -220,6 +237,7 @@ async fn readable(fd: Option<&AsyncFd<LoggerFd>>) -> io::Result<AsyncFdReadyGuar
 
 struct Session {
     engine: Engine,
+    stats: Stats,
     clock: Clock,
     events: bool,
     threshold_ms: u64,
@@ -243,6 +261,7 @@ impl Session {
     fn new(options: &Options, wait_tracing: bool, file: Option<Sink>) -> Self {
         let threshold_ns = u64::try_from(options.threshold.as_nanos()).unwrap_or(u64::MAX);
         Self {
+            stats: Stats::default(),
             engine: Engine::new(Config::new(threshold_ns, procfs::ticks_per_second())),
             clock: Clock::new(),
             events: options.events,
@@ -350,8 +369,17 @@ impl Session {
                         auto_reap: *auto_reap,
                     }));
                 }
-                Output::Reaped(r) if self.events || r.was_reported => self.reaped(r),
-                _ => {}
+                Output::Reaped(r) => {
+                    if let (Some(reaper), Some(comm), Some(latency), Some(ts)) =
+                        (r.reaper_pid, r.reaper_comm, r.zombie_ns, r.ts_ns)
+                    {
+                        self.stats.reaped(reaper, comm.as_bytes(), latency, ts);
+                    }
+                    if self.events || r.was_reported {
+                        self.reaped(r);
+                    }
+                }
+                Output::Exited { .. } => {}
             }
         }
         outputs.clear();
@@ -420,6 +448,7 @@ impl Session {
                     let parent_comm = parent.as_ref().map(|p| p.comm.clone()).unwrap_or_default();
                     let verdict = Verdict::Zombie { ppid, parent_comm };
                     if let Resolution::Report(finding) = self.engine.resolve(due.id, verdict, now) {
+                        self.parent_held_zombie(ppid, parent.as_ref(), now);
                         let waits = self.parent_waits(probes, ppid);
                         self.report(&finding, parent, waits, now);
                     }
@@ -430,6 +459,20 @@ impl Session {
             };
             self.engine.resolve(due.id, verdict, now);
         }
+    }
+
+    /// For the per-parent table: its leak rate counts from when it started
+    /// or tracing did, whichever is later.
+    fn parent_held_zombie(&mut self, ppid: u32, parent: Option<&ProcessInfo>, now: u64) {
+        let hz = procfs::ticks_per_second().max(1);
+        let since = parent.map_or(self.started_ns, |p| {
+            let started = u128::from(p.start_ticks) * 1_000_000_000 / u128::from(hz);
+            u64::try_from(started)
+                .unwrap_or(u64::MAX)
+                .max(self.started_ns)
+        });
+        let (comm, cmdline) = parent.map_or((&[][..], &[][..]), |p| (&p.comm[..], &p.cmdline[..]));
+        self.stats.zombie(ppid, comm, cmdline, since, now);
     }
 
     /// The parent's finished wait calls, and the targets of those it is
@@ -513,18 +556,24 @@ impl Session {
         self.missing = missing;
     }
 
-    fn summary(&mut self) {
+    /// Totals so far; `last` on a clean stop.
+    fn summary(&mut self, last: bool) {
         let now = clock::boot_ns();
         let counts = self.engine.counts();
+        let outstanding = self.engine.outstanding(now);
         self.emit(&Line::Summary(Summary {
             ts: SystemTime::now(),
+            last,
             duration_ns: now.saturating_sub(self.started_ns),
             exits: counts.exits,
             reaps: counts.reaps,
             zombies: counts.zombies,
             preexisting: counts.preexisting,
             lost: counts.lost,
-            outstanding: self.engine.outstanding(now),
+            parents: self.stats.parents(&outstanding, now),
+            outstanding,
+            reap_latency: self.stats.reap_latency(),
+            reap_latency_by_comm: self.stats.reap_latency_by_comm(),
         }));
     }
 
