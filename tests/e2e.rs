@@ -904,6 +904,92 @@ fn summary_interval_finds_the_leaker_and_its_rate() {
     );
 }
 
+/// `--comm` and `--ppid`: a zombie inside the filter is reported, one
+/// outside is not, and filtered-out exits never reach userspace.
+#[test]
+fn filters_report_inside_and_not_outside() {
+    let mut tracer = Tracer::start(&["--comm", "sleep", "--threshold", "300ms"]);
+    let mut inside = Scenario::start(&[
+        "sh",
+        "-c",
+        "sleep 0.2 & echo \"parent $$ child $!\"; exec sleep 3",
+    ]);
+    let mut outside = Scenario::python("children.py", &["late", "1.5"]);
+    let (_, kept) = inside.parent_and_child();
+    let (_, dropped) = outside.parent_and_child();
+    tracer.wait_for("zombie named sleep", |v| is(v, "zombie", kept));
+    outside.finish();
+    run_storm(2000);
+    let (all, _) = tracer.stop();
+    assert!(
+        !all.iter().any(|v| is(v, "zombie", dropped)),
+        "outside --comm: {all:?}"
+    );
+    let summary = all.last().unwrap();
+    assert!(
+        ms(summary, "exits") < 100,
+        "the storm got past the kernel filter: {summary}"
+    );
+
+    // --ppid: the children of one leaking parent, not another's.
+    let mut leaker = Scenario::python("children.py", &["leak", "0.4"]);
+    let (parent, first) = leaker.parent_and_child();
+    let mut tracer = Tracer::start(&["--ppid", &parent.to_string(), "--threshold", "300ms"]);
+    let mut other = Scenario::python("children.py", &["late", "1.5"]);
+    let (_, dropped) = other.parent_and_child();
+    let mut kept = vec![first];
+    for _ in 0..3 {
+        kept.push(leaker.parent_and_child().1);
+    }
+    for zombie in tracer.wait_for_each("zombie", &kept) {
+        assert_eq!(zombie["ppid"], parent, "{zombie}");
+    }
+    other.finish();
+    let (all, _) = tracer.stop();
+    assert!(
+        !all.iter().any(|v| is(v, "zombie", dropped)),
+        "outside --ppid: {all:?}"
+    );
+}
+
+/// `--cgroup`: only processes in that cgroup v2 (or below it).
+#[test]
+fn cgroup_filter_reports_inside_and_not_outside() {
+    require_root();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .expect("a cgroup v2 mount");
+    let dir = root.join(format!("zombie-trace-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut leaker = Scenario::python("children.py", &["leak", "0.4"]);
+    let (parent, _) = leaker.parent_and_child();
+    std::fs::write(dir.join("cgroup.procs"), parent.to_string()).unwrap();
+    let mut tracer = Tracer::start(&["--cgroup", dir.to_str().unwrap(), "--threshold", "300ms"]);
+    let mut other = Scenario::python("children.py", &["late", "1.5"]);
+    let (_, dropped) = other.parent_and_child();
+    let kept: Vec<u64> = (0..3).map(|_| leaker.parent_and_child().1).collect();
+    for zombie in tracer.wait_for_each("zombie", &kept) {
+        assert_eq!(zombie["ppid"], parent, "{zombie}");
+    }
+    other.finish();
+    let (all, _) = tracer.stop();
+    assert!(
+        !all.iter().any(|v| is(v, "zombie", dropped)),
+        "outside --cgroup: {all:?}"
+    );
+    drop(leaker);
+    // The cgroup can go once its processes have.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::remove_dir(&dir).is_err() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn closed_stdout_is_a_clean_stop() {
     let mut tracer = Tracer::start(&["--events"]);

@@ -198,10 +198,36 @@ pub struct Offsets {
     pub sys_exit_ret: u32,
 }
 
+/// Most values one filter option takes (`--pid`, `--ppid`).
+pub const FILTER_MAX: usize = 8;
+
+/// What to trace, set by the loader before loading (`--pid`, `--ppid`,
+/// `--comm`, `--cgroup`); all zero traces everything. Applied in the kernel
+/// so that what is filtered out costs no record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Processes (tgids) to trace; the first `n_pids` count.
+    pub pids: [u32; FILTER_MAX],
+    /// Parents whose children to trace; the first `n_ppids` count.
+    pub ppids: [u32; FILTER_MAX],
+    pub n_pids: u32,
+    pub n_ppids: u32,
+    /// A process name, NUL-padded as the kernel keeps it (`comm_len` 0: any).
+    pub comm: [u8; COMM_LEN],
+    pub comm_len: u32,
+    /// A cgroup v2 and its depth below the root: processes in it or below.
+    pub cgroup_level: u32,
+    /// Its id (the directory's inode number); 0: any.
+    pub cgroup_id: u64,
+}
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: plain `#[repr(C)]` integers with no padding, valid for any bits.
     unsafe impl aya::Pod for super::Offsets {}
     // SAFETY: as above; the padding-free layout is checked by the loader's tests.
     unsafe impl aya::Pod for super::WaitArgs {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Filter {}
 }

@@ -9,14 +9,21 @@ use aya_ebpf::{
 };
 use zombie_trace_common::{COUNTER_LOST_EXEC, ExecRecord, KIND_EXEC};
 
-use crate::{EVENTS, count};
+use crate::{
+    EVENTS, count,
+    filter::{filter, wants_parent},
+};
 
 #[btf_tracepoint(function = "sched_process_exec")]
 pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     // The tracepoint runs in the task that called execve.
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !wants_parent(&filter(), tgid) {
+        return 0;
+    }
     let record = ExecRecord {
         kind: KIND_EXEC,
-        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        tgid,
         // SAFETY: a helper without arguments.
         ts_ns: unsafe { bpf_ktime_get_boot_ns() },
     };

@@ -10,7 +10,9 @@ use zombie_trace_common::{
 };
 
 use crate::{
-    EVENTS, count, offsets,
+    EVENTS, count,
+    filter::{filter, wants_current_cgroup, wants_parent, wants_process},
+    offsets,
     task::{KPtr, read, read_comm},
 };
 
@@ -67,8 +69,17 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     if live != 0 {
         return Ok(());
     }
+    // This runs in the exiting task: its cgroup is the current one.
+    let f = filter();
+    if !wants_current_cgroup(&f) {
+        return Ok(());
+    }
     let leader: KPtr = read(task, o.task_group_leader)?;
     let tgid: u32 = read(task, o.task_tgid)?;
+    let comm = read_comm(leader, o.task_comm);
+    if !wants_process(&f, tgid, &comm) {
+        return Ok(());
+    }
     let tid: u32 = read(task, o.task_pid)?;
     let start_ns: u64 = read(leader, o.task_start_boottime)?;
     // What wait_task_zombie() will hand the parent.
@@ -83,6 +94,9 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     // The rest only qualifies the record: a failed read must not lose the
     // exit (the parent may be exiting too, its sighand already gone).
     let ppid: u32 = read(parent, o.task_tgid).unwrap_or(0);
+    if !wants_parent(&f, ppid) {
+        return Ok(());
+    }
     let mut flags = match parent_flags(leader, parent) {
         Ok(flags) => flags,
         Err(_) => {
@@ -104,7 +118,7 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         ts_ns: unsafe { bpf_ktime_get_boot_ns() },
         status,
         flags,
-        comm: read_comm(leader, o.task_comm),
+        comm,
         parent_comm: read_comm(parent, o.task_comm),
     };
     match EVENTS.reserve::<ExitRecord>(0) {

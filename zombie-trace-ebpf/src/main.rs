@@ -10,6 +10,7 @@
 
 mod exec;
 mod exit;
+mod filter;
 mod reap;
 mod task;
 mod wait;

@@ -11,7 +11,9 @@ use aya_log_ebpf::error;
 use zombie_trace_common::{COUNTER_LOST_REAP, COUNTER_READ_ERRORS, KIND_REAP, ReapRecord};
 
 use crate::{
-    EVENTS, count, offsets,
+    EVENTS, count,
+    filter::{filter, wants_parent, wants_process},
+    offsets,
     task::{KPtr, read, read_comm},
 };
 
@@ -33,16 +35,27 @@ fn try_free(task: KPtr) -> Result<(), i32> {
     if pid != tgid {
         return Ok(());
     }
+    // Not by cgroup: `current` is not this task. By parent, the reaper: a
+    // child reaped by an adoptive parent is then seen to go by /proc.
+    let f = filter();
+    let comm = read_comm(task, o.task_comm);
+    if !wants_process(&f, tgid, &comm) {
+        return Ok(());
+    }
     let parent: KPtr = read(task, o.task_real_parent)?;
+    let reaper_tgid: u32 = read(parent, o.task_tgid)?;
+    if !wants_parent(&f, reaper_tgid) {
+        return Ok(());
+    }
     let record = ReapRecord {
         kind: KIND_REAP,
         tgid,
         start_ns: read(task, o.task_start_boottime)?,
         // SAFETY: a helper without arguments.
         ts_ns: unsafe { bpf_ktime_get_boot_ns() },
-        reaper_tgid: read(parent, o.task_tgid)?,
+        reaper_tgid,
         _pad: 0,
-        comm: read_comm(task, o.task_comm),
+        comm,
         reaper_comm: read_comm(parent, o.task_comm),
     };
     match EVENTS.reserve::<ReapRecord>(0) {

@@ -19,7 +19,9 @@ use zombie_trace_common::{
 };
 
 use crate::{
-    EVENTS, count, offsets,
+    EVENTS, count,
+    filter::{filter, wants_parent},
+    offsets,
     task::{KPtr, read},
 };
 
@@ -41,10 +43,12 @@ fn arg(ctx: &TracePointContext, off: u32) -> u64 {
 }
 
 fn remember(args: WaitArgs) {
-    if WAIT_ARGS
-        .insert(&bpf_get_current_pid_tgid(), &args, 0)
-        .is_err()
-    {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    // Only parents whose children are traced (`--ppid`) matter.
+    if !wants_parent(&filter(), (pid_tgid >> 32) as u32) {
+        return;
+    }
+    if WAIT_ARGS.insert(&pid_tgid, &args, 0).is_err() {
         count(COUNTER_WAIT_UNTRACKED);
     }
 }

@@ -44,6 +44,8 @@ attached in the kernel.",
       Run as a service: JSON lines to a file (SIGHUP reopens it for logrotate).
   zombie-trace --summary-interval 10m --duration 24h
       A day-long leak hunt: every 10 minutes, each parent's leak rate.
+  zombie-trace --ppid 1234 --threshold 1s
+      Only the children of process 1234 (filters are applied in the kernel).
   zombie-trace ps
       List the zombies that exist now, by parent (no eBPF; works without root).
 
@@ -85,6 +87,25 @@ pub struct Cli {
     /// `--format`.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Only these processes (comma-separated, or repeated; at most 8).
+    #[arg(short, long, value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<u32>,
+
+    /// Only children of these parents (comma-separated, or repeated; at
+    /// most 8).
+    #[arg(short = 'P', long, value_name = "PID", value_delimiter = ',')]
+    pub ppid: Vec<u32>,
+
+    /// Only processes with this name (as `ps -o comm` shows it: at most 15
+    /// bytes).
+    #[arg(short, long, value_name = "NAME")]
+    pub comm: Option<String>,
+
+    /// Only processes in this cgroup v2 directory or below it, e.g.
+    /// /sys/fs/cgroup/system.slice/nginx.service.
+    #[arg(short = 'g', long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
 
     /// Also print a summary this often (e.g. 10m, 1h), not only at the
     /// end: every parent that holds or has held zombies, with its leak rate

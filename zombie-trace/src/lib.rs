@@ -12,6 +12,7 @@ pub mod clock;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod filter;
 pub mod inspect;
 pub mod loader;
 pub mod offsets;

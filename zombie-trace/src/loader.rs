@@ -14,7 +14,7 @@ use aya::{
 use thiserror::Error;
 use zombie_trace_common::{
     COUNTER_LOST_EXEC, COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT,
-    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, WaitArgs,
+    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, Filter, WaitArgs,
 };
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
@@ -119,6 +119,8 @@ impl Counters {
 pub struct Options {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// What to trace (all zero: everything).
+    pub filter: Filter,
 }
 
 pub fn check_machine() -> Result<(), LoadError> {
@@ -156,6 +158,7 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
 
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
+        .override_global("FILTER", &options.filter, true)
         .map_max_entries("EVENTS", options.ring_bytes)
         .load(PROGRAMS)
         .map_err(LoadError::Load)?;

@@ -3,6 +3,7 @@ use std::{io::Write as _, process::ExitCode};
 use clap::Parser as _;
 use zombie_trace::{
     cli::{Cli, Command},
+    filter::Filters,
     ps, session,
 };
 
@@ -18,7 +19,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Ps { format }) => ps::run(format.into()),
         None => {
+            let filters = match Filters::new(cli.pid, cli.ppid, cli.comm, cli.cgroup.as_deref()) {
+                Ok(filters) => filters,
+                Err(e) => {
+                    eprintln!("zombie-trace: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let options = session::Options {
+                filters,
                 threshold: cli.threshold,
                 format: cli.format.into(),
                 events: cli.events,

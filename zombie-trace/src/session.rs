@@ -24,10 +24,13 @@ use crate::{
     clock::{self, Clock},
     decode,
     engine::{Config, Engine, Finding, Id, Output, Reaping, Resolution, Unseen, Verdict},
+    filter::{self, Filters},
     inspect::{self, ZombieState},
     loader::{self, Counters, Probes, Tracer},
     output::{self, Encoder, Format},
-    report::{Exited, Line, Lost, ProcessInfo, Ready, Reaped, Summary, WaitStats, Zombie},
+    report::{
+        Exited, Line, Lost, ProcessInfo, Ready, Reaped, ReaperKind, Summary, WaitStats, Zombie,
+    },
     stats::Stats,
     writer::{WriteError, Writer},
 };
@@ -52,6 +55,7 @@ const RING_BYTES: u32 = 1 << 22;
 const MAX_TARGETS: usize = 8;
 
 pub struct Options {
+    pub filters: Filters,
     pub threshold: Duration,
     pub format: Format,
     pub events: bool,
@@ -96,6 +100,7 @@ pub async fn run(options: Options) -> Result<()> {
         probes,
     } = loader::load(&loader::Options {
         ring_bytes: RING_BYTES,
+        filter: options.filters.to_kernel(),
     })?;
     if let Some(why) = &probes.wait_tracing_error {
         log::warn!(
@@ -238,6 +243,7 @@ async fn readable(fd: Option<&AsyncFd<LoggerFd>>) -> io::Result<AsyncFdReadyGuar
 struct Session {
     engine: Engine,
     stats: Stats,
+    filters: Filters,
     clock: Clock,
     events: bool,
     threshold_ms: u64,
@@ -262,6 +268,7 @@ impl Session {
         let threshold_ns = u64::try_from(options.threshold.as_nanos()).unwrap_or(u64::MAX);
         Self {
             stats: Stats::default(),
+            filters: options.filters.clone(),
             engine: Engine::new(Config::new(threshold_ns, procfs::ticks_per_second())),
             clock: Clock::new(),
             events: options.events,
@@ -316,6 +323,17 @@ impl Session {
         let mut added = 0;
         for z in zombies {
             if self.engine.knows(z.pid, z.start_ticks) {
+                continue;
+            }
+            let cgroup = self
+                .filters
+                .cgroup
+                .as_ref()
+                .and_then(|_| filter::cgroup_of(z.pid));
+            if !self
+                .filters
+                .matches(z.pid, z.ppid, z.comm.as_bytes(), cgroup.as_deref())
+            {
                 continue;
             }
             let parent_comm = inspect::process_info(z.ppid)
@@ -375,7 +393,12 @@ impl Session {
                     {
                         self.stats.reaped(reaper, comm.as_bytes(), latency, ts);
                     }
-                    if self.events || r.was_reported {
+                    // With filters, the kernel also sends reaps of children
+                    // whose exit it filtered out: not ours to show.
+                    let filtered_out = !self.filters.is_empty()
+                        && r.kind == ReaperKind::Unknown
+                        && !r.was_reported;
+                    if (self.events || r.was_reported) && !filtered_out {
                         self.reaped(r);
                     }
                 }

@@ -1,0 +1,57 @@
+//! `--pid`, `--ppid`, `--comm`, `--cgroup`, checked before a record is made:
+//! what is filtered out costs no ring-buffer space and no wakeup.
+
+use aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id;
+use zombie_trace_common::{COMM_LEN, FILTER_MAX, Filter};
+
+/// Set by the loader before loading; all zero traces everything.
+#[unsafe(no_mangle)]
+static FILTER: Filter = Filter {
+    pids: [0; FILTER_MAX],
+    ppids: [0; FILTER_MAX],
+    n_pids: 0,
+    n_ppids: 0,
+    comm: [0; COMM_LEN],
+    comm_len: 0,
+    cgroup_level: 0,
+    cgroup_id: 0,
+};
+
+#[inline(always)]
+pub fn filter() -> Filter {
+    // SAFETY: a plain read of a global the loader wrote before loading;
+    // volatile so that the compiler does not fold the zeros above.
+    unsafe { core::ptr::read_volatile(&FILTER) }
+}
+
+#[inline(always)]
+fn listed(list: &[u32; FILTER_MAX], n: u32, value: u32) -> bool {
+    let mut i = 0;
+    while i < FILTER_MAX {
+        if (i as u32) < n && list[i] == value {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The process `tgid`, named `comm`, is one to trace (by pid and name).
+#[inline(always)]
+pub fn wants_process(f: &Filter, tgid: u32, comm: &[u8; COMM_LEN]) -> bool {
+    (f.n_pids == 0 || listed(&f.pids, f.n_pids, tgid)) && (f.comm_len == 0 || *comm == f.comm)
+}
+
+/// Children of `ppid` are traced.
+#[inline(always)]
+pub fn wants_parent(f: &Filter, ppid: u32) -> bool {
+    f.n_ppids == 0 || listed(&f.ppids, f.n_ppids, ppid)
+}
+
+/// The current task is in the `--cgroup` (or below it).
+#[inline(always)]
+pub fn wants_current_cgroup(f: &Filter) -> bool {
+    // SAFETY: a helper that takes a plain integer.
+    f.cgroup_id == 0
+        || unsafe { bpf_get_current_ancestor_cgroup_id(f.cgroup_level as i32) } == f.cgroup_id
+}
