@@ -433,6 +433,8 @@ fn parent_in_its_own_pid_namespace() {
     assert_eq!(zombie["exit_code"], 77, "{zombie}");
     let pid = zombie["pid"].as_u64().unwrap();
     assert_ne!(pid, child, "reported with its global pid: {zombie}");
+    assert_eq!(zombie["ns_pid"], child, "and its own: {zombie}");
+    assert_eq!(zombie["parent_ns_pid"], parent, "{zombie}");
     let reap = tracer.wait_for("reap", |v| is(v, "reap", pid));
     assert_eq!(reap["reaper"], "parent", "{reap}");
     assert_eq!(reap["reaper_pid"], zombie["ppid"], "{reap}");
@@ -973,8 +975,11 @@ fn cgroup_filter_reports_inside_and_not_outside() {
     let mut other = Scenario::python("children.py", &["late", "1.5"]);
     let (_, dropped) = other.parent_and_child();
     let kept: Vec<u64> = (0..3).map(|_| leaker.parent_and_child().1).collect();
+    let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
     for zombie in tracer.wait_for_each("zombie", &kept) {
         assert_eq!(zombie["ppid"], parent, "{zombie}");
+        assert_eq!(zombie["cgroup"], format!("/{name}"), "{zombie}");
+        assert_eq!(zombie["parent_cgroup"], format!("/{name}"), "{zombie}");
     }
     other.finish();
     let (all, _) = tracer.stop();

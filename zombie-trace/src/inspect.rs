@@ -15,7 +15,7 @@ use procfs::process::Process;
 
 use crate::{
     event::Comm,
-    report::{ProcessInfo, Sigchld},
+    report::{Placement, ProcessInfo, Sigchld},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,71 @@ pub fn process_info(pid: u32) -> Option<ProcessInfo> {
         ppid: stat.ppid,
         threads: stat.threads,
         start_ticks: stat.start_ticks,
+        placement: placement_of(&process),
+    })
+}
+
+/// Where process `pid` lives (cgroup, namespaced pid, container id).
+pub fn placement(pid: u32) -> Placement {
+    open(pid).map(|p| placement_of(&p)).unwrap_or_default()
+}
+
+fn placement_of(process: &Process) -> Placement {
+    let cgroup = read(process, "cgroup").and_then(|bytes| parse_cgroup(&bytes));
+    Placement {
+        container_id: cgroup.as_deref().and_then(container_id),
+        cgroup,
+        ns_pid: read(process, "status").and_then(|bytes| parse_ns_pid(&bytes)),
+    }
+}
+
+/// The cgroup v2 path (`0::/path`), or on hybrid systems, where v2 often
+/// holds everything at `/`, the first v1 path that says more.
+fn parse_cgroup(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let paths: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(':')?;
+            rest.split_once(':')
+        })
+        .collect();
+    let v2 = paths.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| *p);
+    v2.filter(|p| *p != "/")
+        .or_else(|| paths.iter().map(|(_, p)| *p).find(|p| *p != "/"))
+        .or(v2)
+        .map(str::to_owned)
+}
+
+/// The pid inside the innermost pid namespace (`NSpid:` lists it last),
+/// when the process is in one below the host's.
+fn parse_ns_pid(status: &[u8]) -> Option<u32> {
+    let text = String::from_utf8_lossy(status);
+    let line = text.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    (pids.len() > 1).then(|| pids.last().copied()).flatten()
+}
+
+/// A container id in a cgroup path: the 64-hex-digit id that Docker,
+/// containerd, CRI-O and Podman put in a path segment (`docker-<id>.scope`,
+/// `/docker/<id>`, `cri-containerd-<id>.scope`, `crio-<id>`, `libpod-<id>`),
+/// shortened to 12 digits as `docker ps` shows it.
+pub fn container_id(cgroup: &str) -> Option<String> {
+    cgroup.split('/').find_map(|segment| {
+        let bytes = segment.as_bytes();
+        bytes.windows(64).enumerate().find_map(|(at, w)| {
+            let bounded = |i: Option<usize>| {
+                i.and_then(|i| bytes.get(i))
+                    .is_none_or(|b| !b.is_ascii_hexdigit())
+            };
+            (w.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                && bounded(at.checked_sub(1))
+                && bounded(Some(at + 64)))
+            .then(|| segment[at..at + 12].to_owned())
+        })
     })
 }
 
@@ -534,6 +599,47 @@ SigBlk:\t0000000000000000\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180000002\
         assert_eq!(ns_to_ticks(3_000_000_000, 300), 900);
         assert_eq!(ns_to_ticks(1_000_000_000, 0), 1);
         assert_eq!(ns_to_ticks(2_000_000_000, 3), 6);
+    }
+
+    #[test]
+    fn cgroups_and_containers() {
+        assert_eq!(
+            parse_cgroup(b"0::/system.slice/a.service\n").as_deref(),
+            Some("/system.slice/a.service")
+        );
+        let hybrid = b"9:name=systemd:/\n4:memory:/docker/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n0::/\n";
+        let path = parse_cgroup(hybrid).unwrap();
+        assert!(path.starts_with("/docker/"), "{path}");
+        assert_eq!(parse_cgroup(b"0::/\n").as_deref(), Some("/"));
+        assert_eq!(parse_cgroup(b"garbage"), None);
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        for path in [
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/docker/{id}"),
+            format!("/kubepods.slice/kubepods-pod1.slice/cri-containerd-{id}.scope"),
+            format!("/machine.slice/libpod-{id}.scope/container"),
+        ] {
+            assert_eq!(
+                container_id(&path).as_deref(),
+                Some("0123456789ab"),
+                "{path}"
+            );
+        }
+        assert_eq!(container_id("/user.slice/user-1000.slice"), None);
+        assert_eq!(
+            container_id(&format!("/x/{id}0")),
+            None,
+            "65 digits are not an id"
+        );
+        assert_eq!(container_id(&format!("/x/{}", id.to_uppercase())), None);
+    }
+
+    #[test]
+    fn ns_pids() {
+        assert_eq!(parse_ns_pid(b"Name:\tx\nNSpid:\t4242\t7\n"), Some(7));
+        assert_eq!(parse_ns_pid(b"NSpid:\t4242\n"), None, "the host's own");
+        assert_eq!(parse_ns_pid(b"Name:\tx\n"), None);
+        assert_eq!(parse_ns_pid(b"NSpid:\tx y\n"), None);
     }
 
     #[test]

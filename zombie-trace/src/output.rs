@@ -16,8 +16,8 @@ use crate::{
     event::{Comm, ExitStatus, WaitTarget},
     inspect::state_name,
     report::{
-        Exited, Latency, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, Sigchld, Snapshot,
-        Summary, WaitStats, Zombie,
+        Exited, Latency, Line, Lost, ParentGroup, Placement, ProcessInfo, Ready, Reaped, Sigchld,
+        Snapshot, Summary, WaitStats, Zombie,
     },
 };
 
@@ -285,6 +285,10 @@ fn last_wait_ms_ago(waits: &WaitStats, boot_now_ns: Option<u64>) -> Option<u64> 
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per line, serialized at once and dropped"
+)]
 enum JsonLine<'a> {
     Ready {
         ts: String,
@@ -315,6 +319,12 @@ enum JsonLine<'a> {
         parent_syscall: Option<&'a str>,
         parent_sigchld: Option<String>,
         parent_threads: Option<u32>,
+        cgroup: Option<&'a str>,
+        ns_pid: Option<u32>,
+        container_id: Option<&'a str>,
+        parent_cgroup: Option<&'a str>,
+        parent_ns_pid: Option<u32>,
+        parent_container_id: Option<&'a str>,
         parent_wait_calls: Option<u64>,
         parent_wait_reaped: Option<u64>,
         parent_wait_empty: Option<u64>,
@@ -552,6 +562,12 @@ fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
         parent_syscall: p.and_then(|p| p.syscall.as_deref()),
         parent_sigchld: p.and_then(|p| p.sigchld).map(|s| s.describe()),
         parent_threads: p.map(|p| p.threads),
+        cgroup: z.placement.cgroup.as_deref(),
+        ns_pid: z.placement.ns_pid,
+        container_id: z.placement.container_id.as_deref(),
+        parent_cgroup: p.and_then(|p| p.placement.cgroup.as_deref()),
+        parent_ns_pid: p.and_then(|p| p.placement.ns_pid),
+        parent_container_id: p.and_then(|p| p.placement.container_id.as_deref()),
         parent_wait_calls: waits.map(|w| w.calls),
         parent_wait_reaped: waits.map(|w| w.reaped),
         parent_wait_empty: waits.map(|w| w.empty),
@@ -767,6 +783,7 @@ fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
     if z.preexisting {
         out.push_str(" preexisting");
     }
+    out.push_str(&placement_text(&z.placement));
     if let Some(old) = z.ppid_at_exit.filter(|&old| old != z.ppid) {
         let _ = write!(out, " reparented-from={old}");
     }
@@ -792,6 +809,7 @@ fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
                 let _ = write!(out, " sigchld={}", sigchld.describe());
             }
             let _ = write!(out, " threads={}", p.threads);
+            out.push_str(&placement_text(&p.placement));
             match &z.parent_waits {
                 Some(waits) => out.push_str(&waits_text(waits, boot_now_ns)),
                 None => out.push_str(" waits=?"),
@@ -803,6 +821,22 @@ fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
     }
     if !z.diagnosis.is_empty() {
         let _ = write!(out, " | {}", escape_text(z.diagnosis.as_bytes()));
+    }
+    out
+}
+
+/// ` cgroup=... ns-pid=N container=ID`, leaving out what is unknown or the
+/// host's own.
+fn placement_text(p: &Placement) -> String {
+    let mut out = String::new();
+    if let Some(cgroup) = p.cgroup.as_deref().filter(|c| *c != "/") {
+        let _ = write!(out, " cgroup={}", word(cgroup.as_bytes()));
+    }
+    if let Some(ns_pid) = p.ns_pid {
+        let _ = write!(out, " ns-pid={ns_pid}");
+    }
+    if let Some(id) = &p.container_id {
+        let _ = write!(out, " container={}", word(id.as_bytes()));
     }
     out
 }
@@ -1051,6 +1085,7 @@ mod tests {
             ppid: 1,
             threads: 1,
             start_ticks: 0,
+            placement: Placement::default(),
         }
     }
 
@@ -1065,9 +1100,53 @@ mod tests {
             ppid_at_exit: Some(4200),
             ppid: 4200,
             parent,
+            placement: Placement::default(),
             parent_waits: Some(WaitStats::default()),
             diagnosis: "parent python3 has not called wait()".to_owned(),
         }
+    }
+
+    #[test]
+    fn placement_in_json_and_text() {
+        let id = "0123456789ab".to_owned();
+        let mut p = parent(b"containerd-shim", vec![]);
+        p.placement = Placement {
+            cgroup: Some("/system.slice/docker-x.scope".into()),
+            ns_pid: Some(1),
+            container_id: Some(id.clone()),
+        };
+        let z = Zombie {
+            placement: Placement {
+                cgroup: Some("/system.slice/docker-x.scope".into()),
+                ns_pid: Some(7),
+                container_id: Some(id),
+            },
+            ..zombie(b"worker", Some(p))
+        };
+        let line = Line::Zombie(Box::new(z));
+        let map = json_of(&line);
+        assert_eq!(map["cgroup"], "/system.slice/docker-x.scope");
+        assert_eq!(
+            (map["ns_pid"].clone(), map["parent_ns_pid"].clone()),
+            (7.into(), 1.into())
+        );
+        assert_eq!(map["container_id"], "0123456789ab");
+        assert_eq!(map["parent_container_id"], "0123456789ab");
+        let text = Encoder::new(Format::Text).encode(&line);
+        assert!(
+            text.contains(" cgroup=/system.slice/docker-x.scope ns-pid=7 container=0123456789ab"),
+            "{text}"
+        );
+        assert!(
+            text.contains("threads=1 cgroup=/system.slice/docker-x.scope ns-pid=1"),
+            "{text}"
+        );
+        // The host's own: nothing said.
+        let plain = Encoder::new(Format::Text).encode(&Line::Zombie(Box::new(zombie(b"x", None))));
+        assert!(
+            !plain.contains("cgroup=") && !plain.contains("ns-pid="),
+            "{plain}"
+        );
     }
 
     fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
@@ -1290,6 +1369,12 @@ mod tests {
         "parent_syscall",
         "parent_sigchld",
         "parent_threads",
+        "cgroup",
+        "ns_pid",
+        "container_id",
+        "parent_cgroup",
+        "parent_ns_pid",
+        "parent_container_id",
         "parent_wait_calls",
         "parent_wait_reaped",
         "parent_wait_empty",

@@ -52,6 +52,17 @@ pub struct WaitStats {
     pub targets: Vec<WaitTarget>,
 }
 
+/// Where a process lives, for containers: all `None` when unknown.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Its cgroup path (cgroup v2, or the first named v1 hierarchy).
+    pub cgroup: Option<String>,
+    /// Its pid inside its own pid namespace, when that is not the host's.
+    pub ns_pid: Option<u32>,
+    /// A container runtime's id (12 hex digits) found in `cgroup`.
+    pub container_id: Option<String>,
+}
+
 /// A process as `/proc` shows it now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessInfo {
@@ -70,6 +81,7 @@ pub struct ProcessInfo {
     pub threads: u32,
     /// `starttime` in clock ticks since boot.
     pub start_ticks: u64,
+    pub placement: Placement,
 }
 
 /// A child left unreaped past the threshold (or found at start-up).
@@ -88,6 +100,8 @@ pub struct Zombie {
     /// The parent now (it may have been reparented).
     pub ppid: u32,
     pub parent: Option<ProcessInfo>,
+    /// The child's own placement (read while it is a zombie).
+    pub placement: Placement,
     /// `None` when wait calls are not traced (no tracefs, or `ps`).
     pub parent_waits: Option<WaitStats>,
     /// One sentence on why it is not reaped and what to look at.
