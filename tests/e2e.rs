@@ -995,6 +995,69 @@ fn cgroup_filter_reports_inside_and_not_outside() {
     }
 }
 
+/// GET `path` from `addr` over plain HTTP/1.1; the whole response.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// `--metrics`: scraped over HTTP while a zombie is out, and after its reap.
+#[test]
+fn metrics_endpoint_is_scraped_over_http() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut tracer = Tracer::start(&["--threshold", "300ms", "--metrics", &port.to_string()]);
+    let mut scenario = Scenario::python("children.py", &["late", "3"]);
+    let (_, child) = scenario.parent_and_child();
+    tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    // The gauges follow within a second.
+    thread::sleep(Duration::from_millis(1500));
+    let during = http_get(&addr, "/metrics");
+    assert!(during.starts_with("HTTP/1.1 200"), "{during}");
+    assert!(during.contains("application/openmetrics-text"), "{during}");
+    assert!(
+        during.contains("zombie_trace_zombies{parent_comm=\"python3\"} 1"),
+        "{during}"
+    );
+    for name in [
+        "zombie_trace_exits_total ",
+        "zombie_trace_reaps_total ",
+        "zombie_trace_lost_events_total 0",
+        "zombie_trace_zombie_age_seconds_bucket",
+        "# EOF",
+    ] {
+        assert!(during.contains(name), "{name}: {during}");
+    }
+    tracer.wait_for("reap", |v| is(v, "reap", child));
+    scenario.finish();
+    thread::sleep(Duration::from_millis(1500));
+    let after = http_get(&addr, "/metrics");
+    assert!(!after.contains("parent_comm=\"python3\"} 1"), "{after}");
+    let count: f64 = after
+        .lines()
+        .find_map(|l| l.strip_prefix("zombie_trace_zombie_age_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no histogram count: {after}"));
+    assert!(count >= 1.0, "{after}");
+    assert!(http_get(&addr, "/").starts_with("HTTP/1.1 404"));
+    tracer.stop();
+}
+
 #[test]
 fn closed_stdout_is_a_clean_stop() {
     let mut tracer = Tracer::start(&["--events"]);

@@ -1,6 +1,6 @@
 //! Command-line options.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -46,6 +46,8 @@ attached in the kernel.",
       A day-long leak hunt: every 10 minutes, each parent's leak rate.
   zombie-trace --ppid 1234 --threshold 1s
       Only the children of process 1234 (filters are applied in the kernel).
+  zombie-trace --metrics 9090 --output /var/log/zombie-trace.jsonl > /dev/null
+      A service: metrics at http://127.0.0.1:9090/metrics, findings in a file.
   zombie-trace ps
       List the zombies that exist now, by parent (no eBPF; works without root).
 
@@ -112,6 +114,11 @@ pub struct Cli {
     /// and reap latencies.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_interval)]
     pub summary_interval: Option<Duration>,
+
+    /// Serve OpenMetrics (Prometheus) at http://ADDR/metrics: a port alone
+    /// (9090) binds loopback; give an address (0.0.0.0:9090) to expose it.
+    #[arg(short, long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
+    pub metrics: Option<SocketAddr>,
 
     /// Stop by itself after this long (e.g. 30s, 10m, 24h), with the summary.
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
@@ -243,6 +250,10 @@ mod tests {
         let cli = Cli::try_parse_from(["zombie-trace", "--summary-interval", "10m"]).unwrap();
         assert_eq!(cli.summary_interval, Some(Duration::from_secs(600)));
         assert!(parse_interval("100ms").is_err());
+        let cli = Cli::try_parse_from(["zombie-trace", "--metrics", "9100"]).unwrap();
+        assert_eq!(cli.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        let err = Cli::try_parse_from(["zombie-trace", "--metrics", "nope"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
         for bad in ["0s", "5", "11years", "soon"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }

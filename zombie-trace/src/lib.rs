@@ -15,6 +15,7 @@ pub mod event;
 pub mod filter;
 pub mod inspect;
 pub mod loader;
+pub mod metrics;
 pub mod offsets;
 pub mod output;
 pub mod ps;

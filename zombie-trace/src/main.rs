@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                 duration: cli.duration,
                 output: cli.output,
                 summary_interval: cli.summary_interval,
+                metrics: cli.metrics,
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

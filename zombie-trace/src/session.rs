@@ -4,6 +4,7 @@
 use std::{
     collections::HashMap,
     io,
+    net::SocketAddr,
     os::fd::{AsRawFd, RawFd},
     path::PathBuf,
     time::{Duration, SystemTime},
@@ -16,6 +17,7 @@ use tokio::{
         Interest,
         unix::{AsyncFd, AsyncFdReadyGuard},
     },
+    net::TcpListener,
     signal::unix::{SignalKind, signal},
     time::MissedTickBehavior,
 };
@@ -27,6 +29,7 @@ use crate::{
     filter::{self, Filters},
     inspect::{self, ZombieState},
     loader::{self, Counters, Probes, Tracer},
+    metrics::Metrics,
     output::{self, Encoder, Format},
     report::{
         Exited, Line, Lost, ProcessInfo, Ready, Reaped, ReaperKind, Summary, WaitStats, Zombie,
@@ -65,6 +68,8 @@ pub struct Options {
     pub output: Option<PathBuf>,
     /// Print a summary this often, not only at the end.
     pub summary_interval: Option<Duration>,
+    /// Serve OpenMetrics here.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The logger's descriptor, watched while the logger itself stays outside
@@ -92,6 +97,12 @@ pub async fn run(options: Options) -> Result<()> {
                 )
             })?,
         }),
+        None => None,
+    };
+    let listener = match options.metrics {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot serve --metrics on {addr}: is the port in use? pick another")
+        })?),
         None => None,
     };
     let Tracer {
@@ -133,6 +144,12 @@ pub async fn run(options: Options) -> Result<()> {
         None => None,
     };
     let mut session = Session::new(&options, probes.wait_tracing, file);
+    let server = listener.map(|listener| {
+        let metrics = Metrics::new();
+        let server = tokio::spawn(metrics.serve(listener));
+        session.metrics = Some(metrics);
+        server
+    });
     session.start(ring.get_mut(), &probes)?;
 
     let mut ticker = tokio::time::interval(TICK);
@@ -196,6 +213,9 @@ pub async fn run(options: Options) -> Result<()> {
         }
         Err(e) => Err(e),
     };
+    if let Some(server) = server {
+        server.abort();
+    }
     drop(logs);
     drop(logger);
     drop(ring);
@@ -244,6 +264,7 @@ struct Session {
     engine: Engine,
     stats: Stats,
     filters: Filters,
+    metrics: Option<Metrics>,
     clock: Clock,
     events: bool,
     threshold_ms: u64,
@@ -269,6 +290,7 @@ impl Session {
         Self {
             stats: Stats::default(),
             filters: options.filters.clone(),
+            metrics: None,
             engine: Engine::new(Config::new(threshold_ns, procfs::ticks_per_second())),
             clock: Clock::new(),
             events: options.events,
@@ -392,6 +414,9 @@ impl Session {
                         (r.reaper_pid, r.reaper_comm, r.zombie_ns, r.ts_ns)
                     {
                         self.stats.reaped(reaper, comm.as_bytes(), latency, ts);
+                        if let Some(metrics) = &self.metrics {
+                            metrics.observe_reap(latency);
+                        }
                     }
                     // With filters, the kernel also sends reaps of children
                     // whose exit it filtered out: not ours to show.
@@ -452,6 +477,11 @@ impl Session {
                 count: lost,
                 total: now.lost(),
             }));
+        }
+        if let Some(metrics) = &mut self.metrics {
+            let counts = self.engine.counts();
+            metrics.set_totals(counts.exits, counts.reaps, counts.lost);
+            metrics.set_zombies(&self.engine.outstanding(clock::boot_ns()));
         }
         if rescan {
             self.drain(events);

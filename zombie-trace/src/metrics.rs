@@ -1,0 +1,233 @@
+//! `--metrics ADDR`: an OpenMetrics endpoint for Prometheus. prometheus-client
+//! keeps and encodes the metrics; hyper serves `GET /metrics`.
+
+use std::{
+    convert::Infallible,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+};
+
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode, body::Bytes, header, service::service_fn};
+use hyper_util::rt::TokioIo;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+use tokio::net::TcpListener;
+
+use crate::report::ParentGroup;
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ParentLabel {
+    parent_comm: String,
+}
+
+/// The metrics, updated by the session and read by the endpoint.
+pub struct Metrics {
+    exits: Counter,
+    reaps: Counter,
+    lost: Counter,
+    zombies: Family<ParentLabel, Gauge>,
+    zombie_age: Histogram,
+    registry: Arc<Registry>,
+    /// What the counters were last set to, to add only the difference.
+    published: (u64, u64, u64),
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let exits = Counter::default();
+        let reaps = Counter::default();
+        let lost = Counter::default();
+        let zombies = Family::<ParentLabel, Gauge>::default();
+        // 1 ms to about 9 hours, doubling.
+        let zombie_age = Histogram::new(exponential_buckets(0.001, 2.0, 25));
+        let mut registry = Registry::default();
+        registry.register(
+            "zombie_trace_exits",
+            "Processes that exited (whole thread groups)",
+            exits.clone(),
+        );
+        registry.register(
+            "zombie_trace_reaps",
+            "Processes that were reaped (released)",
+            reaps.clone(),
+        );
+        registry.register(
+            "zombie_trace_zombies",
+            "Zombies reported and not yet reaped, by their parent's name",
+            zombies.clone(),
+        );
+        registry.register(
+            "zombie_trace_zombie_age_seconds",
+            "Time from a child's exit to its reap",
+            zombie_age.clone(),
+        );
+        registry.register(
+            "zombie_trace_lost_events",
+            "Kernel records dropped because the ring buffer was full",
+            lost.clone(),
+        );
+        Self {
+            exits,
+            reaps,
+            lost,
+            zombies,
+            zombie_age,
+            registry: Arc::new(registry),
+            published: (0, 0, 0),
+        }
+    }
+
+    /// Sets the counters to these totals (they only ever grow).
+    pub fn set_totals(&mut self, exits: u64, reaps: u64, lost: u64) {
+        let (e, r, l) = self.published;
+        self.exits.inc_by(exits.saturating_sub(e));
+        self.reaps.inc_by(reaps.saturating_sub(r));
+        self.lost.inc_by(lost.saturating_sub(l));
+        self.published = (exits.max(e), reaps.max(r), lost.max(l));
+    }
+
+    /// The zombies outstanding now, by parent.
+    pub fn set_zombies(&self, groups: &[ParentGroup]) {
+        self.zombies.clear();
+        for g in groups {
+            let label = ParentLabel {
+                parent_comm: String::from_utf8_lossy(&g.parent_comm).into_owned(),
+            };
+            self.zombies
+                .get_or_create(&label)
+                .inc_by(g.zombies.len() as i64);
+        }
+    }
+
+    pub fn observe_reap(&self, zombie_ns: u64) {
+        self.zombie_age.observe(zombie_ns as f64 / 1e9);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Serves `GET /metrics` on `listener` until the task is dropped.
+    pub fn serve(&self, listener: TcpListener) -> impl Future<Output = ()> + use<> {
+        let registry = Arc::clone(&self.registry);
+        async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let registry = Arc::clone(&registry);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| respond(req, Arc::clone(&registry)));
+                    // A client that goes away mid-request is its business.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+async fn respond<B>(
+    req: Request<B>,
+    registry: Arc<Registry>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let response = if req.uri().path() == "/metrics" {
+        let mut body = String::new();
+        let _ = encode(&mut body, &registry);
+        Response::builder()
+            .header(header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(Full::new(Bytes::from(body)))
+    } else {
+        Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Full::new(Bytes::from_static(
+                b"zombie-trace serves /metrics\n",
+            )))
+    };
+    Ok(response.unwrap_or_default())
+}
+
+/// `--metrics` values: `9090` or `:9090` (loopback), `0.0.0.0:9090`,
+/// `[::1]:9090`.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let port_only = s.strip_prefix(':').unwrap_or(s);
+    if let Ok(port) = port_only.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    s.parse().map_err(|_| {
+        "give a port (9090, bound on loopback) or an address and port (0.0.0.0:9090, [::1]:9090)"
+            .to_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let lo = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(parse_addr("9090"), Ok(lo(9090)));
+        assert_eq!(parse_addr(":9090"), Ok(lo(9090)));
+        assert_eq!(
+            parse_addr("0.0.0.0:9100"),
+            Ok("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(parse_addr("[::1]:9100"), Ok("[::1]:9100".parse().unwrap()));
+        for bad in ["", "localhost", "99999", "1.2.3.4", ":x"] {
+            assert!(parse_addr(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn exposition_has_the_promised_names() {
+        let mut m = Metrics::new();
+        m.set_totals(10, 8, 2);
+        m.set_totals(12, 9, 2);
+        m.set_zombies(&[ParentGroup {
+            ppid: 7,
+            parent_comm: b"leaker".to_vec(),
+            zombies: vec![1, 2],
+            oldest_ns: None,
+        }]);
+        m.observe_reap(1_500_000_000);
+        let text = m.encode();
+        for line in [
+            "zombie_trace_exits_total 12",
+            "zombie_trace_reaps_total 9",
+            "zombie_trace_lost_events_total 2",
+            "zombie_trace_zombies{parent_comm=\"leaker\"} 2",
+            "zombie_trace_zombie_age_seconds_count 1",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        m.set_zombies(&[]);
+        assert!(
+            !m.encode().contains("leaker"),
+            "a parent without zombies goes"
+        );
+    }
+}
