@@ -4,6 +4,7 @@
 mod build;
 mod run;
 mod setup;
+mod soak;
 mod test;
 
 use std::{
@@ -47,6 +48,16 @@ enum Cmd {
     },
     /// Set up, then run fmt, clippy and the whole test suite (as root).
     Test,
+    /// Memory soak: the tracer's resident memory while a storm of properly
+    /// reaped children runs (figures for BENCHMARKS.md).
+    Soak {
+        /// How many children in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        children: u64,
+        /// How many fork loops at once (default: one per core).
+        #[arg(long)]
+        parallel: Option<u64>,
+    },
 }
 
 fn main() {
@@ -67,6 +78,12 @@ fn real_main() -> Result<()> {
         Cmd::Build { debug } => build::build(!debug),
         Cmd::Run { args } => run::run(&args),
         Cmd::Test => test::test(),
+        Cmd::Soak { children, parallel } => soak::soak(
+            children,
+            parallel.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+            }),
+        ),
     }
 }
 

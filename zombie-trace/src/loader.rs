@@ -183,6 +183,11 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         Ok(()) => attach_wait(&mut ebpf).err().map(|e| e.to_string()),
         Err(e) => Some(e),
     };
+    drop(btf);
+    // Parsing the kernel's BTF took tens of MB, now free: give them back to
+    // the system, or a long-running tracer keeps them resident for nothing.
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
 
     let events = take_map(&mut ebpf, "EVENTS")?;
     let counters = take_map(&mut ebpf, "COUNTERS")?;

@@ -1,0 +1,175 @@
+//! `cargo xtask soak`: memory stays flat. Builds the tracer, starts it in
+//! its default mode, runs a storm of short-lived, properly reaped children
+//! (`tests/scenarios/storm.c`, one loop per core by default) and samples
+//! the tracer's resident memory from `/proc` while it works. Prints the
+//! figures that BENCHMARKS.md records.
+
+use std::{
+    fs,
+    path::Path,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{build, root_command, run_cmd, workspace_root};
+
+pub fn soak(children: u64, parallel: u64) -> Result<()> {
+    if parallel == 0 || children < parallel {
+        bail!("--children must be at least --parallel, and --parallel at least 1");
+    }
+    build::build(true)?;
+    let root = workspace_root();
+    let dir = root.join("target/xtask");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let storm = dir.join("storm");
+    run_cmd(
+        Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&storm)
+            .arg(root.join("tests/scenarios/storm.c")),
+        "install gcc (`cargo xtask setup` does)",
+    )?;
+    let out = dir.join("soak.jsonl");
+    let mut tracer = root_command(root.join("target/release/zombie-trace"))?
+        .args(["--format", "json"])
+        .stdout(fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?)
+        .spawn()
+        .context("starting the tracer")?;
+    let result = measure(&mut tracer, &storm, &out, children, parallel);
+    // SIGINT: the tracer prints its summary and detaches.
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
+    let _ = tracer.wait();
+    let figures = result?;
+    let summary = fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    println!();
+    println!("children            {children} ({parallel} loops of fork, _exit, waitpid)");
+    println!(
+        "storm wall time     {:.1} s ({:.0} children/s)",
+        figures.wall.as_secs_f64(),
+        children as f64 / figures.wall.as_secs_f64()
+    );
+    println!("tracer RSS at ready {} kB", figures.start_kb);
+    println!("tracer RSS max      {} kB", figures.max_kb);
+    println!("tracer RSS at end   {} kB", figures.end_kb);
+    println!(
+        "growth              {} kB",
+        figures.max_kb.saturating_sub(figures.start_kb)
+    );
+    let timeline: Vec<String> = figures
+        .timeline
+        .iter()
+        .map(|(t, kb)| format!("{}s:{kb}", t.as_secs()))
+        .collect();
+    println!("RSS (kB) over time  {}", timeline.join(" "));
+    println!("tracer summary      {summary}");
+    Ok(())
+}
+
+struct Figures {
+    wall: Duration,
+    start_kb: u64,
+    max_kb: u64,
+    end_kb: u64,
+    /// RSS every 5 s of the storm: flat, or growing?
+    timeline: Vec<(Duration, u64)>,
+}
+
+fn measure(
+    tracer: &mut Child,
+    storm: &Path,
+    out: &Path,
+    children: u64,
+    parallel: u64,
+) -> Result<Figures> {
+    // Ready once its first line is out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fs::read_to_string(out).unwrap_or_default().is_empty() {
+        if let Some(status) = tracer.try_wait()? {
+            bail!("the tracer exited ({status}) before it was ready");
+        }
+        if Instant::now() > deadline {
+            bail!("the tracer was not ready within a minute");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    // The tracer may be sudo's child: find the real one by name.
+    let pid = tracer_pid(tracer.id())?;
+    thread::sleep(Duration::from_millis(500));
+    let start_kb = rss_kb(pid)?;
+    let started = Instant::now();
+    let mut storms: Vec<Child> = (0..parallel)
+        .map(|i| {
+            let share = children / parallel + u64::from(i < children % parallel);
+            Command::new(storm)
+                .arg(share.to_string())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the storm")
+        })
+        .collect::<Result<_>>()?;
+    let mut max_kb = start_kb;
+    let mut timeline = Vec::new();
+    let mut next_sample = started;
+    while !storms.is_empty() {
+        let rss = rss_kb(pid)?;
+        max_kb = max_kb.max(rss);
+        if Instant::now() >= next_sample {
+            timeline.push((started.elapsed(), rss));
+            next_sample += Duration::from_secs(5);
+        }
+        let mut running = Vec::new();
+        for mut storm in storms {
+            match storm.try_wait()? {
+                Some(status) if !status.success() => bail!("a storm failed: {status}"),
+                Some(_) => {}
+                None => running.push(storm),
+            }
+        }
+        storms = running;
+        thread::sleep(Duration::from_millis(200));
+    }
+    let wall = started.elapsed();
+    thread::sleep(Duration::from_secs(2));
+    let end_kb = rss_kb(pid)?;
+    Ok(Figures {
+        wall,
+        start_kb,
+        max_kb: max_kb.max(end_kb),
+        end_kb,
+        timeline,
+    })
+}
+
+/// `pid` itself if it is the tracer, else its child (under sudo).
+fn tracer_pid(pid: u32) -> Result<u32> {
+    let comm = |p: u32| fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    if comm(pid).trim() == "zombie-trace" {
+        return Ok(pid);
+    }
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .context("finding the tracer under sudo")?;
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .find(|&c| comm(c).trim() == "zombie-trace")
+        .context("no zombie-trace process under sudo")
+}
+
+fn rss_kb(pid: u32) -> Result<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status: did the tracer exit?"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS line")
+}
