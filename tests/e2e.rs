@@ -857,6 +857,10 @@ fn output_file_is_reopened_on_sighup() {
         Some("summary".into()),
         "{new:?}"
     );
+    // Not a regular file: a clean stop all the same.
+    let tracer = Tracer::start(&["--output", "/dev/null", "--duration", "1s"]);
+    let (_, status) = tracer.stop();
+    assert!(status.success(), "--output /dev/null: {status}");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
     assert_eq!(mode & 0o007, 0, "not for everyone to read: {mode:o}");

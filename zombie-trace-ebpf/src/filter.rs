@@ -48,10 +48,29 @@ pub fn wants_parent(f: &Filter, ppid: u32) -> bool {
     f.n_ppids == 0 || listed(&f.ppids, f.n_ppids, ppid)
 }
 
-/// The current task is in the `--cgroup` (or below it).
+/// How deep a cgroup tree is searched for `--cgroup`.
+const MAX_CGROUP_DEPTH: i32 = 32;
+
+/// The current task is in the `--cgroup` (or below it). Every ancestor is
+/// compared, not only the one at the depth userspace computed: inside a
+/// cgroup namespace the tracer sees a shallower tree than the kernel.
 #[inline(always)]
 pub fn wants_current_cgroup(f: &Filter) -> bool {
-    // SAFETY: a helper that takes a plain integer.
-    f.cgroup_id == 0
-        || unsafe { bpf_get_current_ancestor_cgroup_id(f.cgroup_level as i32) } == f.cgroup_id
+    if f.cgroup_id == 0 {
+        return true;
+    }
+    let mut level = 0;
+    while level < MAX_CGROUP_DEPTH {
+        // SAFETY: a helper that takes a plain integer.
+        let id = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+        if id == f.cgroup_id {
+            return true;
+        }
+        // Past the task's own cgroup the helper returns 0.
+        if id == 0 {
+            return false;
+        }
+        level += 1;
+    }
+    false
 }

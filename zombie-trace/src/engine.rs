@@ -142,6 +142,8 @@ pub enum Output {
 pub struct Counts {
     pub exits: u64,
     pub reaps: u64,
+    /// Reaps of children whose exit (or `/proc` entry) was tracked.
+    pub paired_reaps: u64,
     /// Zombies reported, pre-existing ones included.
     pub zombies: u64,
     pub preexisting: u64,
@@ -328,11 +330,11 @@ impl Engine {
     }
 
     pub fn on_reap(&mut self, reap: &Reap, out: &mut Vec<Output>) {
-        self.counts.reaps += 1;
         let id = Some(Id::Seen(reap.key))
             .filter(|id| self.pending.contains_key(id))
             .or_else(|| self.unseen_for(reap.key.pid, self.ticks(reap.key.start_ns)));
         let Some(id) = id else {
+            self.counts.reaps += 1;
             self.remember_orphan_reap(reap);
             out.push(Output::Reaped(Reaping {
                 pid: reap.key.pid,
@@ -348,7 +350,10 @@ impl Engine {
             return;
         };
         let entry = self.remove(id).expect("id is pending");
+        // An announced reap was counted when it was announced.
         if entry.state != (State::Gone { announced: true }) {
+            self.counts.reaps += 1;
+            self.counts.paired_reaps += 1;
             out.push(Output::Reaped(entry.reaping(
                 reap.ts_ns,
                 reap.reaper_pid,
@@ -421,6 +426,8 @@ impl Engine {
         };
         let reaping = entry.reaping(wait.ts_ns, wait.pid, reaper_comm);
         entry.state = State::Gone { announced: true };
+        self.counts.reaps += 1;
+        self.counts.paired_reaps += 1;
         self.set_deadline(id, Some(wait.ts_ns.saturating_add(self.config.memory_ns)));
         out.push(Output::Reaped(reaping));
     }
@@ -559,6 +566,10 @@ impl Engine {
                 entry.state = State::Gone {
                     announced: reported,
                 };
+                if reported {
+                    self.counts.reaps += 1;
+                    self.counts.paired_reaps += 1;
+                }
                 let resolution = if reported {
                     Resolution::Vanished(Reaping {
                         pid: entry.pid,
@@ -1307,6 +1318,7 @@ mod tests {
         assert!(e.deadlines.is_empty() && e.by_pid.is_empty() && e.orphan_reaps.is_empty());
         let c = e.counts();
         assert_eq!((c.exits, c.reaps, c.zombies), (100_000, 100_000, 0));
+        assert_eq!(c.paired_reaps, 100_000);
         assert_eq!(e.wait_stats(10).reaped, 100_000);
     }
 }

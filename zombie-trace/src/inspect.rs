@@ -44,6 +44,8 @@ pub enum ZombieState {
     NotZombie,
     /// Reaped, or the pid now belongs to another process.
     Gone,
+    /// `/proc` could not be asked (no file descriptor left, say).
+    Unknown,
 }
 
 /// Every zombie process on the system. Processes that vanish or cannot be
@@ -69,10 +71,13 @@ pub fn zombies() -> Result<Vec<ProcZombie>, InspectError> {
 /// doubt the answer is not `Zombie`: a wrong "gone" costs a missed report, a
 /// wrong "zombie" a false one.
 pub fn zombie_state(pid: u32, start_ticks: u64) -> ZombieState {
-    let Some(stat) = open(pid)
-        .and_then(|process| read(&process, "stat"))
-        .and_then(|bytes| parse_stat(&bytes))
-    else {
+    let process = match i32::try_from(pid).map(Process::new) {
+        Ok(Ok(process)) => process,
+        Ok(Err(procfs::ProcError::NotFound(_))) | Err(_) => return ZombieState::Gone,
+        // Out of file descriptors, say: that says nothing about the process.
+        Ok(Err(_)) => return ZombieState::Unknown,
+    };
+    let Some(stat) = read(&process, "stat").and_then(|bytes| parse_stat(&bytes)) else {
         return ZombieState::Gone;
     };
     if stat.start_ticks != start_ticks || stat.state == 'X' {

@@ -145,6 +145,7 @@ pub fn check_machine() -> Result<(), LoadError> {
 pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     check_machine()?;
     raise_memlock_limit();
+    raise_nofile_limit();
 
     let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).map_err(OffsetError::Btf)?;
     let mut offsets = offsets::from_btf(&kernel_btf)?;
@@ -297,6 +298,23 @@ fn has_privileges() -> bool {
     };
     let has = |cap: u32| caps & (1u64 << cap) != 0;
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+/// The soft limit of open files up to the hard one: `/proc` checks and
+/// metrics clients must not run out.
+fn raise_nofile_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to an rlimit for both calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.

@@ -5,11 +5,12 @@ use std::{
     convert::Infallible,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
+    time::Duration,
 };
 
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Bytes, header, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
@@ -20,11 +21,15 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::report::ParentGroup;
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Scrapers served at once.
+const MAX_CLIENTS: usize = 16;
+/// How long one scrape may take, request to response.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ParentLabel {
@@ -55,7 +60,7 @@ impl Metrics {
         let reaps = Counter::default();
         let lost = Counter::default();
         let zombies = Family::<ParentLabel, Gauge>::default();
-        // 1 ms to about 9 hours, doubling.
+        // 1 ms to about 4.7 hours, doubling.
         let zombie_age = Histogram::new(exponential_buckets(0.001, 2.0, 25));
         let mut registry = Registry::default();
         registry.register(
@@ -130,18 +135,36 @@ impl Metrics {
     /// Serves `GET /metrics` on `listener` until the task is dropped.
     pub fn serve(&self, listener: TcpListener) -> impl Future<Output = ()> + use<> {
         let registry = Arc::clone(&self.registry);
+        // A few scrapers at a time, each briefly: idle or slow clients must
+        // not pile up and take the descriptors the tracer needs.
+        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
         async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    return;
+                };
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // Out of descriptors, say: do not spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
                 };
                 let registry = Arc::clone(&registry);
                 tokio::spawn(async move {
                     let service = service_fn(move |req| respond(req, Arc::clone(&registry)));
-                    // A client that goes away mid-request is its business.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let mut http = hyper::server::conn::http1::Builder::new();
+                    http.timer(TokioTimer::new())
+                        .header_read_timeout(CLIENT_TIMEOUT)
+                        .keep_alive(false);
+                    // A client that goes away or dawdles is its business.
+                    let _ = tokio::time::timeout(
+                        CLIENT_TIMEOUT,
+                        http.serve_connection(TokioIo::new(stream), service),
+                    )
+                    .await;
+                    drop(slot);
                 });
             }
         }
@@ -173,13 +196,18 @@ async fn respond<B>(
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
     let port_only = s.strip_prefix(':').unwrap_or(s);
-    if let Ok(port) = port_only.parse::<u16>() {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    let addr = match port_only.parse::<u16>() {
+        Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        Err(_) => s.parse().map_err(|_| {
+            "give a port (9090, bound on loopback) or an address and port (0.0.0.0:9090, \
+             [::1]:9090)"
+                .to_owned()
+        })?,
+    };
+    if addr.port() == 0 {
+        return Err("give a port other than 0: scrapers must know where to look".into());
     }
-    s.parse().map_err(|_| {
-        "give a port (9090, bound on loopback) or an address and port (0.0.0.0:9090, [::1]:9090)"
-            .to_owned()
-    })
+    Ok(addr)
 }
 
 #[cfg(test)]
@@ -196,7 +224,15 @@ mod tests {
             Ok("0.0.0.0:9100".parse().unwrap())
         );
         assert_eq!(parse_addr("[::1]:9100"), Ok("[::1]:9100".parse().unwrap()));
-        for bad in ["", "localhost", "99999", "1.2.3.4", ":x"] {
+        for bad in [
+            "",
+            "localhost",
+            "99999",
+            "1.2.3.4",
+            ":x",
+            "0",
+            "127.0.0.1:0",
+        ] {
             assert!(parse_addr(bad).is_err(), "{bad:?}");
         }
     }

@@ -271,7 +271,8 @@ struct Session {
     wait_tracing: bool,
     started_ns: u64,
     out: Vec<Output>,
-    stdout: Sink,
+    /// `None` once stdout failed while a `--output` file goes on.
+    stdout: Option<Sink>,
     /// `--output FILE`: JSON lines.
     file: Option<Sink>,
     /// Lines emitted before `ready`, which must come first.
@@ -298,11 +299,11 @@ impl Session {
             wait_tracing,
             started_ns: clock::boot_ns(),
             out: Vec::new(),
-            stdout: Sink {
+            stdout: Some(Sink {
                 encoder: Encoder::new(options.format),
                 pending: Vec::new(),
                 writer: Writer::stdout(),
-            },
+            }),
             file,
             held: Some(Vec::new()),
             counted: Counters::default(),
@@ -478,9 +479,10 @@ impl Session {
                 total: now.lost(),
             }));
         }
+        let reaps = self.reaps();
         if let Some(metrics) = &mut self.metrics {
             let counts = self.engine.counts();
-            metrics.set_totals(counts.exits, counts.reaps, counts.lost);
+            metrics.set_totals(counts.exits, reaps, counts.lost);
             metrics.set_zombies(&self.engine.outstanding(clock::boot_ns()));
         }
         if rescan {
@@ -501,13 +503,13 @@ impl Session {
                     let parent_comm = parent.as_ref().map(|p| p.comm.clone()).unwrap_or_default();
                     let verdict = Verdict::Zombie { ppid, parent_comm };
                     if let Resolution::Report(finding) = self.engine.resolve(due.id, verdict, now) {
-                        self.parent_held_zombie(ppid, parent.as_ref(), now);
+                        self.parent_held_zombie(ppid, parent.as_ref(), now, finding.preexisting);
                         let waits = self.parent_waits(probes, ppid);
                         self.report(&finding, parent, waits, now);
                     }
                     continue;
                 }
-                ZombieState::NotZombie => Verdict::NotYet,
+                ZombieState::NotZombie | ZombieState::Unknown => Verdict::NotYet,
                 ZombieState::Gone => Verdict::Gone,
             };
             self.engine.resolve(due.id, verdict, now);
@@ -516,7 +518,13 @@ impl Session {
 
     /// For the per-parent table: its leak rate counts from when it started
     /// or tracing did, whichever is later.
-    fn parent_held_zombie(&mut self, ppid: u32, parent: Option<&ProcessInfo>, now: u64) {
+    fn parent_held_zombie(
+        &mut self,
+        ppid: u32,
+        parent: Option<&ProcessInfo>,
+        now: u64,
+        preexisting: bool,
+    ) {
         let hz = procfs::ticks_per_second().max(1);
         let since = parent.map_or(self.started_ns, |p| {
             let started = u128::from(p.start_ticks) * 1_000_000_000 / u128::from(hz);
@@ -525,7 +533,8 @@ impl Session {
                 .max(self.started_ns)
         });
         let (comm, cmdline) = parent.map_or((&[][..], &[][..]), |p| (&p.comm[..], &p.cmdline[..]));
-        self.stats.zombie(ppid, comm, cmdline, since, now);
+        self.stats
+            .zombie(ppid, comm, cmdline, since, now, preexisting);
     }
 
     /// The parent's finished wait calls, and the targets of those it is
@@ -595,6 +604,11 @@ impl Session {
                     self.engine
                         .resolve(z.id, Verdict::Zombie { ppid, parent_comm }, now);
                 }
+                ZombieState::Unknown => {
+                    if let Some(&since) = self.missing.get(&z.id) {
+                        missing.insert(z.id, since);
+                    }
+                }
                 ZombieState::NotZombie | ZombieState::Gone => {
                     let since = self.missing.get(&z.id).copied().unwrap_or(now);
                     if now.saturating_sub(since) < VANISHED_AFTER_NS {
@@ -610,6 +624,17 @@ impl Session {
         self.missing = missing;
     }
 
+    /// Reaps so far: with filters, the kernel also sends reaps of processes
+    /// they leave out; only those of traced ones count.
+    fn reaps(&self) -> u64 {
+        let counts = self.engine.counts();
+        if self.filters.is_empty() {
+            counts.reaps
+        } else {
+            counts.paired_reaps
+        }
+    }
+
     /// Totals so far; `last` on a clean stop.
     fn summary(&mut self, last: bool) {
         let now = clock::boot_ns();
@@ -620,7 +645,7 @@ impl Session {
             last,
             duration_ns: now.saturating_sub(self.started_ns),
             exits: counts.exits,
-            reaps: counts.reaps,
+            reaps: self.reaps(),
             zombies: counts.zombies,
             preexisting: counts.preexisting,
             lost: counts.lost,
@@ -636,14 +661,25 @@ impl Session {
             held.push(line.clone());
             return;
         }
-        self.stdout.emit(line);
+        if let Some(stdout) = &mut self.stdout {
+            stdout.emit(line);
+        }
         if let Some(file) = &mut self.file {
             file.emit(line);
         }
     }
 
     fn flush(&mut self) -> Result<(), WriteError> {
-        self.stdout.flush()?;
+        if let Some(stdout) = &mut self.stdout
+            && let Err(e) = stdout.flush()
+        {
+            // With a file to write, tracing goes on without stdout.
+            if self.file.is_none() {
+                return Err(e);
+            }
+            log::warn!("{e}: findings go on to the --output file only");
+            self.stdout = None;
+        }
         match &mut self.file {
             Some(file) => file.flush(),
             None => Ok(()),
@@ -660,7 +696,8 @@ impl Session {
 
     fn finish(self) -> Result<(), WriteError> {
         let file = self.file.map_or(Ok(()), |f| f.writer.finish());
-        self.stdout.writer.finish().and(file)
+        let stdout = self.stdout.map_or(Ok(()), |s| s.writer.finish());
+        file.and(stdout)
     }
 }
 

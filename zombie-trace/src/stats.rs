@@ -80,6 +80,8 @@ struct Parent {
     /// Since when it has been watched: its start, or the tracer's.
     watched_since_ns: u64,
     zombies_ever: u64,
+    /// Those that died while traced (not found at start-up): the leak.
+    leaked: u64,
     /// Exit-to-reap times of the children it reaped since it entered the
     /// table.
     reaps: Log2Hist,
@@ -109,6 +111,7 @@ impl Stats {
         cmdline: &[Vec<u8>],
         watched_since_ns: u64,
         now_ns: u64,
+        preexisting: bool,
     ) {
         if !self.parents.contains_key(&ppid) && self.parents.len() >= MAX_PARENTS {
             evict_idlest(&mut self.parents, |p| p.touched_ns);
@@ -118,6 +121,7 @@ impl Stats {
             cmdline: cmdline.to_vec(),
             watched_since_ns,
             zombies_ever: 0,
+            leaked: 0,
             reaps: Log2Hist::default(),
             touched_ns: now_ns,
         });
@@ -126,6 +130,7 @@ impl Stats {
             parent.cmdline = cmdline.to_vec();
         }
         parent.zombies_ever += 1;
+        parent.leaked += u64::from(!preexisting);
         parent.touched_ns = now_ns;
     }
 
@@ -182,12 +187,28 @@ impl Stats {
                     cmdline: p.cmdline.clone(),
                     zombies_now: group.map_or(0, |g| g.zombies.len() as u64),
                     zombies_ever: p.zombies_ever,
-                    leak_per_min: p.zombies_ever as f64 * 60e9 / window as f64,
+                    leak_per_min: p.leaked as f64 * 60e9 / window as f64,
                     oldest_ns: group.and_then(|g| g.oldest_ns),
                     reaps: p.reaps.summary(),
                 }
             })
             .collect();
+        // A parent forgotten by the table while it holds zombies still
+        // belongs in it.
+        for g in outstanding {
+            if !self.parents.contains_key(&g.ppid) {
+                rows.push(ParentRow {
+                    ppid: g.ppid,
+                    comm: g.parent_comm.clone(),
+                    cmdline: Vec::new(),
+                    zombies_now: g.zombies.len() as u64,
+                    zombies_ever: g.zombies.len() as u64,
+                    leak_per_min: 0.0,
+                    oldest_ns: g.oldest_ns,
+                    reaps: Latency::default(),
+                });
+            }
+        }
         rows.sort_by(|a, b| {
             (b.zombies_now, b.zombies_ever)
                 .cmp(&(a.zombies_now, a.zombies_ever))
@@ -254,14 +275,30 @@ mod tests {
         // Watched from 100 s, leaks 10 zombies over 5 minutes, reaps one of
         // them after 2 s.
         for i in 0..10 {
-            s.zombie(10, b"leaker", &cmd, 100 * SEC, 100 * SEC + i * 30 * SEC);
+            s.zombie(
+                10,
+                b"leaker",
+                &cmd,
+                100 * SEC,
+                100 * SEC + i * 30 * SEC,
+                false,
+            );
         }
         s.reaped(10, b"leaker", 2 * SEC, 400 * SEC);
-        s.zombie(20, b"other", &[], 399_500 * MS, 399_500 * MS);
+        s.zombie(20, b"other", &[], 399_500 * MS, 399_500 * MS, false);
+        // Found at start-up: held, but not leaked while traced.
+        s.zombie(40, b"old", &[], 100 * SEC, 100 * SEC, true);
         // A reaper that never held zombies only counts overall and by name.
         s.reaped(30, b"bash", MS, 400 * SEC);
-        let rows = s.parents(&[group(10, &[1, 2, 3], 250 * SEC)], 400 * SEC);
-        assert_eq!(rows.len(), 2);
+        let rows = s.parents(
+            &[group(10, &[1, 2, 3], 250 * SEC), group(99, &[7], SEC)],
+            400 * SEC,
+        );
+        assert_eq!(rows.len(), 4);
+        let old = rows.iter().find(|r| r.ppid == 40).unwrap();
+        assert_eq!((old.zombies_ever, old.leak_per_min), (1, 0.0));
+        let forgotten = rows.iter().find(|r| r.ppid == 99).unwrap();
+        assert_eq!((forgotten.zombies_now, forgotten.oldest_ns), (1, Some(SEC)));
         let leaker = &rows[0];
         assert_eq!(
             (leaker.ppid, leaker.zombies_now, leaker.zombies_ever),
@@ -276,7 +313,7 @@ mod tests {
         assert_eq!(leaker.cmdline, cmd);
         assert_eq!(leaker.reaps.count, 1);
         assert_eq!(leaker.reaps.max_ns, Some(2 * SEC));
-        let other = &rows[1];
+        let other = rows.iter().find(|r| r.ppid == 20).unwrap();
         assert_eq!((other.zombies_now, other.zombies_ever), (0, 1));
         assert!(
             (other.leak_per_min - 60.0).abs() < 0.01,
@@ -292,7 +329,7 @@ mod tests {
     fn tables_are_bounded() {
         let mut s = Stats::default();
         for ppid in 0..5_000u32 {
-            s.zombie(ppid, b"p", &[], 0, u64::from(ppid));
+            s.zombie(ppid, b"p", &[], 0, u64::from(ppid), false);
             s.reaped(ppid, format!("c{ppid}").as_bytes(), MS, u64::from(ppid));
         }
         assert_eq!(s.parents.len(), MAX_PARENTS);

@@ -79,7 +79,9 @@ impl Writer {
                     Message::Reopen => reopen(&path, &mut file),
                 }
             }
-            file.sync_data()
+            // Best effort: /dev/null, a FIFO or a pipe cannot sync.
+            let _ = file.sync_data();
+            Ok(())
         }))
     }
 
@@ -173,7 +175,11 @@ impl Writer {
     fn outcome(&self, joined: thread::Result<io::Result<()>>) -> Result<(), WriteError> {
         match joined {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(WriteError::Closed),
+            // Only a closed stdout is a way to stop; a file's reader going
+            // away is an error to report.
+            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe && self.name == "stdout" => {
+                Err(WriteError::Closed)
+            }
             Ok(Err(e)) => Err(WriteError::Io(self.name.clone(), e)),
             Err(_) => Err(WriteError::Io(
                 self.name.clone(),
@@ -184,10 +190,12 @@ impl Writer {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
+    // Not through a symlink: root writing where a planted link points.
     OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
 }
 
