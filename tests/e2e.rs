@@ -550,9 +550,9 @@ fn lost_records_are_counted_and_never_become_false_reports() {
     assert!(said > 0);
 }
 
-#[test]
-fn preexisting_zombies_are_reported_at_start() {
-    require_root();
+/// Three zombies whose parent has become `sleep` (it execs without reaping
+/// them): `(scenario, parent, children)`, once `/proc` shows all that.
+fn three_zombies_under_sleep() -> (Scenario, u64, Vec<u64>) {
     let mut scenario = Scenario::python("children.py", &["never", "0.3"]);
     let mut children = Vec::new();
     let mut parent = 0;
@@ -561,21 +561,28 @@ fn preexisting_zombies_are_reported_at_start() {
         parent = p;
         children.push(c);
     }
-    // Until the children are zombies in /proc and their parent is `sleep`.
+    let is_zombie = |pid: &u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+    };
     let deadline = Instant::now() + EVENT_TIMEOUT;
     while std::fs::read_to_string(format!("/proc/{parent}/comm"))
         .map_or(true, |c| c.trim() != "sleep")
-        || !children.iter().all(|c| {
-            std::fs::read_to_string(format!("/proc/{c}/stat")).is_ok_and(|s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| r.trim_start().starts_with('Z'))
-            })
-        })
+        || !children.iter().all(is_zombie)
     {
-        assert!(Instant::now() < deadline, "children never became zombies");
+        assert!(Instant::now() < deadline, "no three zombies under sleep");
         thread::sleep(Duration::from_millis(50));
     }
+    (scenario, parent, children)
+}
+
+#[test]
+fn preexisting_zombies_are_reported_at_start() {
+    require_root();
+    let (scenario, _, children) = three_zombies_under_sleep();
     let mut tracer = Tracer::start(&["--threshold", "1s"]);
     assert!(ms(&tracer.ready, "preexisting") >= 3, "{}", tracer.ready);
     for zombie in tracer.wait_for_each("zombie", &children) {
@@ -754,21 +761,7 @@ fn duration_stops_with_the_summary() {
 #[test]
 fn ps_lists_the_zombies_of_now_by_parent() {
     require_root();
-    let mut scenario = Scenario::python("children.py", &["never", "0.3"]);
-    let mut children = Vec::new();
-    let mut parent = 0;
-    for _ in 0..3 {
-        let (p, c) = scenario.parent_and_child();
-        parent = p;
-        children.push(c);
-    }
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    while std::fs::read_to_string(format!("/proc/{parent}/comm"))
-        .map_or(true, |c| c.trim() != "sleep")
-    {
-        assert!(Instant::now() < deadline, "the parent never became sleep");
-        thread::sleep(Duration::from_millis(50));
-    }
+    let (_scenario, parent, children) = three_zombies_under_sleep();
     for unprivileged in [false, true] {
         let mut cmd = if unprivileged {
             let mut c = Command::new("setpriv");
