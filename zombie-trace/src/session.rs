@@ -456,6 +456,13 @@ impl Session {
     fn counters(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) {
         let now = probes.counters();
         let lost = now.lost().saturating_sub(self.counted.lost());
+        if self.counted.untracked_waits == 0 && now.untracked_waits > 0 {
+            log::warn!(
+                "more than 16,384 threads were in wait4/waitid at once: {} wait calls were not \
+                 tracked, so wait statistics may be short",
+                now.untracked_waits
+            );
+        }
         if self.counted.read_errors == 0 && now.read_errors > 0 {
             log::warn!(
                 "kernel memory reads failed ({} so far): some records are incomplete or \
