@@ -1,5 +1,6 @@
 //! One tracing session: kernel records into the engine, the engine's
-//! questions to `/proc`, findings out as lines, until SIGINT or SIGTERM.
+//! questions to `/proc`, findings out as lines (stdout, `--output`,
+//! `--metrics`), until it is told to stop.
 
 use std::{
     collections::HashMap,
@@ -82,8 +83,9 @@ impl AsRawFd for LoggerFd {
     }
 }
 
-/// Loads the programs and traces until SIGINT/SIGTERM or until stdout is
-/// closed. Everything is detached when it returns.
+/// Loads the programs and traces until SIGINT, SIGTERM, the end of
+/// `--duration`, or until its output is closed. Everything is detached when
+/// it returns.
 pub async fn run(options: Options) -> Result<()> {
     // Before anything is loaded: a bad path is the operator's to fix first.
     let file = match &options.output {
