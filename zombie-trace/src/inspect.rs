@@ -112,9 +112,15 @@ pub fn process_info(pid: u32) -> Option<ProcessInfo> {
     })
 }
 
-/// Where process `pid` lives (cgroup, namespaced pid, container id).
-pub fn placement(pid: u32) -> Placement {
-    open(pid).map(|p| placement_of(&p)).unwrap_or_default()
+/// Where zombie `pid` lived (cgroup, namespaced pid, container id). Once a
+/// task has exited, its cgroup v1 paths read as `/`: that says nothing
+/// about where it was, so `/` is left out.
+pub fn zombie_placement(pid: u32) -> Placement {
+    let mut placement = open(pid).map(|p| placement_of(&p)).unwrap_or_default();
+    if placement.cgroup.as_deref() == Some("/") {
+        placement.cgroup = None;
+    }
+    placement
 }
 
 fn placement_of(process: &Process) -> Placement {

@@ -93,7 +93,7 @@ fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, diagnosis: String) ->
         ppid_at_exit: None,
         ppid: child.ppid,
         parent,
-        placement: inspect::placement(child.pid),
+        placement: inspect::zombie_placement(child.pid),
         // Not known without tracing.
         parent_waits: None,
         diagnosis,

@@ -586,7 +586,7 @@ impl Session {
             ppid_at_exit: finding.ppid_at_exit,
             ppid: finding.ppid,
             parent,
-            placement: inspect::placement(finding.pid),
+            placement: inspect::zombie_placement(finding.pid),
             parent_waits: self.wait_tracing.then_some(waits),
             diagnosis,
         })));
