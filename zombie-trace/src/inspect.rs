@@ -31,7 +31,7 @@ pub struct ProcZombie {
     pub comm: Comm,
     pub ppid: u32,
     /// `starttime` from `/proc/PID/stat`, in clock ticks since boot; see
-    /// [`ticks_from_boot_ns`].
+    /// [`ns_to_ticks`].
     pub start_ticks: u64,
 }
 
@@ -182,13 +182,19 @@ pub fn container_id(cgroup: &str) -> Option<String> {
     })
 }
 
-/// The `start_ticks` of a process whose `start_boottime` is `ns`: the
-/// kernel's `nsec_to_clock_t`, so an event's start time can be compared
-/// with `/proc/PID/stat`.
-pub fn ticks_from_boot_ns(ns: u64) -> u64 {
-    ns_to_ticks(ns, procfs::ticks_per_second())
+/// Boot-time ns of a `/proc/PID/stat` start time (to the tick).
+pub fn boot_ns_from_ticks(ticks: u64) -> u64 {
+    ticks_to_ns(ticks, procfs::ticks_per_second())
 }
 
+fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
+    let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1));
+    u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+/// The `start_ticks` of a process whose `start_boottime` is `ns` (at `hz`
+/// ticks a second): the kernel's `nsec_to_clock_t`, so an event's start
+/// time can be compared with `/proc/PID/stat`.
 pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
     const NS_PER_SEC: u64 = 1_000_000_000;
     let hz = hz.clamp(1, NS_PER_SEC);
@@ -610,6 +616,10 @@ SigBlk:\t0000000000000000\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180000002\
         assert_eq!(ns_to_ticks(3_000_000_000, 300), 900);
         assert_eq!(ns_to_ticks(1_000_000_000, 0), 1);
         assert_eq!(ns_to_ticks(2_000_000_000, 3), 6);
+        assert_eq!(ticks_to_ns(205_856, 100), 2_058_560_000_000);
+        assert_eq!(ns_to_ticks(ticks_to_ns(900, 300), 300), 900);
+        assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
+        assert_eq!(ticks_to_ns(5, 0), 5_000_000_000);
     }
 
     #[test]

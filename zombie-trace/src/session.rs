@@ -229,6 +229,18 @@ pub async fn run(options: Options) -> Result<()> {
     }
 }
 
+/// The name of process `pid`, read from `/proc` once per `cache`.
+fn comm_of(cache: &mut HashMap<u32, Vec<u8>>, pid: u32) -> Vec<u8> {
+    cache
+        .entry(pid)
+        .or_insert_with(|| {
+            inspect::process_info(pid)
+                .map(|p| p.comm)
+                .unwrap_or_default()
+        })
+        .clone()
+}
+
 /// The next tick of `interval`, or never.
 async fn every(interval: Option<&mut tokio::time::Interval>) {
     match interval {
@@ -346,6 +358,8 @@ impl Session {
         let zombies = inspect::zombies().context("scanning /proc for zombies")?;
         let now = clock::boot_ns();
         let mut added = 0;
+        // A leaking parent may hold thousands: read each parent once.
+        let mut parents = HashMap::new();
         for z in zombies {
             if self.engine.knows(z.pid, z.start_ticks) {
                 continue;
@@ -361,9 +375,7 @@ impl Session {
             {
                 continue;
             }
-            let parent_comm = inspect::process_info(z.ppid)
-                .map(|p| p.comm)
-                .unwrap_or_default();
+            let parent_comm = comm_of(&mut parents, z.ppid);
             let unseen = Unseen {
                 pid: z.pid,
                 start_ticks: z.start_ticks,
@@ -534,12 +546,8 @@ impl Session {
         now: u64,
         preexisting: bool,
     ) {
-        let hz = procfs::ticks_per_second().max(1);
         let since = parent.map_or(self.started_ns, |p| {
-            let started = u128::from(p.start_ticks) * 1_000_000_000 / u128::from(hz);
-            u64::try_from(started)
-                .unwrap_or(u64::MAX)
-                .max(self.started_ns)
+            inspect::boot_ns_from_ticks(p.start_ticks).max(self.started_ns)
         });
         let (comm, cmdline) = parent.map_or((&[][..], &[][..]), |p| (&p.comm[..], &p.cmdline[..]));
         self.stats
@@ -597,19 +605,11 @@ impl Session {
     fn recheck(&mut self) {
         let now = clock::boot_ns();
         let mut missing = HashMap::new();
-        // A leaking parent may hold thousands: read each parent once.
-        let mut parents: HashMap<u32, Vec<u8>> = HashMap::new();
+        let mut parents = HashMap::new();
         for z in self.engine.reported() {
             match inspect::zombie_state(z.pid, z.start_ticks) {
                 ZombieState::Zombie { ppid } => {
-                    let parent_comm = parents
-                        .entry(ppid)
-                        .or_insert_with(|| {
-                            inspect::process_info(ppid)
-                                .map(|p| p.comm)
-                                .unwrap_or_default()
-                        })
-                        .clone();
+                    let parent_comm = comm_of(&mut parents, ppid);
                     self.engine
                         .resolve(z.id, Verdict::Zombie { ppid, parent_comm }, now);
                 }

@@ -41,10 +41,6 @@ impl Log2Hist {
         self.max = self.max.max(ns);
     }
 
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     /// The `q`-quantile (0 to 1), as the upper bound of its bucket (at most
     /// the maximum seen): an overestimate by less than 2x.
     pub fn quantile(&self, q: f64) -> Option<u64> {
@@ -251,7 +247,7 @@ mod tests {
         let p99 = h.quantile(0.99).unwrap();
         assert!((99 * MS..=100 * MS).contains(&p99), "{p99}");
         assert_eq!(h.quantile(1.0), Some(100 * MS));
-        assert_eq!(h.count(), 100);
+        assert_eq!(h.summary().count, 100);
         h.record(0);
         h.record(u64::MAX);
         assert_eq!(h.summary().max_ns, Some(u64::MAX));
