@@ -56,6 +56,16 @@ pub struct ExitRecord {
     pub parent_comm: [u8; COMM_LEN],
 }
 
+impl ExitRecord {
+    /// The kernel reaps it at once: its parent ignores SIGCHLD, and neither
+    /// a ptracer nor a non-SIGCHLD exit signal stands in the way.
+    #[inline(always)]
+    pub fn auto_reaped(&self) -> bool {
+        self.flags & EXIT_PARENT_IGNORES_SIGCHLD != 0
+            && self.flags & (EXIT_PTRACED | EXIT_NOT_SIGCHLD) == 0
+    }
+}
+
 /// A process left the kernel's task list for good (`sched_process_free` of a
 /// thread-group leader).
 #[repr(C)]
@@ -145,6 +155,115 @@ pub struct WaitArgs {
     pub uaddr: u64,
 }
 
+/// `wait` option bits (`<linux/wait.h>`).
+pub const WNOHANG: u32 = 0x0000_0001;
+pub const WUNTRACED: u32 = 0x0000_0002;
+pub const WEXITED: u32 = 0x0000_0004;
+pub const WCONTINUED: u32 = 0x0000_0008;
+pub const WNOWAIT: u32 = 0x0100_0000;
+
+/// `si_code` values for a child that exited, was killed, or dumped core.
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+pub const CLD_DUMPED: i32 = 3;
+
+/// Whether a wait call that reported a child (`WAIT_SYSCALL_*`, with the
+/// `status` and `code` of a [`WaitRecord`]) collected its exit, rather than
+/// a stop or a continue. Both sides decide it here, so that they agree.
+#[inline(always)]
+pub fn collects_exit(syscall: u32, options: u32, status: i32, code: i32) -> bool {
+    if syscall == WAIT_SYSCALL_WAITID {
+        return (CLD_EXITED..=CLD_DUMPED).contains(&code);
+    }
+    if code == 1 {
+        // WIFEXITED or WIFSIGNALED (not stopped 0x7f, not continued 0xffff).
+        status & 0x7f != 0x7f && status != 0xffff
+    } else {
+        // No status word (a NULL pointer): only an exit can be reported,
+        // unless the caller also asked for stops or continues.
+        options & (WUNTRACED | WCONTINUED) == 0
+    }
+}
+
+/// The status word `wait4` gives (`(code << 8) | signal`, `0x80` for a core
+/// dump) of an exit a wait call collected, if it could be read.
+#[inline(always)]
+pub fn exit_status_word(syscall: u32, status: i32, code: i32) -> Option<u32> {
+    if syscall == WAIT_SYSCALL_WAITID {
+        return match code {
+            CLD_EXITED => Some(((status as u32) & 0xff) << 8),
+            CLD_KILLED => Some((status as u32) & 0x7f),
+            CLD_DUMPED => Some(((status as u32) & 0x7f) | 0x80),
+            _ => None,
+        };
+    }
+    (code == 1).then_some(status as u32)
+}
+
+/// Sizes of the default mode's kernel maps (see the eBPF crate's
+/// `pairing`): exits not yet reaped, processes userspace tracks, callers of
+/// wait with a tally, reaper names and reapers with a latency histogram.
+pub const PENDING_MAX: u32 = 65_536;
+pub const HANDED_MAX: u32 = 65_536;
+pub const WAIT_TALLY_MAX: u32 = 4_096;
+pub const LATENCY_BY_COMM_MAX: u32 = 1_024;
+pub const LATENCY_BY_REAPER_MAX: u32 = 1_024;
+
+/// Buckets of a [`LatencyHist`].
+pub const LATENCY_BUCKETS: usize = 64;
+
+/// Exit-to-reap times, counted by power of two: bucket `i` holds times in
+/// `[2^i, 2^(i+1))` ns (bucket 0 also holds 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatencyHist {
+    pub buckets: [u64; LATENCY_BUCKETS],
+    pub sum_ns: u64,
+    pub max_ns: u64,
+}
+
+/// The reap latencies of the children one process reaped; `start_ns` tells
+/// a reused pid from the process that had it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReaperLatency {
+    pub start_ns: u64,
+    pub hist: LatencyHist,
+}
+
+/// Distinct wait targets a [`WaitTally`] keeps.
+pub const WAIT_TARGETS: usize = 8;
+
+/// What a wait call asked for: `P_*` and the id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitTargetId {
+    pub idtype: u32,
+    pub id: i32,
+}
+
+/// The wait calls of one process since it started its program, kept in the
+/// kernel (by tgid) when records do not stream.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitTally {
+    pub calls: u64,
+    /// Calls that collected a child's exit.
+    pub reaped: u64,
+    /// `WNOHANG` calls that found nothing.
+    pub empty: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// Calls that reported a child with `WNOWAIT`.
+    pub peeks: u64,
+    /// `bpf_ktime_get_boot_ns()` when the last call returned.
+    pub last_ns: u64,
+    /// How many of `targets` are set.
+    pub n_targets: u32,
+    pub _pad: u32,
+    pub targets: [WaitTargetId; WAIT_TARGETS],
+}
+
 /// Per-CPU counters the programs keep (indices into the `COUNTERS` map).
 pub const COUNTER_LOST_EXIT: u32 = 0;
 pub const COUNTER_LOST_REAP: u32 = 1;
@@ -154,7 +273,14 @@ pub const COUNTER_WAIT_UNTRACKED: u32 = 3;
 /// A kernel read failed (a field offset the running kernel does not honour).
 pub const COUNTER_READ_ERRORS: u32 = 4;
 pub const COUNTER_LOST_EXEC: u32 = 5;
-pub const COUNTERS_LEN: u32 = 6;
+/// Processes that died (whole groups, as traced), counted in the kernel.
+pub const COUNTER_EXITS: u32 = 6;
+/// Children whose reap was paired with their exit in the kernel (or that
+/// the kernel reaped at once): they never crossed to userspace.
+pub const COUNTER_KERNEL_REAPS: u32 = 7;
+/// Exits sent over the ring buffer because the `PENDING` map was full.
+pub const COUNTER_PENDING_FULL: u32 = 8;
+pub const COUNTERS_LEN: u32 = 9;
 
 /// Where the fields the programs read live in the running kernel, taken from
 /// its BTF and tracefs at start-up (Rust eBPF has no CO-RE relocations, so
@@ -226,8 +352,97 @@ pub struct Filter {
 mod user {
     // SAFETY: plain `#[repr(C)]` integers with no padding, valid for any bits.
     unsafe impl aya::Pod for super::Offsets {}
-    // SAFETY: as above; the padding-free layout is checked by the loader's tests.
+    // SAFETY: as above; the padding-free layouts are checked by the tests below.
     unsafe impl aya::Pod for super::WaitArgs {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Filter {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ExitRecord {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::WaitTally {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LatencyHist {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ReaperLatency {}
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::size_of;
+
+    use super::*;
+
+    /// The records are read as plain bytes on both sides: no padding, so
+    /// that no byte is left to chance.
+    #[test]
+    fn records_have_no_padding() {
+        assert_eq!(
+            size_of::<ExitRecord>(),
+            4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN
+        );
+        assert_eq!(size_of::<Offsets>(), 28 * 4);
+        assert_eq!(size_of::<WaitArgs>(), 8 + 4 * 4 + 8);
+        assert_eq!(
+            size_of::<Filter>(),
+            2 * FILTER_MAX * 4 + 2 * 4 + COMM_LEN + 2 * 4 + 8
+        );
+        assert_eq!(size_of::<WaitTally>(), 6 * 8 + 2 * 4 + WAIT_TARGETS * 8);
+        assert_eq!(size_of::<LatencyHist>(), (LATENCY_BUCKETS + 2) * 8);
+        assert_eq!(size_of::<ReaperLatency>(), 8 + size_of::<LatencyHist>());
+    }
+
+    #[test]
+    fn wait4_collects_exits_and_kills_not_stops() {
+        let wait4 =
+            |options, status, code| collects_exit(WAIT_SYSCALL_WAIT4, options, status, code);
+        assert!(wait4(0, 3 << 8, 1), "exit 3");
+        assert!(wait4(0, 9, 1), "SIGKILL");
+        assert!(wait4(0, 0x80 | 11, 1), "SIGSEGV with core");
+        assert!(!wait4(WUNTRACED, 0x137f, 1), "stopped by SIGSTOP");
+        assert!(!wait4(WCONTINUED, 0xffff, 1), "continued");
+        // No status pointer: an exit unless stops or continues were asked.
+        assert!(wait4(0, 0, 0));
+        assert!(!wait4(WUNTRACED, 0, 0));
+        assert_eq!(
+            exit_status_word(WAIT_SYSCALL_WAIT4, 3 << 8, 1),
+            Some(3 << 8)
+        );
+        assert_eq!(exit_status_word(WAIT_SYSCALL_WAIT4, 0, 0), None);
+    }
+
+    #[test]
+    fn waitid_status_becomes_the_wait4_word() {
+        let waitid = |status, code| {
+            (
+                collects_exit(WAIT_SYSCALL_WAITID, WEXITED, status, code),
+                exit_status_word(WAIT_SYSCALL_WAITID, status, code),
+            )
+        };
+        assert_eq!(waitid(77, CLD_EXITED), (true, Some(77 << 8)));
+        assert_eq!(waitid(9, CLD_KILLED), (true, Some(9)));
+        assert_eq!(waitid(11, CLD_DUMPED), (true, Some(0x80 | 11)));
+        // CLD_STOPPED, CLD_CONTINUED.
+        assert_eq!(waitid(19, 5), (false, None));
+        assert_eq!(waitid(18, 6), (false, None));
+    }
+
+    #[test]
+    fn auto_reap_needs_sigchld_ignored_and_nothing_in_the_way() {
+        let exit = |flags| ExitRecord {
+            kind: KIND_EXIT,
+            tgid: 1,
+            tid: 1,
+            ppid: 1,
+            start_ns: 0,
+            ts_ns: 0,
+            status: 0,
+            flags,
+            comm: [0; COMM_LEN],
+            parent_comm: [0; COMM_LEN],
+        };
+        assert!(exit(EXIT_PARENT_IGNORES_SIGCHLD).auto_reaped());
+        assert!(!exit(0).auto_reaped());
+        assert!(!exit(EXIT_PARENT_IGNORES_SIGCHLD | EXIT_PTRACED).auto_reaped());
+        assert!(!exit(EXIT_PARENT_IGNORES_SIGCHLD | EXIT_NOT_SIGCHLD).auto_reaped());
+    }
 }

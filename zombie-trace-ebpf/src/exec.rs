@@ -12,6 +12,7 @@ use zombie_trace_common::{COUNTER_LOST_EXEC, ExecRecord, KIND_EXEC};
 use crate::{
     EVENTS, count,
     filter::{filter, wants_parent},
+    wait,
 };
 
 #[btf_tracepoint(function = "sched_process_exec")]
@@ -19,6 +20,10 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     // The tracepoint runs in the task that called execve.
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if !wants_parent(&filter(), tgid) {
+        return 0;
+    }
+    if !crate::streaming() {
+        wait::forget(tgid);
         return 0;
     }
     let record = ExecRecord {

@@ -1,19 +1,23 @@
 //! `sched_process_exit`: the death of a whole process.
 
 use aya_ebpf::{
-    helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint, programs::BtfTracePointContext,
+    bindings::BPF_ANY, helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use aya_log_ebpf::error;
 use zombie_trace_common::{
-    COUNTER_LOST_EXIT, COUNTER_READ_ERRORS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD,
-    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord, KIND_EXIT,
+    COUNTER_EXITS, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT, COUNTER_PENDING_FULL,
+    COUNTER_READ_ERRORS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD,
+    EXIT_PTRACED, ExitRecord, KIND_EXIT,
 };
 
 use crate::{
     EVENTS, count,
     filter::{filter, wants_current_cgroup, wants_parent, wants_process},
     offsets,
+    pairing::{self, HANDED, Held},
     task::{KPtr, read, read_comm},
+    wait,
 };
 
 const SIGCHLD: u32 = 17;
@@ -121,6 +125,32 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         comm,
         parent_comm: read_comm(parent, o.task_comm),
     };
+    if crate::streaming() {
+        send(record);
+        return Ok(());
+    }
+    if record.auto_reaped() {
+        // Released right after this tracepoint: never a zombie.
+        count(COUNTER_EXITS);
+        count(COUNTER_KERNEL_REAPS);
+    } else {
+        match pairing::hold(&record) {
+            Held::Yes => count(COUNTER_EXITS),
+            Held::Duplicate => return Ok(()),
+            Held::Full => {
+                count(COUNTER_EXITS);
+                count(COUNTER_PENDING_FULL);
+                let _ = HANDED.insert(&tgid, &0, BPF_ANY.into());
+                send(record);
+            }
+        }
+    }
+    // Its pid may be reused: its wait history ends here.
+    wait::forget(tgid);
+    Ok(())
+}
+
+fn send(record: ExitRecord) {
     match EVENTS.reserve::<ExitRecord>(0) {
         Some(mut entry) => {
             entry.write(record);
@@ -128,5 +158,4 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         }
         None => count(COUNTER_LOST_EXIT),
     }
-    Ok(())
 }

@@ -7,10 +7,18 @@
 //! an empty program.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// The target has no atomic types with read-modify-write; the kernel has an
+// atomic add instruction, which this intrinsic emits.
+#![cfg_attr(
+    target_arch = "bpf",
+    feature(core_intrinsics),
+    allow(internal_features)
+)]
 
 mod exec;
 mod exit;
 mod filter;
+mod pairing;
 mod reap;
 mod task;
 mod wait;
@@ -63,6 +71,19 @@ static OFFSETS: Offsets = Offsets {
     sys_exit_ret: 0,
 };
 
+/// Set to 1 by the loader for `--events`: every exit, reap, wait call and
+/// exec streams to userspace. At 0, exits and reaps pair in the kernel
+/// (`pairing`) and only findings cross.
+#[unsafe(no_mangle)]
+static STREAM: u32 = 0;
+
+#[inline(always)]
+fn streaming() -> bool {
+    // SAFETY: a plain read of a global the loader wrote before loading;
+    // volatile so that the compiler does not fold the zero above.
+    unsafe { core::ptr::read_volatile(&STREAM) != 0 }
+}
+
 /// A copy of the offsets. The volatile read keeps the compiler from folding
 /// the zeros above into the code: the loader rewrites them.
 #[inline(always)]
@@ -89,6 +110,27 @@ fn count(counter: u32) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter) {
         // SAFETY: per-CPU slot; programs do not migrate while running.
         unsafe { *slot += 1 };
+    }
+}
+
+/// Adds `n` to a counter other CPUs may update at the same time.
+///
+/// # Safety
+/// `counter` points into a live map value.
+#[inline(always)]
+unsafe fn atomic_add(counter: *mut u64, n: u64) {
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: per the caller.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            counter, n,
+        );
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: per the caller.
+    unsafe {
+        core::sync::atomic::AtomicU64::from_ptr(counter)
+            .fetch_add(n, core::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -13,7 +13,7 @@ use zombie_trace_common::{COUNTER_LOST_REAP, COUNTER_READ_ERRORS, KIND_REAP, Rea
 use crate::{
     EVENTS, count,
     filter::{filter, wants_parent, wants_process},
-    offsets,
+    offsets, pairing,
     task::{KPtr, read, read_comm},
 };
 
@@ -35,24 +35,26 @@ fn try_free(task: KPtr) -> Result<(), i32> {
     if pid != tgid {
         return Ok(());
     }
-    // Not by cgroup: `current` is not this task. By parent, the reaper: a
-    // child reaped by an adoptive parent is then seen to go by /proc.
-    let f = filter();
+    let start_ns: u64 = read(task, o.task_start_boottime)?;
     let comm = read_comm(task, o.task_comm);
-    if !wants_process(&f, tgid, &comm) {
-        return Ok(());
-    }
     let parent: KPtr = read(task, o.task_real_parent)?;
     let reaper_tgid: u32 = read(parent, o.task_tgid)?;
-    if !wants_parent(&f, reaper_tgid) {
+    let wanted = if crate::streaming() {
+        // Not by cgroup: `current` is not this task. By parent, the reaper:
+        // a child reaped by an adoptive parent is then seen to go by /proc.
+        let f = filter();
+        wants_process(&f, tgid, &comm) && wants_parent(&f, reaper_tgid)
+    } else {
+        for_userspace(tgid, start_ns, parent, reaper_tgid)
+    };
+    if !wanted {
         return Ok(());
     }
     let record = ReapRecord {
         kind: KIND_REAP,
         tgid,
-        start_ns: read(task, o.task_start_boottime)?,
-        // SAFETY: a helper without arguments.
-        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        start_ns,
+        ts_ns: now(),
         reaper_tgid,
         _pad: 0,
         comm,
@@ -66,4 +68,30 @@ fn try_free(task: KPtr) -> Result<(), i32> {
         None => count(COUNTER_LOST_REAP),
     }
     Ok(())
+}
+
+/// In the default mode: settles the reap of a child the exit program held
+/// (it passed the filters then, whoever reaps it), else says whether
+/// userspace tracks the process, which it then stops doing.
+fn for_userspace(tgid: u32, start_ns: u64, parent: KPtr, reaper: u32) -> bool {
+    let Some(exit) = pairing::take(tgid, |exit| exit.start_ns == start_ns) else {
+        return pairing::unhand(tgid);
+    };
+    // Not an auto-reaped one: those are never held.
+    let o = offsets();
+    let reaper_start: u64 = read(parent, o.task_start_boottime).unwrap_or(0);
+    let latency = now().saturating_sub(exit.ts_ns);
+    pairing::reaped(
+        latency,
+        reaper,
+        reaper_start,
+        &read_comm(parent, o.task_comm),
+    );
+    false
+}
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_boot_ns() }
 }

@@ -5,23 +5,25 @@
 //! syscalls run a program.
 
 use aya_ebpf::{
+    bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
         bpf_ktime_get_boot_ns, bpf_probe_read_user,
     },
     macros::{map, tracepoint},
-    maps::HashMap,
+    maps::{HashMap, LruHashMap},
     programs::TracePointContext,
 };
 use zombie_trace_common::{
-    COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, KIND_WAIT, P_ALL, P_PGID, P_PID, WAIT_SYSCALL_WAIT4,
-    WAIT_SYSCALL_WAITID, WaitArgs, WaitRecord,
+    COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, EXIT_PTRACED, KIND_WAIT, P_ALL, P_PGID, P_PID,
+    WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WAIT_TALLY_MAX, WAIT_TARGETS, WNOHANG, WNOWAIT,
+    WaitArgs, WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word,
 };
 
 use crate::{
-    EVENTS, count,
+    EVENTS, atomic_add, count,
     filter::{filter, wants_parent},
-    offsets,
+    offsets, pairing,
     task::{KPtr, read},
 };
 
@@ -29,6 +31,14 @@ use crate::{
 /// counted as untracked.
 #[map]
 static WAIT_ARGS: HashMap<u64, WaitArgs> = HashMap::with_max_entries(16384, 0);
+
+/// The wait calls of each process (by tgid) in the default mode, where
+/// they do not stream; the least recently used go when full.
+#[map]
+static WAIT_TALLY: LruHashMap<u32, WaitTally> = LruHashMap::with_max_entries(WAIT_TALLY_MAX, 0);
+
+/// No status word is this (they fit in 16 bits).
+const UNKNOWN_STATUS: u32 = u32::MAX;
 
 /// Offsets in `siginfo_t` (64-bit): `si_code`, then the `_sigchld` fields.
 const SI_CODE: u64 = 8;
@@ -148,14 +158,48 @@ fn on_return(ctx: &TracePointContext) {
         (0, 0, 0)
     };
 
+    let tgid = (pid_tgid >> 32) as u32;
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let comm = bpf_get_current_comm().unwrap_or_default();
+    let pid_ns_level = pid_ns_level();
+    if !crate::streaming() {
+        let reaped = pid > 0
+            && collects_exit(args.syscall, args.options, status, code)
+            && args.options & WNOWAIT == 0;
+        tally(tgid, &args, ret, pid > 0, reaped, now);
+        // A pid reported to a caller in another pid namespace is not the
+        // global pid the exit was held under.
+        if !reaped || pid_ns_level != 0 {
+            return;
+        }
+        let child = pid as u32;
+        // A plain integer, not an Option: the verifier refuses the register
+        // games the compiler plays with an Option's unset payload.
+        let word = exit_status_word(args.syscall, status, code).unwrap_or(UNKNOWN_STATUS);
+        let collected = pairing::take(child, |exit| {
+            // A ptracer that is not the parent collects the status, but the
+            // child then goes back to its parent, unreaped.
+            (word == UNKNOWN_STATUS || word == exit.status)
+                && (exit.ppid == tgid || exit.flags & EXIT_PTRACED == 0)
+        });
+        if let Some(exit) = collected {
+            let latency = now.saturating_sub(exit.ts_ns);
+            pairing::reaped(latency, tgid, current_start_ns(), &comm);
+            return;
+        }
+        // Userspace times the reaps of what it tracks by the wait call.
+        if !pairing::handed(child) {
+            return;
+        }
+    }
     let record = WaitRecord {
         kind: KIND_WAIT,
         syscall: args.syscall,
-        tgid: (pid_tgid >> 32) as u32,
+        tgid,
         tid: pid_tgid as u32,
         enter_ns: args.enter_ns,
-        // SAFETY: a helper without arguments.
-        ts_ns: unsafe { bpf_ktime_get_boot_ns() },
+        ts_ns: now,
         idtype: args.idtype,
         id: args.id,
         options: args.options,
@@ -163,8 +207,8 @@ fn on_return(ctx: &TracePointContext) {
         ret,
         status,
         code,
-        comm: bpf_get_current_comm().unwrap_or_default(),
-        pid_ns_level: pid_ns_level(),
+        comm,
+        pid_ns_level,
         _pad: 0,
     };
     match EVENTS.reserve::<WaitRecord>(0) {
@@ -174,4 +218,71 @@ fn on_return(ctx: &TracePointContext) {
         }
         None => count(COUNTER_LOST_WAIT),
     }
+}
+
+/// The start time of the current process (its leader's).
+fn current_start_ns() -> u64 {
+    let o = offsets();
+    // SAFETY: a helper without arguments; the pointer is only read through
+    // bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() } as KPtr;
+    read::<KPtr>(task, o.task_group_leader)
+        .and_then(|leader| read::<u64>(leader, o.task_start_boottime))
+        .unwrap_or(0)
+}
+
+/// Adds a returned call to its caller's tally.
+#[inline(always)]
+fn tally(tgid: u32, args: &WaitArgs, ret: i64, reported: bool, reaped: bool, now: u64) {
+    let slot = match WAIT_TALLY.get_ptr_mut(&tgid) {
+        Some(slot) => slot,
+        None => {
+            let _ = WAIT_TALLY.insert(&tgid, &WaitTally::default(), BPF_NOEXIST.into());
+            match WAIT_TALLY.get_ptr_mut(&tgid) {
+                Some(slot) => slot,
+                None => return,
+            }
+        }
+    };
+    let target = WaitTargetId {
+        idtype: args.idtype,
+        id: args.id,
+    };
+    // SAFETY: a map value. Threads of one process may wait at once: the
+    // counts are added atomically; the time and the target list may lose
+    // a race, which only shortens a list of examples.
+    unsafe {
+        atomic_add(&raw mut (*slot).calls, 1);
+        if ret < 0 {
+            atomic_add(&raw mut (*slot).errors, 1);
+        } else if reaped {
+            atomic_add(&raw mut (*slot).reaped, 1);
+        } else if !reported && args.options & WNOHANG != 0 {
+            atomic_add(&raw mut (*slot).empty, 1);
+        }
+        if reported && args.options & WNOWAIT != 0 {
+            atomic_add(&raw mut (*slot).peeks, 1);
+        }
+        if now > (*slot).last_ns {
+            (*slot).last_ns = now;
+        }
+        let n = (*slot).n_targets as usize;
+        let mut i = 0;
+        while i < WAIT_TARGETS {
+            if i < n && (*slot).targets[i] == target {
+                return;
+            }
+            i += 1;
+        }
+        if n < WAIT_TARGETS {
+            (*slot).targets[n] = target;
+            (*slot).n_targets = n as u32 + 1;
+        }
+    }
+}
+
+/// Process `tgid` is gone, or runs another program: its calls no longer
+/// describe it.
+pub fn forget(tgid: u32) {
+    let _ = WAIT_TALLY.remove(&tgid);
 }

@@ -7,11 +7,15 @@ use thiserror::Error;
 use zombie_trace_common::{
     EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED,
     ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL, P_PGID, P_PID,
-    P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
+    P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord, WaitTally,
+    collects_exit, exit_status_word,
 };
 
-use crate::event::{
-    Comm, Event, Exec, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
+use crate::{
+    event::{
+        Comm, Event, Exec, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
+    },
+    report::WaitStats,
 };
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -25,10 +29,6 @@ pub enum DecodeError {
     #[error("unknown waitid idtype {0}")]
     UnknownIdtype(u32),
 }
-
-/// `si_code` values for a child that exited, was killed, or dumped core.
-const CLD_EXITED: i32 = 1;
-const CLD_DUMPED: i32 = 3;
 
 /// Reads a plain-integer record out of `bytes` once its length is known to
 /// be enough.
@@ -63,7 +63,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
-fn exit(r: ExitRecord) -> Exit {
+pub fn exit(r: ExitRecord) -> Exit {
     Exit {
         key: ProcKey {
             pid: r.tgid,
@@ -96,6 +96,29 @@ fn reap(r: ReapRecord) -> Reap {
 }
 
 /// Whom a wait call asks about, from its `P_*` idtype and id.
+/// The wait calls the kernel counted for one process (the default mode).
+pub fn wait_tally(t: &WaitTally) -> WaitStats {
+    let n = (t.n_targets as usize).min(t.targets.len());
+    WaitStats {
+        calls: t.calls,
+        reaped: t.reaped,
+        empty: t.empty,
+        errors: t.errors,
+        peeks: t.peeks,
+        last_ns: (t.calls > 0).then_some(t.last_ns),
+        // Distinct, though two threads adding at once may have doubled one.
+        targets: t.targets[..n]
+            .iter()
+            .filter_map(|t| wait_target(t.idtype, t.id).ok())
+            .fold(Vec::new(), |mut targets, target| {
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+                targets
+            }),
+    }
+}
+
 pub fn wait_target(idtype: u32, id: i32) -> Result<WaitTarget, DecodeError> {
     match idtype {
         P_ALL => Ok(WaitTarget::Any),
@@ -114,29 +137,11 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
     };
     let target = wait_target(r.idtype, r.id)?;
     let reported_pid = (r.pid > 0).then_some(r.pid);
-    let collects_exit = match syscall {
-        // `code` says whether the status word could be read; without it
-        // (a NULL status pointer) only an exit can be reported unless the
-        // caller also asked for stops or continues.
-        WaitSyscall::Wait4 if r.code == 1 => {
-            let signal = r.status & 0x7f;
-            // WIFEXITED or WIFSIGNALED (not stopped 0x7f, not continued 0xffff).
-            signal != 0x7f && r.status != 0xffff
-        }
-        WaitSyscall::Wait4 => r.options & (crate::event::WUNTRACED | crate::event::WCONTINUED) == 0,
-        WaitSyscall::Waitid => (CLD_EXITED..=CLD_DUMPED).contains(&r.code),
-    };
-    let status = match syscall {
-        _ if reported_pid.is_none() || !collects_exit => None,
-        WaitSyscall::Wait4 => (r.code == 1).then(|| ExitStatus::from_wait_status(r.status as u32)),
-        WaitSyscall::Waitid => Some(match r.code {
-            CLD_EXITED => ExitStatus::Exited(r.status as u8),
-            code => ExitStatus::Killed {
-                signal: r.status as u8,
-                core_dumped: code == CLD_DUMPED,
-            },
-        }),
-    };
+    let collects_exit = collects_exit(r.syscall, r.options, r.status, r.code);
+    let status = reported_pid
+        .filter(|_| collects_exit)
+        .and_then(|_| exit_status_word(r.syscall, r.status, r.code))
+        .map(ExitStatus::from_wait_status);
     Ok(Wait {
         syscall,
         pid: r.tgid,
@@ -156,6 +161,8 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
 
 #[cfg(test)]
 mod tests {
+    use zombie_trace_common::{CLD_DUMPED, CLD_EXITED, WaitTargetId};
+
     use super::*;
 
     fn bytes_of<T>(v: &T) -> Vec<u8> {
@@ -415,5 +422,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn kernel_wait_tally_becomes_wait_stats() {
+        let mut t = WaitTally {
+            calls: 5,
+            reaped: 2,
+            empty: 1,
+            errors: 1,
+            peeks: 1,
+            last_ns: 42,
+            // More than it holds, as a torn update could leave it.
+            n_targets: 99,
+            ..WaitTally::default()
+        };
+        t.targets[0] = WaitTargetId {
+            idtype: P_ALL,
+            id: 0,
+        };
+        t.targets[1] = WaitTargetId {
+            idtype: P_PID,
+            id: 7,
+        };
+        t.targets[2] = WaitTargetId { idtype: 77, id: 0 };
+        let stats = wait_tally(&t);
+        assert_eq!(
+            (
+                stats.calls,
+                stats.reaped,
+                stats.empty,
+                stats.errors,
+                stats.peeks
+            ),
+            (5, 2, 1, 1, 1)
+        );
+        assert_eq!(stats.last_ns, Some(42));
+        // The unknown idtype is left out; the unset slots read as P_ALL, once.
+        assert_eq!(stats.targets, [WaitTarget::Any, WaitTarget::Pid(7)]);
+        assert_eq!(wait_tally(&WaitTally::default()).last_ns, None);
     }
 }

@@ -446,6 +446,11 @@ impl Engine {
         self.counts.lost += n;
     }
 
+    /// Whether a process with this pid is tracked.
+    pub fn tracks(&self, pid: u32) -> bool {
+        self.by_pid.contains_key(&pid)
+    }
+
     /// Whether the process `pid` started at `start_ticks` is tracked.
     pub fn knows(&self, pid: u32, start_ticks: u64) -> bool {
         self.by_pid

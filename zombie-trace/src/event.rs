@@ -150,12 +150,7 @@ pub enum WaitTarget {
     Pidfd(i32),
 }
 
-/// `wait` option bits (`<linux/wait.h>`).
-pub const WNOHANG: u32 = 0x0000_0001;
-pub const WUNTRACED: u32 = 0x0000_0002;
-pub const WEXITED: u32 = 0x0000_0004;
-pub const WCONTINUED: u32 = 0x0000_0008;
-pub const WNOWAIT: u32 = 0x0100_0000;
+pub use zombie_trace_common::{WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED};
 
 /// A `wait4`/`waitid` call that returned.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,8 +13,9 @@ use aya::{
 };
 use thiserror::Error;
 use zombie_trace_common::{
-    COUNTER_LOST_EXEC, COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT,
-    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, Filter, WaitArgs,
+    COMM_LEN, COUNTER_EXITS, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC, COUNTER_LOST_EXIT,
+    COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL, COUNTER_READ_ERRORS,
+    COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, ReaperLatency, WaitArgs, WaitTally,
 };
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
@@ -88,6 +89,15 @@ pub struct Probes {
     counters: PerCpuArray<MapData, u64>,
     /// Wait calls in progress, by `pid_tgid`.
     wait_args: HashMap<MapData, u64, WaitArgs>,
+    /// The default mode's maps (see the eBPF crate's `pairing`): exits not
+    /// yet reaped, what userspace tracks, wait calls by caller, and reap
+    /// latencies.
+    pending: HashMap<MapData, u32, ExitRecord>,
+    handed: HashMap<MapData, u32, u32>,
+    wait_tally: HashMap<MapData, u32, WaitTally>,
+    latency: PerCpuArray<MapData, LatencyHist>,
+    latency_by_comm: HashMap<MapData, [u8; COMM_LEN], LatencyHist>,
+    latency_by_reaper: HashMap<MapData, u32, ReaperLatency>,
     /// Whether `wait4`/`waitid` are traced (they need tracefs).
     pub wait_tracing: bool,
     /// Why not, when they are not.
@@ -108,6 +118,12 @@ pub struct Counters {
     pub untracked_waits: u64,
     /// Kernel memory reads that failed (fields left zero).
     pub read_errors: u64,
+    /// Processes that died, as traced (the default mode's count).
+    pub exits: u64,
+    /// Reaps paired in the kernel (the default mode's).
+    pub kernel_reaps: u64,
+    /// Exits sent over the ring buffer because `PENDING` was full.
+    pub pending_full: u64,
 }
 
 impl Counters {
@@ -121,6 +137,9 @@ pub struct Options {
     pub ring_bytes: u32,
     /// What to trace (all zero: everything).
     pub filter: Filter,
+    /// Every record streams to userspace (`--events`); else exits and
+    /// reaps pair in the kernel.
+    pub stream: bool,
 }
 
 pub fn check_machine() -> Result<(), LoadError> {
@@ -160,6 +179,7 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &offsets, true)
         .override_global("FILTER", &options.filter, true)
+        .override_global("STREAM", &u32::from(options.stream), true)
         .map_max_entries("EVENTS", options.ring_bytes)
         .load(PROGRAMS)
         .map_err(LoadError::Load)?;
@@ -199,6 +219,12 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         probes: Probes {
             counters,
             wait_args,
+            pending: take_map(&mut ebpf, "PENDING")?,
+            handed: take_map(&mut ebpf, "HANDED")?,
+            wait_tally: take_map(&mut ebpf, "WAIT_TALLY")?,
+            latency: take_map(&mut ebpf, "LATENCY")?,
+            latency_by_comm: take_map(&mut ebpf, "LATENCY_BY_COMM")?,
+            latency_by_reaper: take_map(&mut ebpf, "LATENCY_BY_REAPER")?,
             wait_tracing: wait_tracing_error.is_none(),
             wait_tracing_error,
             _ebpf: ebpf,
@@ -269,7 +295,88 @@ impl Probes {
             lost_execs: read(COUNTER_LOST_EXEC),
             untracked_waits: read(COUNTER_WAIT_UNTRACKED),
             read_errors: read(COUNTER_READ_ERRORS),
+            exits: read(COUNTER_EXITS),
+            kernel_reaps: read(COUNTER_KERNEL_REAPS),
+            pending_full: read(COUNTER_PENDING_FULL),
         }
+    }
+
+    /// The exits held in the kernel since at least `threshold_ns` before
+    /// `now_ns`.
+    pub fn overdue(&self, threshold_ns: u64, now_ns: u64) -> Vec<ExitRecord> {
+        self.pending
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(_, exit)| exit)
+            .filter(|exit| exit.ts_ns.saturating_add(threshold_ns) <= now_ns)
+            .collect()
+    }
+
+    /// Takes process `tgid` out of the kernel's `PENDING` map, so that its
+    /// reap comes to userspace; `false` if the kernel paired it meanwhile.
+    /// On `Err`, `HANDED` is full: the process stays in the kernel.
+    pub fn take_over(&mut self, tgid: u32) -> Result<bool, aya::maps::MapError> {
+        // Marked first: a reap between the two steps then still comes.
+        self.handed.insert(&tgid, &0, 0)?;
+        if self.pending.remove(&tgid).is_ok() {
+            return Ok(true);
+        }
+        let _ = self.handed.remove(&tgid);
+        Ok(false)
+    }
+
+    /// Asks for the reap of process `tgid` (found in `/proc`) to come to
+    /// userspace.
+    pub fn track(&mut self, tgid: u32) -> Result<(), aya::maps::MapError> {
+        self.handed.insert(&tgid, &0, 0)
+    }
+
+    pub fn untrack(&mut self, tgid: u32) {
+        let _ = self.handed.remove(&tgid);
+    }
+
+    /// The processes whose reaps come to userspace.
+    pub fn tracked(&self) -> Vec<u32> {
+        self.handed.keys().filter_map(Result::ok).collect()
+    }
+
+    /// Exits held in the kernel: `(tgid, start_ns)`.
+    pub fn pending(&self) -> Vec<(u32, u64)> {
+        self.pending
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(tgid, exit)| (tgid, exit.start_ns))
+            .collect()
+    }
+
+    /// The wait calls of process `tgid`, as the kernel counted them.
+    pub fn wait_tally(&self, tgid: u32) -> Option<WaitTally> {
+        self.wait_tally.get(&tgid, 0).ok()
+    }
+
+    /// Reap latencies of the children paired in the kernel, summed over
+    /// CPUs.
+    pub fn latency(&self) -> Option<LatencyHist> {
+        let per_cpu = self.latency.get(&0, 0).ok()?;
+        let mut sum = per_cpu.first().copied()?;
+        for hist in per_cpu.iter().skip(1) {
+            for (total, n) in sum.buckets.iter_mut().zip(hist.buckets) {
+                *total += n;
+            }
+            sum.sum_ns += hist.sum_ns;
+            sum.max_ns = sum.max_ns.max(hist.max_ns);
+        }
+        Some(sum)
+    }
+
+    /// The same by the reaper's name.
+    pub fn latency_by_comm(&self) -> Vec<([u8; COMM_LEN], LatencyHist)> {
+        self.latency_by_comm.iter().filter_map(Result::ok).collect()
+    }
+
+    /// The same for the children process `tgid` reaped.
+    pub fn latency_of(&self, tgid: u32) -> Option<LatencyHist> {
+        self.latency_by_reaper.get(&tgid, 0).ok().map(|r| r.hist)
     }
 
     /// The wait calls the threads of process `tgid` are blocked in now.

@@ -4,7 +4,7 @@
 use std::{
     convert::Infallible,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -12,18 +12,13 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Bytes, header, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
-    metrics::{
-        counter::Counter,
-        family::Family,
-        gauge::Gauge,
-        histogram::{Histogram, exponential_buckets},
-    },
+    encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
+    metrics::{MetricType, counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use crate::report::ParentGroup;
+use crate::{report::ParentGroup, stats::Log2Hist};
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Scrapers served at once.
@@ -36,13 +31,56 @@ struct ParentLabel {
     parent_comm: String,
 }
 
+/// Upper bounds of the exposed buckets: 2^10 ns (about 1 µs) to 2^45 ns
+/// (about 9.8 hours), doubling; shorter times fall in the first, longer
+/// ones only in `+Inf`.
+const FIRST_BOUND_LOG2: u32 = 10;
+const LAST_BOUND_LOG2: u32 = 45;
+
+/// Exit-to-reap times as a histogram metric, from the log2 histogram the
+/// session keeps (with the kernel's): the same buckets, no second copy of
+/// every observation.
+#[derive(Clone, Debug, Default)]
+struct ReapLatency(Arc<Mutex<Log2Hist>>);
+
+impl EncodeMetric for ReapLatency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let hist = self.0.lock().map_err(|_| std::fmt::Error)?.clone();
+        let mut buckets = Vec::with_capacity((LAST_BOUND_LOG2 - FIRST_BOUND_LOG2 + 2) as usize);
+        let mut below = 0;
+        for (upper, n) in hist.buckets() {
+            if upper <= 1 << LAST_BOUND_LOG2 {
+                below += n;
+                if upper >= 1 << FIRST_BOUND_LOG2 {
+                    buckets.push((upper as f64 / 1e9, below));
+                    below = 0;
+                }
+            }
+        }
+        buckets.push((
+            f64::INFINITY,
+            hist.count() - buckets.iter().map(|b| b.1).sum::<u64>(),
+        ));
+        encoder.encode_histogram::<NoLabelSet>(
+            hist.sum() as f64 / 1e9,
+            hist.count(),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
 /// The metrics, updated by the session and read by the endpoint.
 pub struct Metrics {
     exits: Counter,
     reaps: Counter,
     lost: Counter,
     zombies: Family<ParentLabel, Gauge>,
-    zombie_age: Histogram,
+    zombie_age: ReapLatency,
     registry: Arc<Registry>,
     /// What the counters were last set to, to add only the difference.
     published: (u64, u64, u64),
@@ -60,8 +98,7 @@ impl Metrics {
         let reaps = Counter::default();
         let lost = Counter::default();
         let zombies = Family::<ParentLabel, Gauge>::default();
-        // 1 ms to about 4.7 hours, doubling.
-        let zombie_age = Histogram::new(exponential_buckets(0.001, 2.0, 25));
+        let zombie_age = ReapLatency::default();
         let mut registry = Registry::default();
         registry.register(
             "zombie_trace_exits",
@@ -121,8 +158,11 @@ impl Metrics {
         }
     }
 
-    pub fn observe_reap(&self, zombie_ns: u64) {
-        self.zombie_age.observe(zombie_ns as f64 / 1e9);
+    /// Every exit-to-reap time so far.
+    pub fn set_reap_latency(&self, hist: Log2Hist) {
+        if let Ok(mut shown) = self.zombie_age.0.lock() {
+            *shown = hist;
+        }
     }
 
     pub fn encode(&self) -> String {
@@ -248,14 +288,23 @@ mod tests {
             zombies: vec![1, 2],
             oldest_ns: None,
         }]);
-        m.observe_reap(1_500_000_000);
+        let mut hist = Log2Hist::default();
+        hist.record(1_500_000_000);
+        hist.record(500);
+        hist.record(u64::MAX);
+        m.set_reap_latency(hist);
         let text = m.encode();
         for line in [
             "zombie_trace_exits_total 12",
             "zombie_trace_reaps_total 9",
             "zombie_trace_lost_events_total 2",
             "zombie_trace_zombies{parent_comm=\"leaker\"} 2",
-            "zombie_trace_zombie_age_seconds_count 1",
+            "zombie_trace_zombie_age_seconds_count 3",
+            // 500 ns, in the first bucket; 1.5 s below 2^31 ns.
+            "zombie_trace_zombie_age_seconds_bucket{le=\"0.000001024\"} 1",
+            "zombie_trace_zombie_age_seconds_bucket{le=\"1.073741824\"} 1",
+            "zombie_trace_zombie_age_seconds_bucket{le=\"2.147483648\"} 2",
+            "zombie_trace_zombie_age_seconds_bucket{le=\"+Inf\"} 3",
             "# EOF",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");

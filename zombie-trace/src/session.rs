@@ -3,7 +3,7 @@
 //! `--metrics`), until it is told to stop.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io,
     net::SocketAddr,
     os::fd::{AsRawFd, RawFd},
@@ -27,6 +27,7 @@ use crate::{
     clock::{self, Clock},
     decode,
     engine::{Config, Engine, Finding, Id, Output, Reaping, Resolution, Unseen, Verdict},
+    event::Comm,
     filter::{self, Filters},
     inspect::{self, ZombieState},
     loader::{self, Counters, Probes, Tracer},
@@ -35,9 +36,10 @@ use crate::{
     report::{
         Exited, Line, Lost, ProcessInfo, Ready, Reaped, ReaperKind, Summary, WaitStats, Zombie,
     },
-    stats::Stats,
+    stats::{KernelLatency, Log2Hist, Stats},
     writer::{WriteError, Writer},
 };
+use zombie_trace_common::{HANDED_MAX, PENDING_MAX};
 
 /// The ring buffer is drained and overdue children are checked this often:
 /// a report comes at most this late after its threshold. (The kernel side
@@ -110,10 +112,11 @@ pub async fn run(options: Options) -> Result<()> {
     let Tracer {
         events,
         mut logger,
-        probes,
+        mut probes,
     } = loader::load(&loader::Options {
         ring_bytes: RING_BYTES,
         filter: options.filters.to_kernel(),
+        stream: options.events,
     })?;
     if let Some(why) = &probes.wait_tracing_error {
         log::warn!(
@@ -152,7 +155,7 @@ pub async fn run(options: Options) -> Result<()> {
         session.metrics = Some(metrics);
         server
     });
-    session.start(ring.get_mut(), &probes)?;
+    session.start(ring.get_mut(), &mut probes)?;
 
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -181,15 +184,15 @@ pub async fn run(options: Options) -> Result<()> {
                 let events = ring.get_mut();
                 session.drain(events);
                 if ticks.is_multiple_of(COUNTERS_EVERY) {
-                    session.counters(events, &probes);
+                    session.counters(events, &mut probes);
                 }
                 if ticks.is_multiple_of(RECHECK_EVERY) {
-                    session.recheck();
+                    session.recheck(&mut probes);
                 }
-                session.tick(&probes);
+                session.tick(&mut probes);
             }
             () = &mut time_is_up => break Ok(()),
-            () = every(summaries.as_mut()) => session.summary(false),
+            () = every(summaries.as_mut()) => session.summary(&probes, false),
             Some(()) = hangup(sighup.as_mut()) => {
                 if let Err(e) = session.reopen() {
                     break Err(e);
@@ -206,11 +209,11 @@ pub async fn run(options: Options) -> Result<()> {
         Ok(()) => {
             let events = ring.get_mut();
             session.drain(events);
-            session.counters(events, &probes);
+            session.counters(events, &mut probes);
             if let Some(logger) = logger.as_mut() {
                 logger.flush();
             }
-            session.summary(true);
+            session.summary(&probes, true);
             session.flush().and_then(|()| session.finish())
         }
         Err(e) => Err(e),
@@ -281,6 +284,11 @@ struct Session {
     metrics: Option<Metrics>,
     clock: Clock,
     events: bool,
+    /// Exits and reaps pair in the kernel (all but `--events`): userspace
+    /// takes over only the children overdue there.
+    kernel_pairs: bool,
+    ticks_per_sec: u64,
+    threshold_ns: u64,
     threshold_ms: u64,
     wait_tracing: bool,
     started_ns: u64,
@@ -296,19 +304,28 @@ struct Session {
     overflow_seen: u64,
     /// Reported zombies that `/proc` no longer shows, since when (boot ns).
     missing: HashMap<Id, u64>,
+    /// Processes the kernel sends the reaps of which the engine no longer
+    /// tracks, at the last sweep.
+    untracked: HashSet<u32>,
+    /// The kernel could not take more processes to send the reaps of.
+    tracking_full: bool,
     decode_errors: u64,
 }
 
 impl Session {
     fn new(options: &Options, wait_tracing: bool, file: Option<Sink>) -> Self {
         let threshold_ns = u64::try_from(options.threshold.as_nanos()).unwrap_or(u64::MAX);
+        let ticks_per_sec = procfs::ticks_per_second();
         Self {
             stats: Stats::default(),
             filters: options.filters.clone(),
             metrics: None,
-            engine: Engine::new(Config::new(threshold_ns, procfs::ticks_per_second())),
+            engine: Engine::new(Config::new(threshold_ns, ticks_per_sec)),
+            ticks_per_sec,
             clock: Clock::new(),
             events: options.events,
+            kernel_pairs: !options.events,
+            threshold_ns,
             threshold_ms: u64::try_from(options.threshold.as_millis()).unwrap_or(u64::MAX),
             wait_tracing,
             started_ns: clock::boot_ns(),
@@ -323,15 +340,17 @@ impl Session {
             counted: Counters::default(),
             overflow_seen: 0,
             missing: HashMap::new(),
+            untracked: HashSet::new(),
+            tracking_full: false,
             decode_errors: 0,
         }
     }
 
     /// Everything is attached: take in the zombies that already exist, say
     /// `ready`; they are reported once confirmed.
-    fn start(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) -> Result<()> {
+    fn start(&mut self, events: &mut RingBuf<MapData>, probes: &mut Probes) -> Result<()> {
         self.drain(events);
-        let preexisting = self.scan(true)?;
+        let preexisting = self.scan(probes, true)?;
         // Children that died during the scan: their exits are in the ring,
         // and take over their `/proc` entries (with their real age).
         self.drain(events);
@@ -353,15 +372,26 @@ impl Session {
         Ok(())
     }
 
-    /// Adds the zombies in `/proc` the engine does not know; how many.
-    fn scan(&mut self, preexisting: bool) -> Result<usize> {
+    /// Adds the zombies in `/proc` that neither the engine nor the kernel
+    /// knows; how many.
+    fn scan(&mut self, probes: &mut Probes, preexisting: bool) -> Result<usize> {
         let zombies = inspect::zombies().context("scanning /proc for zombies")?;
         let now = clock::boot_ns();
+        // Read after /proc: a child that died meanwhile is held by now.
+        let held: HashSet<(u32, u64)> = if self.kernel_pairs {
+            probes
+                .pending()
+                .into_iter()
+                .map(|(pid, start_ns)| (pid, inspect::ns_to_ticks(start_ns, self.ticks_per_sec)))
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let mut added = 0;
         // A leaking parent may hold thousands: read each parent once.
         let mut parents = HashMap::new();
         for z in zombies {
-            if self.engine.knows(z.pid, z.start_ticks) {
+            if self.engine.knows(z.pid, z.start_ticks) || held.contains(&(z.pid, z.start_ticks)) {
                 continue;
             }
             let cgroup = self
@@ -386,6 +416,9 @@ impl Session {
             };
             if self.engine.add_unseen(unseen, now) {
                 added += 1;
+                if self.kernel_pairs {
+                    self.track(probes, z.pid);
+                }
             }
         }
         Ok(added)
@@ -429,9 +462,6 @@ impl Session {
                         (r.reaper_pid, r.reaper_comm, r.zombie_ns, r.ts_ns)
                     {
                         self.stats.reaped(reaper, comm.as_bytes(), latency, ts);
-                        if let Some(metrics) = &self.metrics {
-                            metrics.observe_reap(latency);
-                        }
                     }
                     // With filters, the kernel also sends reaps of children
                     // whose exit it filtered out: not ours to show.
@@ -467,7 +497,7 @@ impl Session {
 
     /// Lost records: said, counted, and made up for by a `/proc` rescan
     /// (a lost exit would otherwise be a missed zombie).
-    fn counters(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) {
+    fn counters(&mut self, events: &mut RingBuf<MapData>, probes: &mut Probes) {
         let now = probes.counters();
         let lost = now.lost().saturating_sub(self.counted.lost());
         if self.counted.untracked_waits == 0 && now.untracked_waits > 0 {
@@ -485,6 +515,13 @@ impl Session {
                 now.read_errors
             );
         }
+        if self.counted.pending_full == 0 && now.pending_full > 0 {
+            log::warn!(
+                "more than {PENDING_MAX} exited children were unreaped at once: {} exits went \
+                 to userspace instead of being paired in the kernel, which costs more CPU",
+                now.pending_full
+            );
+        }
         let overflow = self.engine.counts().overflow;
         // A lost or unreadable exit would be a missed zombie: look in /proc.
         let rescan = now.lost_exits > self.counted.lost_exits
@@ -500,23 +537,30 @@ impl Session {
                 total: now.lost(),
             }));
         }
-        let reaps = self.reaps();
-        if let Some(metrics) = &mut self.metrics {
-            let counts = self.engine.counts();
-            metrics.set_totals(counts.exits, reaps, counts.lost);
-            metrics.set_zombies(&self.engine.outstanding(clock::boot_ns()));
+        if self.metrics.is_some() {
+            let (exits, reaps) = self.totals();
+            let latency = self.stats.reap_latency(&self.kernel_latency(probes, false));
+            let outstanding = self.engine.outstanding(clock::boot_ns());
+            if let Some(metrics) = &mut self.metrics {
+                metrics.set_totals(exits, reaps, self.engine.counts().lost);
+                metrics.set_zombies(&outstanding);
+                metrics.set_reap_latency(latency);
+            }
         }
         if rescan {
             self.drain(events);
-            if let Err(e) = self.scan(false) {
+            if let Err(e) = self.scan(probes, false) {
                 log::warn!("{e:#}");
             }
         }
     }
 
     /// Overdue children: confirmed in `/proc`, then reported.
-    fn tick(&mut self, probes: &Probes) {
+    fn tick(&mut self, probes: &mut Probes) {
         let now = clock::boot_ns();
+        if self.kernel_pairs {
+            self.take_over_overdue(probes, now);
+        }
         for due in self.engine.tick(now) {
             let verdict = match inspect::zombie_state(due.pid, due.start_ticks) {
                 ZombieState::Zombie { ppid } => {
@@ -534,6 +578,36 @@ impl Session {
                 ZombieState::Gone => Verdict::Gone,
             };
             self.engine.resolve(due.id, verdict, now);
+        }
+    }
+
+    /// Children held in the kernel past the threshold become the engine's,
+    /// which then checks them in `/proc` like any other.
+    fn take_over_overdue(&mut self, probes: &mut Probes, now: u64) {
+        for exit in probes.overdue(self.threshold_ns, now) {
+            match probes.take_over(exit.tgid) {
+                Ok(true) => self.engine.on_exit(&decode::exit(exit), &mut self.out),
+                // Reaped meanwhile, in the kernel.
+                Ok(false) => {}
+                Err(_) => self.tracking_is_full(),
+            }
+        }
+    }
+
+    /// Asks the kernel for the reap of `pid`, which the engine tracks.
+    fn track(&mut self, probes: &mut Probes, pid: u32) {
+        if probes.track(pid).is_err() {
+            self.tracking_is_full();
+        }
+    }
+
+    fn tracking_is_full(&mut self) {
+        if !self.tracking_full {
+            self.tracking_full = true;
+            log::warn!(
+                "more than {HANDED_MAX} zombies are tracked at once: those beyond are reported late, \
+                 and their reaps seen late, through /proc"
+            );
         }
     }
 
@@ -557,7 +631,14 @@ impl Session {
     /// The parent's finished wait calls, and the targets of those it is
     /// blocked in now.
     fn parent_waits(&self, probes: &Probes, ppid: u32) -> WaitStats {
-        let mut waits = self.engine.wait_stats(ppid);
+        let mut waits = if self.kernel_pairs {
+            probes
+                .wait_tally(ppid)
+                .map(|t| decode::wait_tally(&t))
+                .unwrap_or_default()
+        } else {
+            self.engine.wait_stats(ppid)
+        };
         for args in probes.waits_in_progress(ppid) {
             if let Ok(target) = decode::wait_target(args.idtype, args.id)
                 && !waits.targets.contains(&target)
@@ -601,8 +682,21 @@ impl Session {
     }
 
     /// Reported zombies: still there (under which parent), or gone without
-    /// a reap record.
-    fn recheck(&mut self) {
+    /// a reap record. And the kernel's list of processes whose reaps it
+    /// sends loses those the engine stopped tracking (seen twice, so that
+    /// one whose exit is on its way is not taken for one).
+    fn recheck(&mut self, probes: &mut Probes) {
+        if self.kernel_pairs {
+            let untracked: HashSet<u32> = probes
+                .tracked()
+                .into_iter()
+                .filter(|&pid| !self.engine.tracks(pid))
+                .collect();
+            for &pid in untracked.intersection(&self.untracked) {
+                probes.untrack(pid);
+            }
+            self.untracked = untracked;
+        }
         let now = clock::boot_ns();
         let mut missing = HashMap::new();
         let mut parents = HashMap::new();
@@ -633,35 +727,78 @@ impl Session {
         self.missing = missing;
     }
 
-    /// Reaps so far: with filters, the kernel also sends reaps of processes
-    /// they leave out; only those of traced ones count.
-    fn reaps(&self) -> u64 {
+    /// Exits and reaps so far. With `--events` and filters, the kernel
+    /// also sends reaps of processes they leave out; only those of traced
+    /// ones count. Otherwise the kernel counts what it paired, and the
+    /// engine what it took over.
+    fn totals(&self) -> (u64, u64) {
         let counts = self.engine.counts();
-        if self.filters.is_empty() {
-            counts.reaps
+        if self.kernel_pairs {
+            (
+                self.counted.exits,
+                self.counted.kernel_reaps + counts.paired_reaps,
+            )
+        } else if self.filters.is_empty() {
+            (counts.exits, counts.reaps)
         } else {
-            counts.paired_reaps
+            (counts.exits, counts.paired_reaps)
         }
     }
 
+    /// The reap latencies the kernel kept; `by_parent` only with the
+    /// tables (for the summary).
+    fn kernel_latency(&self, probes: &Probes, tables: bool) -> KernelLatency {
+        if !self.kernel_pairs {
+            return KernelLatency::default();
+        }
+        let mut kernel = KernelLatency {
+            overall: probes
+                .latency()
+                .map(|h| Log2Hist::from(&h))
+                .unwrap_or_default(),
+            ..KernelLatency::default()
+        };
+        if tables {
+            kernel.by_comm = probes
+                .latency_by_comm()
+                .iter()
+                .map(|(comm, h)| (Comm::new(comm).as_bytes().to_vec(), Log2Hist::from(h)))
+                .collect();
+            let outstanding = self.engine.outstanding(clock::boot_ns());
+            for ppid in self
+                .stats
+                .parent_pids()
+                .into_iter()
+                .chain(outstanding.iter().map(|g| g.ppid))
+            {
+                if let Some(h) = probes.latency_of(ppid) {
+                    kernel.by_parent.insert(ppid, Log2Hist::from(&h));
+                }
+            }
+        }
+        kernel
+    }
+
     /// Totals so far; `last` on a clean stop.
-    fn summary(&mut self, last: bool) {
+    fn summary(&mut self, probes: &Probes, last: bool) {
         let now = clock::boot_ns();
         let counts = self.engine.counts();
         let outstanding = self.engine.outstanding(now);
+        let kernel = self.kernel_latency(probes, true);
+        let (exits, reaps) = self.totals();
         self.emit(&Line::Summary(Summary {
             ts: SystemTime::now(),
             last,
             duration_ns: now.saturating_sub(self.started_ns),
-            exits: counts.exits,
-            reaps: self.reaps(),
+            exits,
+            reaps,
             zombies: counts.zombies,
             preexisting: counts.preexisting,
             lost: counts.lost,
-            parents: self.stats.parents(&outstanding, now),
+            parents: self.stats.parents(&outstanding, now, &kernel),
             outstanding,
-            reap_latency: self.stats.reap_latency(),
-            reap_latency_by_comm: self.stats.reap_latency_by_comm(),
+            reap_latency: self.stats.reap_latency(&kernel).summary(),
+            reap_latency_by_comm: self.stats.reap_latency_by_comm(&kernel),
         }));
     }
 

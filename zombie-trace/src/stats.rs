@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use zombie_trace_common::{LATENCY_BUCKETS, LatencyHist};
+
 use crate::report::{Latency, ParentGroup, ParentRow};
 
 /// Parents remembered in the table.
@@ -15,20 +17,34 @@ const MAX_COMMS: usize = 256;
 const MIN_RATE_WINDOW_NS: u64 = 1_000_000_000;
 
 /// Counts of durations by power of two: bucket `i` holds values in
-/// `[2^i, 2^(i+1))` ns (bucket 0 also holds 0).
+/// `[2^i, 2^(i+1))` ns (bucket 0 also holds 0), as the kernel side keeps
+/// them too.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Log2Hist {
-    buckets: [u64; 64],
+    buckets: [u64; LATENCY_BUCKETS],
     count: u64,
+    sum: u64,
     max: u64,
 }
 
 impl Default for Log2Hist {
     fn default() -> Self {
         Self {
-            buckets: [0; 64],
+            buckets: [0; LATENCY_BUCKETS],
             count: 0,
+            sum: 0,
             max: 0,
+        }
+    }
+}
+
+impl From<&LatencyHist> for Log2Hist {
+    fn from(k: &LatencyHist) -> Self {
+        Self {
+            buckets: k.buckets,
+            count: k.buckets.iter().fold(0u64, |n, b| n.saturating_add(*b)),
+            sum: k.sum_ns,
+            max: k.max_ns,
         }
     }
 }
@@ -38,7 +54,34 @@ impl Log2Hist {
         let bucket = ns.checked_ilog2().unwrap_or(0) as usize;
         self.buckets[bucket] += 1;
         self.count += 1;
+        self.sum = self.sum.saturating_add(ns);
         self.max = self.max.max(ns);
+    }
+
+    pub fn merge(&mut self, other: &Self) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine = mine.saturating_add(theirs);
+        }
+        self.count = self.count.saturating_add(other.count);
+        self.sum = self.sum.saturating_add(other.sum);
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The sum of the durations, ns.
+    pub fn sum(&self) -> u64 {
+        self.sum
+    }
+
+    /// `(upper bound in ns, count)` of each bucket, `u64::MAX` for the last.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.buckets.iter().enumerate().map(|(i, &n)| {
+            let upper = 1u64.checked_shl(i as u32 + 1).unwrap_or(u64::MAX);
+            (upper, n)
+        })
     }
 
     /// The `q`-quantile (0 to 1), as the upper bound of its bucket (at most
@@ -88,6 +131,17 @@ struct Parent {
 struct Comm {
     reaps: Log2Hist,
     touched_ns: u64,
+}
+
+/// Reap latencies of the children paired in the kernel (the default mode),
+/// to merge with those of the children userspace tracked.
+#[derive(Clone, Debug, Default)]
+pub struct KernelLatency {
+    pub overall: Log2Hist,
+    /// By the reaper's name.
+    pub by_comm: Vec<(Vec<u8>, Log2Hist)>,
+    /// By the reaper, for the parents in the table.
+    pub by_parent: HashMap<u32, Log2Hist>,
 }
 
 #[derive(Default)]
@@ -149,24 +203,46 @@ impl Stats {
         comm.touched_ns = now_ns;
     }
 
-    pub fn reap_latency(&self) -> Latency {
-        self.reaps.summary()
+    /// Every reap latency, here and in the kernel.
+    pub fn reap_latency(&self, kernel: &KernelLatency) -> Log2Hist {
+        let mut all = self.reaps.clone();
+        all.merge(&kernel.overall);
+        all
     }
 
-    /// Reap latency by the reaper's name, busiest first.
-    pub fn reap_latency_by_comm(&self) -> Vec<(Vec<u8>, Latency)> {
-        let mut rows: Vec<(Vec<u8>, Latency)> = self
+    /// Reap latency by the reaper's name, busiest first, at most as many
+    /// names as the table keeps.
+    pub fn reap_latency_by_comm(&self, kernel: &KernelLatency) -> Vec<(Vec<u8>, Latency)> {
+        let mut merged: HashMap<&[u8], Log2Hist> = self
             .by_comm
             .iter()
-            .map(|(comm, c)| (comm.clone(), c.reaps.summary()))
+            .map(|(comm, c)| (comm.as_slice(), c.reaps.clone()))
+            .collect();
+        for (comm, hist) in &kernel.by_comm {
+            merged.entry(comm).or_default().merge(hist);
+        }
+        let mut rows: Vec<(Vec<u8>, Latency)> = merged
+            .into_iter()
+            .map(|(comm, hist)| (comm.to_vec(), hist.summary()))
             .collect();
         rows.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+        rows.truncate(MAX_COMMS);
         rows
+    }
+
+    /// The parents in the table.
+    pub fn parent_pids(&self) -> Vec<u32> {
+        self.parents.keys().copied().collect()
     }
 
     /// The parents that hold or have held zombies; `outstanding` says which
     /// zombies each holds now. Most zombies now first, then most ever.
-    pub fn parents(&self, outstanding: &[ParentGroup], now_ns: u64) -> Vec<ParentRow> {
+    pub fn parents(
+        &self,
+        outstanding: &[ParentGroup],
+        now_ns: u64,
+        kernel: &KernelLatency,
+    ) -> Vec<ParentRow> {
         let now_by_ppid: HashMap<u32, &ParentGroup> =
             outstanding.iter().map(|g| (g.ppid, g)).collect();
         let mut rows: Vec<ParentRow> = self
@@ -185,7 +261,13 @@ impl Stats {
                     zombies_ever: p.zombies_ever,
                     leak_per_min: p.leaked as f64 * 60e9 / window as f64,
                     oldest_ns: group.and_then(|g| g.oldest_ns),
-                    reaps: p.reaps.summary(),
+                    reaps: {
+                        let mut reaps = p.reaps.clone();
+                        if let Some(k) = kernel.by_parent.get(&ppid) {
+                            reaps.merge(k);
+                        }
+                        reaps.summary()
+                    },
                 }
             })
             .collect();
@@ -201,7 +283,11 @@ impl Stats {
                     zombies_ever: g.zombies.len() as u64,
                     leak_per_min: 0.0,
                     oldest_ns: g.oldest_ns,
-                    reaps: Latency::default(),
+                    reaps: kernel
+                        .by_parent
+                        .get(&g.ppid)
+                        .map(Log2Hist::summary)
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -286,9 +372,11 @@ mod tests {
         s.zombie(40, b"old", &[], 100 * SEC, 100 * SEC, true);
         // A reaper that never held zombies only counts overall and by name.
         s.reaped(30, b"bash", MS, 400 * SEC);
+        let none = KernelLatency::default();
         let rows = s.parents(
             &[group(10, &[1, 2, 3], 250 * SEC), group(99, &[7], SEC)],
             400 * SEC,
+            &none,
         );
         assert_eq!(rows.len(), 4);
         let old = rows.iter().find(|r| r.ppid == 40).unwrap();
@@ -315,8 +403,8 @@ mod tests {
             (other.leak_per_min - 60.0).abs() < 0.01,
             "at least a second's window"
         );
-        assert_eq!(s.reap_latency().count, 2);
-        let by_comm = s.reap_latency_by_comm();
+        assert_eq!(s.reap_latency(&none).count(), 2);
+        let by_comm = s.reap_latency_by_comm(&none);
         assert_eq!(by_comm.len(), 2);
         assert_eq!(by_comm[0].1.count, 1);
     }
@@ -332,6 +420,45 @@ mod tests {
         assert_eq!(s.by_comm.len(), MAX_COMMS);
         // The idlest went first.
         assert!(s.parents.contains_key(&4_999) && !s.parents.contains_key(&0));
-        assert_eq!(s.reap_latency().count, 5_000);
+        assert_eq!(s.reap_latency(&KernelLatency::default()).count(), 5_000);
+    }
+
+    /// The kernel's histograms (children paired there) add to those of
+    /// the children userspace tracked: overall, by name, by parent.
+    #[test]
+    fn kernel_latencies_merge_with_ours() {
+        let mut s = Stats::default();
+        s.zombie(10, b"leaker", &[], 0, SEC, false);
+        s.reaped(10, b"leaker", 3 * SEC, 4 * SEC);
+        let mut k = LatencyHist {
+            buckets: [0; LATENCY_BUCKETS],
+            sum_ns: 0,
+            max_ns: 0,
+        };
+        // 1,000 reaps of about 100 µs, by the same parent.
+        let bucket = (100_000u64).ilog2() as usize;
+        k.buckets[bucket] = 1_000;
+        k.sum_ns = 100_000_000;
+        k.max_ns = 120_000;
+        let kernel = KernelLatency {
+            overall: Log2Hist::from(&k),
+            by_comm: vec![
+                (b"leaker".to_vec(), Log2Hist::from(&k)),
+                (b"sh".to_vec(), Log2Hist::default()),
+            ],
+            by_parent: HashMap::from([(10, Log2Hist::from(&k))]),
+        };
+        let all = s.reap_latency(&kernel);
+        assert_eq!(all.count(), 1_001);
+        assert_eq!(all.sum(), 3 * SEC + 100_000_000);
+        let summary = all.summary();
+        assert_eq!(summary.max_ns, Some(3 * SEC));
+        assert!(summary.p50_ns.unwrap() < 200_000, "{summary:?}");
+        let by_comm = s.reap_latency_by_comm(&kernel);
+        assert_eq!(by_comm[0].0, b"leaker");
+        assert_eq!(by_comm[0].1.count, 1_001);
+        let rows = s.parents(&[], 5 * SEC, &kernel);
+        assert_eq!(rows[0].reaps.count, 1_001);
+        assert_eq!(rows[0].reaps.max_ns, Some(3 * SEC));
     }
 }
