@@ -280,7 +280,10 @@ pub const COUNTER_EXITS: u32 = 6;
 pub const COUNTER_KERNEL_REAPS: u32 = 7;
 /// Exits sent over the ring buffer because the `PENDING` map was full.
 pub const COUNTER_PENDING_FULL: u32 = 8;
-pub const COUNTERS_LEN: u32 = 9;
+/// Processes whose reaps could not be marked for userspace: `HANDED` was
+/// full.
+pub const COUNTER_HANDED_FULL: u32 = 9;
+pub const COUNTERS_LEN: u32 = 10;
 
 /// Where the fields the programs read live in the running kernel, taken from
 /// its BTF and tracefs at start-up (Rust eBPF has no CO-RE relocations, so

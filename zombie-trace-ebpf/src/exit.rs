@@ -6,9 +6,9 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::error;
 use zombie_trace_common::{
-    COUNTER_EXITS, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT, COUNTER_PENDING_FULL,
-    COUNTER_READ_ERRORS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD,
-    EXIT_PTRACED, ExitRecord, KIND_EXIT,
+    COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT,
+    COUNTER_PENDING_FULL, COUNTER_READ_ERRORS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD,
+    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord, KIND_EXIT,
 };
 
 use crate::{
@@ -140,7 +140,9 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
             Held::Full => {
                 count(COUNTER_EXITS);
                 count(COUNTER_PENDING_FULL);
-                let _ = HANDED.insert(&tgid, &0, BPF_ANY.into());
+                if HANDED.insert(&tgid, &0, BPF_ANY.into()).is_err() {
+                    count(COUNTER_HANDED_FULL);
+                }
                 send(record);
             }
         }

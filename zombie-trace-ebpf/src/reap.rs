@@ -79,7 +79,10 @@ fn for_userspace(tgid: u32, start_ns: u64, parent: KPtr, reaper: u32) -> bool {
     };
     // Not an auto-reaped one: those are never held.
     let o = offsets();
-    let reaper_start: u64 = read(parent, o.task_start_boottime).unwrap_or(0);
+    // The process's start, not the thread's: the parent may be a thread.
+    let reaper_start: u64 = read::<KPtr>(parent, o.task_group_leader)
+        .and_then(|leader| read(leader, o.task_start_boottime))
+        .unwrap_or(0);
     let latency = now().saturating_sub(exit.ts_ns);
     pairing::reaped(
         latency,

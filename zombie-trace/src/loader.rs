@@ -13,9 +13,10 @@ use aya::{
 };
 use thiserror::Error;
 use zombie_trace_common::{
-    COMM_LEN, COUNTER_EXITS, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC, COUNTER_LOST_EXIT,
-    COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL, COUNTER_READ_ERRORS,
-    COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, ReaperLatency, WaitArgs, WaitTally,
+    COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
+    COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
+    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, ReaperLatency,
+    WaitArgs, WaitTally,
 };
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
@@ -124,6 +125,8 @@ pub struct Counters {
     pub kernel_reaps: u64,
     /// Exits sent over the ring buffer because `PENDING` was full.
     pub pending_full: u64,
+    /// Reaps not marked for userspace because `HANDED` was full.
+    pub handed_full: u64,
 }
 
 impl Counters {
@@ -298,6 +301,7 @@ impl Probes {
             exits: read(COUNTER_EXITS),
             kernel_reaps: read(COUNTER_KERNEL_REAPS),
             pending_full: read(COUNTER_PENDING_FULL),
+            handed_full: read(COUNTER_HANDED_FULL),
         }
     }
 

@@ -522,6 +522,9 @@ impl Session {
                 now.pending_full
             );
         }
+        if now.handed_full > 0 {
+            self.tracking_is_full();
+        }
         let overflow = self.engine.counts().overflow;
         // A lost or unreadable exit would be a missed zombie: look in /proc.
         let rescan = now.lost_exits > self.counted.lost_exits
