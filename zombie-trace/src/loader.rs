@@ -305,14 +305,12 @@ impl Probes {
         }
     }
 
-    /// The exits held in the kernel since at least `threshold_ns` before
-    /// `now_ns`.
-    pub fn overdue(&self, threshold_ns: u64, now_ns: u64) -> Vec<ExitRecord> {
+    /// The exits held in the kernel, not yet reaped.
+    pub fn held(&self) -> Vec<ExitRecord> {
         self.pending
             .iter()
             .filter_map(Result::ok)
             .map(|(_, exit)| exit)
-            .filter(|exit| exit.ts_ns.saturating_add(threshold_ns) <= now_ns)
             .collect()
     }
 
@@ -342,15 +340,6 @@ impl Probes {
     /// The processes whose reaps come to userspace.
     pub fn tracked(&self) -> Vec<u32> {
         self.handed.keys().filter_map(Result::ok).collect()
-    }
-
-    /// Exits held in the kernel: `(tgid, start_ns)`.
-    pub fn pending(&self) -> Vec<(u32, u64)> {
-        self.pending
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(tgid, exit)| (tgid, exit.start_ns))
-            .collect()
     }
 
     /// The wait calls of process `tgid`, as the kernel counted them.

@@ -289,6 +289,8 @@ struct Session {
     kernel_pairs: bool,
     ticks_per_sec: u64,
     threshold_ns: u64,
+    /// When the oldest exit held in the kernel is due (boot ns).
+    held_due_ns: u64,
     threshold_ms: u64,
     wait_tracing: bool,
     started_ns: u64,
@@ -326,6 +328,7 @@ impl Session {
             events: options.events,
             kernel_pairs: !options.events,
             threshold_ns,
+            held_due_ns: 0,
             threshold_ms: u64::try_from(options.threshold.as_millis()).unwrap_or(u64::MAX),
             wait_tracing,
             started_ns: clock::boot_ns(),
@@ -380,9 +383,14 @@ impl Session {
         // Read after /proc: a child that died meanwhile is held by now.
         let held: HashSet<(u32, u64)> = if self.kernel_pairs {
             probes
-                .pending()
-                .into_iter()
-                .map(|(pid, start_ns)| (pid, inspect::ns_to_ticks(start_ns, self.ticks_per_sec)))
+                .held()
+                .iter()
+                .map(|exit| {
+                    (
+                        exit.tgid,
+                        inspect::ns_to_ticks(exit.start_ns, self.ticks_per_sec),
+                    )
+                })
                 .collect()
         } else {
             HashSet::new()
@@ -585,16 +593,32 @@ impl Session {
     }
 
     /// Children held in the kernel past the threshold become the engine's,
-    /// which then checks them in `/proc` like any other.
+    /// which then checks them in `/proc` like any other. The kernel's map
+    /// is read only when its oldest exit can be due: a parent that reaps
+    /// thousands of children just inside the threshold costs one read per
+    /// threshold, not one per tick.
     fn take_over_overdue(&mut self, probes: &mut Probes, now: u64) {
-        for exit in probes.overdue(self.threshold_ns, now) {
+        if now < self.held_due_ns {
+            return;
+        }
+        // Exits held after this read are younger than `now`.
+        let mut oldest = now;
+        for exit in probes.held() {
+            if exit.ts_ns.saturating_add(self.threshold_ns) > now {
+                oldest = oldest.min(exit.ts_ns);
+                continue;
+            }
             match probes.take_over(exit.tgid) {
                 Ok(true) => self.engine.on_exit(&decode::exit(exit), &mut self.out),
                 // Reaped meanwhile, in the kernel.
                 Ok(false) => {}
-                Err(_) => self.tracking_is_full(),
+                Err(_) => {
+                    self.tracking_is_full();
+                    oldest = oldest.min(exit.ts_ns);
+                }
             }
         }
+        self.held_due_ns = oldest.saturating_add(self.threshold_ns);
     }
 
     /// Asks the kernel for the reap of `pid`, which the engine tracks.
