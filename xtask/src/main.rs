@@ -1,6 +1,7 @@
 //! Developer tasks for zombie-trace: `cargo xtask <command>` (or `./x.sh`,
 //! which first installs rustup and the pinned toolchain on a fresh machine).
 
+mod bench;
 mod build;
 mod run;
 mod setup;
@@ -48,6 +49,17 @@ enum Cmd {
     },
     /// Set up, then run fmt, clippy and the whole test suite (as root).
     Test,
+    /// Cost against exitsnoop and bpftrace: each workload under no tracer,
+    /// zombie-trace (default and --events), exitsnoop and bpftrace,
+    /// alternating run by run (as root).
+    Bench {
+        /// Rounds of every tracer on every workload.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Children per fork loop.
+        #[arg(long, default_value_t = 100_000)]
+        children: u64,
+    },
     /// Memory soak: the tracer's resident memory while a storm of properly
     /// reaped children runs (figures for BENCHMARKS.md).
     Soak {
@@ -78,6 +90,7 @@ fn real_main() -> Result<()> {
         Cmd::Build { debug } => build::build(!debug),
         Cmd::Run { args } => run::run(&args),
         Cmd::Test => test::test(),
+        Cmd::Bench { rounds, children } => bench::bench(rounds, children),
         Cmd::Soak { children, parallel } => soak::soak(
             children,
             parallel.unwrap_or_else(|| {

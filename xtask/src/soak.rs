@@ -6,7 +6,7 @@
 
 use std::{
     fs,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -22,17 +22,8 @@ pub fn soak(children: u64, parallel: u64) -> Result<()> {
     }
     build::build(true)?;
     let root = workspace_root();
-    let dir = root.join("target/xtask");
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let storm = dir.join("storm");
-    run_cmd(
-        Command::new("cc")
-            .args(["-O2", "-o"])
-            .arg(&storm)
-            .arg(root.join("tests/scenarios/storm.c")),
-        "install gcc (`cargo xtask setup` does)",
-    )?;
-    let out = dir.join("soak.jsonl");
+    let storm = build_storm()?;
+    let out = root.join("target/xtask/soak.jsonl");
     let mut tracer = root_command(root.join("target/release/zombie-trace"))?
         .args(["--format", "json"])
         .stdout(fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?)
@@ -72,6 +63,23 @@ pub fn soak(children: u64, parallel: u64) -> Result<()> {
     println!("RSS (kB) over time  {}", timeline.join(" "));
     println!("tracer summary      {summary}");
     Ok(())
+}
+
+/// Compiles the storm helper (`tests/scenarios/storm.c`: a loop of fork,
+/// `_exit`, `waitpid`) into `target/xtask/storm`.
+pub fn build_storm() -> Result<PathBuf> {
+    let root = workspace_root();
+    let dir = root.join("target/xtask");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let storm = dir.join("storm");
+    run_cmd(
+        Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&storm)
+            .arg(root.join("tests/scenarios/storm.c")),
+        "install gcc (`cargo xtask setup` does)",
+    )?;
+    Ok(storm)
 }
 
 struct Figures {
