@@ -258,15 +258,8 @@ fn measure(
     };
     let cpu_before = pid.map(cpu_ticks).transpose()?;
     let started = Instant::now();
-    let mut storms: Vec<Child> = (0..workload.loops(cores))
-        .map(|_| {
-            Command::new(storm)
-                .arg(children.to_string())
-                .stdout(Stdio::null())
-                .spawn()
-                .context("starting the storm")
-        })
-        .collect::<Result<_>>()?;
+    let shares = vec![children; workload.loops(cores) as usize];
+    let mut storms = crate::soak::start_storms(storm, &shares)?;
     // The storms are timed on their own thread while this one stalls the
     // reader.
     let wall_s = thread::scope(|scope| {

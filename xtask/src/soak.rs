@@ -82,6 +82,20 @@ pub fn build_storm() -> Result<PathBuf> {
     Ok(storm)
 }
 
+/// One storm loop per share, of that many children.
+pub fn start_storms(storm: &Path, shares: &[u64]) -> Result<Vec<Child>> {
+    shares
+        .iter()
+        .map(|share| {
+            Command::new(storm)
+                .arg(share.to_string())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting the storm")
+        })
+        .collect()
+}
+
 struct Figures {
     wall: Duration,
     start_kb: u64,
@@ -114,16 +128,10 @@ fn measure(
     thread::sleep(Duration::from_millis(500));
     let start_kb = rss_kb(pid)?;
     let started = Instant::now();
-    let mut storms: Vec<Child> = (0..parallel)
-        .map(|i| {
-            let share = children / parallel + u64::from(i < children % parallel);
-            Command::new(storm)
-                .arg(share.to_string())
-                .stdout(Stdio::null())
-                .spawn()
-                .context("starting the storm")
-        })
-        .collect::<Result<_>>()?;
+    let shares: Vec<u64> = (0..parallel)
+        .map(|i| children / parallel + u64::from(i < children % parallel))
+        .collect();
+    let mut storms = start_storms(storm, &shares)?;
     let mut max_kb = start_kb;
     let mut timeline = Vec::new();
     let mut next_sample = started;
