@@ -34,7 +34,8 @@ use crate::{
     metrics::Metrics,
     output::{self, Encoder, Format},
     report::{
-        Exited, Line, Lost, ProcessInfo, Ready, Reaped, ReaperKind, Summary, WaitStats, Zombie,
+        Exited, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, ReaperKind, Summary,
+        WaitStats, Zombie,
     },
     stats::{KernelLatency, Log2Hist, Stats},
     writer::{WriteError, Writer},
@@ -550,7 +551,7 @@ impl Session {
         }
         if self.metrics.is_some() {
             let (exits, reaps) = self.totals();
-            let latency = self.stats.reap_latency(&self.kernel_latency(probes, false));
+            let latency = self.stats.reap_latency(&self.kernel_latency(probes, None));
             let outstanding = self.engine.outstanding(clock::boot_ns());
             if let Some(metrics) = &mut self.metrics {
                 metrics.set_totals(exits, reaps, self.engine.counts().lost);
@@ -772,9 +773,9 @@ impl Session {
         }
     }
 
-    /// The reap latencies the kernel kept; `by_parent` only with the
-    /// tables (for the summary).
-    fn kernel_latency(&self, probes: &Probes, tables: bool) -> KernelLatency {
+    /// The reap latencies the kernel kept; by name and by parent only for
+    /// the summary's tables, which also list the parents of `outstanding`.
+    fn kernel_latency(&self, probes: &Probes, tables: Option<&[ParentGroup]>) -> KernelLatency {
         if !self.kernel_pairs {
             return KernelLatency::default();
         }
@@ -785,13 +786,12 @@ impl Session {
                 .unwrap_or_default(),
             ..KernelLatency::default()
         };
-        if tables {
+        if let Some(outstanding) = tables {
             kernel.by_comm = probes
                 .latency_by_comm()
                 .iter()
                 .map(|(comm, h)| (Comm::new(comm).as_bytes().to_vec(), Log2Hist::from(h)))
                 .collect();
-            let outstanding = self.engine.outstanding(clock::boot_ns());
             for ppid in self
                 .stats
                 .parent_pids()
@@ -811,7 +811,7 @@ impl Session {
         let now = clock::boot_ns();
         let counts = self.engine.counts();
         let outstanding = self.engine.outstanding(now);
-        let kernel = self.kernel_latency(probes, true);
+        let kernel = self.kernel_latency(probes, Some(&outstanding));
         let (exits, reaps) = self.totals();
         self.emit(&Line::Summary(Summary {
             ts: SystemTime::now(),

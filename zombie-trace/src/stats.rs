@@ -92,10 +92,9 @@ impl Log2Hist {
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (i, &n) in self.buckets.iter().enumerate() {
+        for (upper, n) in self.buckets() {
             seen += n;
             if seen >= rank {
-                let upper = 1u64.checked_shl(i as u32 + 1).unwrap_or(u64::MAX);
                 return Some(upper.min(self.max));
             }
         }
