@@ -106,7 +106,6 @@ pub struct WaitRecord {
     /// The caller's process and thread.
     pub tgid: u32,
     pub tid: u32,
-    pub enter_ns: u64,
     pub ts_ns: u64,
     /// What it waited for: `P_*` and the id (pid, pgid or pidfd).
     pub idtype: u32,
@@ -138,23 +137,6 @@ pub struct ExecRecord {
     pub ts_ns: u64,
 }
 
-/// A wait call in progress, kept per thread (key: `pid_tgid`) from entry to
-/// return in the `WAIT_ARGS` map. Userspace reads it to tell which parents
-/// are blocked in wait right now, and for whom.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WaitArgs {
-    pub enter_ns: u64,
-    /// `WAIT_SYSCALL_*`.
-    pub syscall: u32,
-    /// `P_*` and the id, as in [`WaitRecord`].
-    pub idtype: u32,
-    pub id: i32,
-    pub options: u32,
-    /// `wait4`'s `stat_addr` or `waitid`'s `infop` (user memory).
-    pub uaddr: u64,
-}
-
 /// `wait` option bits (`<linux/wait.h>`).
 pub const WNOHANG: u32 = 0x0000_0001;
 pub const WUNTRACED: u32 = 0x0000_0002;
@@ -166,6 +148,19 @@ pub const WNOWAIT: u32 = 0x0100_0000;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
+
+/// What a `wait4(upid, ...)` waits for, as `waitid`'s `P_*` and id: both
+/// sides read the call's arguments (the kernel at its return, userspace in
+/// `/proc/PID/task/TID/syscall` while it blocks).
+#[inline(always)]
+pub fn wait4_target(upid: i32) -> (u32, i32) {
+    match upid {
+        -1 => (P_ALL, 0),
+        0 => (P_PGID, 0),
+        p if p > 0 => (P_PID, p),
+        p => (P_PGID, p.wrapping_neg()),
+    }
+}
 
 /// Whether a wait call that reported a child (`WAIT_SYSCALL_*`, with the
 /// `status` and `code` of a [`WaitRecord`]) collected its exit, rather than
@@ -203,8 +198,10 @@ pub fn exit_status_word(syscall: u32, status: i32, code: i32) -> Option<u32> {
 /// Sizes of the default mode's kernel maps (see the eBPF crate's
 /// `pairing`): exits not yet reaped, processes userspace tracks, callers of
 /// wait with a tally, reaper names and reapers with a latency histogram.
-pub const PENDING_MAX: u32 = 65_536;
+pub const PENDING_MAX: u32 = 16_384;
 pub const HANDED_MAX: u32 = 65_536;
+/// Wait calls in flight at once, where their arguments are kept from entry.
+pub const WAIT_ARGS_MAX: u32 = 16_384;
 pub const WAIT_TALLY_MAX: u32 = 4_096;
 pub const LATENCY_BY_COMM_MAX: u32 = 1_024;
 pub const LATENCY_BY_REAPER_MAX: u32 = 1_024;
@@ -325,6 +322,10 @@ pub struct Offsets {
     pub waitid_options: u32,
     /// Offset of `ret` in the `syscalls:sys_exit_*` records.
     pub sys_exit_ret: u32,
+    /// Where `struct pt_regs` keeps a syscall's first four arguments, on
+    /// kernels where the return program reads them there (see
+    /// `zombie-trace-ebpf/src/wait.rs`); zero elsewhere.
+    pub regs_args: [u32; 4],
 }
 
 /// Most values one filter option takes (`--pid`, `--ppid`).
@@ -356,8 +357,6 @@ mod user {
     // SAFETY: plain `#[repr(C)]` integers with no padding, valid for any bits.
     unsafe impl aya::Pod for super::Offsets {}
     // SAFETY: as above; the padding-free layouts are checked by the tests below.
-    unsafe impl aya::Pod for super::WaitArgs {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for super::Filter {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ExitRecord {}
@@ -383,8 +382,11 @@ mod tests {
             size_of::<ExitRecord>(),
             4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN
         );
-        assert_eq!(size_of::<Offsets>(), 28 * 4);
-        assert_eq!(size_of::<WaitArgs>(), 8 + 4 * 4 + 8);
+        assert_eq!(size_of::<Offsets>(), 32 * 4);
+        assert_eq!(
+            size_of::<WaitRecord>(),
+            4 * 4 + 8 + 4 * 4 + 8 + 2 * 4 + COMM_LEN + 2 * 4
+        );
         assert_eq!(
             size_of::<Filter>(),
             2 * FILTER_MAX * 4 + 2 * 4 + COMM_LEN + 2 * 4 + 8
@@ -392,6 +394,15 @@ mod tests {
         assert_eq!(size_of::<WaitTally>(), 6 * 8 + 2 * 4 + WAIT_TARGETS * 8);
         assert_eq!(size_of::<LatencyHist>(), (LATENCY_BUCKETS + 2) * 8);
         assert_eq!(size_of::<ReaperLatency>(), 8 + size_of::<LatencyHist>());
+    }
+
+    #[test]
+    fn wait4_targets_as_waitid_names_them() {
+        assert_eq!(wait4_target(-1), (P_ALL, 0));
+        assert_eq!(wait4_target(0), (P_PGID, 0));
+        assert_eq!(wait4_target(42), (P_PID, 42));
+        assert_eq!(wait4_target(-42), (P_PGID, 42));
+        assert_eq!(wait4_target(i32::MIN), (P_PGID, i32::MIN));
     }
 
     #[test]

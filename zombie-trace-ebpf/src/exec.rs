@@ -19,7 +19,7 @@ use crate::{
 pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
     // The tracepoint runs in the task that called execve.
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    if !wants_parent(&filter(), tgid) {
+    if !wants_parent(filter(), tgid) {
         return 0;
     }
     if !crate::streaming() {

@@ -16,7 +16,7 @@ use crate::{
     filter::{filter, wants_current_cgroup, wants_parent, wants_process},
     offsets,
     pairing::{self, HANDED, Held},
-    task::{KPtr, read, read_comm},
+    task::{KPtr, pid_tgid, read, read_comm},
     wait,
 };
 
@@ -75,16 +75,15 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     }
     // This runs in the exiting task: its cgroup is the current one.
     let f = filter();
-    if !wants_current_cgroup(&f) {
+    if !wants_current_cgroup(f) {
         return Ok(());
     }
     let leader: KPtr = read(task, o.task_group_leader)?;
-    let tgid: u32 = read(task, o.task_tgid)?;
+    let (tid, tgid) = pid_tgid(task, o)?;
     let comm = read_comm(leader, o.task_comm);
-    if !wants_process(&f, tgid, &comm) {
+    if !wants_process(f, tgid, &comm) {
         return Ok(());
     }
-    let tid: u32 = read(task, o.task_pid)?;
     let start_ns: u64 = read(leader, o.task_start_boottime)?;
     // What wait_task_zombie() will hand the parent.
     let signal_flags: u32 = read(signal, o.signal_flags)?;
@@ -98,7 +97,7 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     // The rest only qualifies the record: a failed read must not lose the
     // exit (the parent may be exiting too, its sighand already gone).
     let ppid: u32 = read(parent, o.task_tgid).unwrap_or(0);
-    if !wants_parent(&f, ppid) {
+    if !wants_parent(f, ppid) {
         return Ok(());
     }
     let mut flags = match parent_flags(leader, parent) {

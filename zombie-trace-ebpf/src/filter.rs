@@ -17,11 +17,10 @@ static FILTER: Filter = Filter {
     cgroup_id: 0,
 };
 
+/// The filter, as the loader set it (see `crate::opaque`).
 #[inline(always)]
-pub fn filter() -> Filter {
-    // SAFETY: a plain read of a global the loader wrote before loading;
-    // volatile so that the compiler does not fold the zeros above.
-    unsafe { core::ptr::read_volatile(&FILTER) }
+pub fn filter() -> &'static Filter {
+    crate::opaque(&FILTER)
 }
 
 #[inline(always)]

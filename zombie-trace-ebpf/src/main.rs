@@ -69,6 +69,7 @@ static OFFSETS: Offsets = Offsets {
     waitid_infop: 0,
     waitid_options: 0,
     sys_exit_ret: 0,
+    regs_args: [0; 4],
 };
 
 /// Set to 1 by the loader for `--events`: every exit, reap, wait call and
@@ -84,11 +85,23 @@ fn streaming() -> bool {
     unsafe { core::ptr::read_volatile(&STREAM) != 0 }
 }
 
-/// A copy of the offsets. The volatile read keeps the compiler from folding
-/// the zeros above into the code: the loader rewrites them.
+/// The offsets. The loader rewrites the zeros above, so the compiler must
+/// not fold them into the code: the address is read back volatile, which
+/// hides what it points to, and only the fields used are then loaded (a
+/// volatile copy of the whole struct costs every program a load and a
+/// store per field).
 #[inline(always)]
-fn offsets() -> Offsets {
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+fn offsets() -> &'static Offsets {
+    opaque(&OFFSETS)
+}
+
+/// `global`, behind an address the compiler cannot see through.
+#[inline(always)]
+fn opaque<T>(global: &'static T) -> &'static T {
+    let address: *const T = global;
+    // SAFETY: a volatile read of a local; the address it returns is that
+    // of a static, valid for the whole program.
+    unsafe { &*core::ptr::read_volatile(&address) }
 }
 
 /// Flags for submitting a record: no wakeup of the reader, which drains on

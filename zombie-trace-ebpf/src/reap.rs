@@ -14,7 +14,7 @@ use crate::{
     EVENTS, count,
     filter::{filter, wants_parent, wants_process},
     offsets, pairing,
-    task::{KPtr, read, read_comm},
+    task::{KPtr, pid_tgid, read, read_comm},
 };
 
 #[btf_tracepoint(function = "sched_process_free")]
@@ -29,10 +29,15 @@ pub fn sched_process_free(ctx: BtfTracePointContext) -> i32 {
 
 fn try_free(task: KPtr) -> Result<(), i32> {
     let o = offsets();
-    let pid: u32 = read(task, o.task_pid)?;
-    let tgid: u32 = read(task, o.task_tgid)?;
+    let (pid, tgid) = pid_tgid(task, o)?;
     // Threads other than the leader are never zombies.
     if pid != tgid {
+        return Ok(());
+    }
+    // In the default mode almost every release is of a process the kernel
+    // has settled already (its wait took it out of `PENDING`): two lookups,
+    // which take no lock, spare it the reads below.
+    if !crate::streaming() && !pairing::pending(tgid) && !pairing::handed(tgid) {
         return Ok(());
     }
     let start_ns: u64 = read(task, o.task_start_boottime)?;
@@ -43,7 +48,7 @@ fn try_free(task: KPtr) -> Result<(), i32> {
         // Not by cgroup: `current` is not this task. By parent, the reaper:
         // a child reaped by an adoptive parent is then seen to go by /proc.
         let f = filter();
-        wants_process(&f, tgid, &comm) && wants_parent(&f, reaper_tgid)
+        wants_process(f, tgid, &comm) && wants_parent(f, reaper_tgid)
     } else {
         for_userspace(tgid, start_ns, parent, reaper_tgid)
     };

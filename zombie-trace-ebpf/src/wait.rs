@@ -1,23 +1,27 @@
 //! `wait4`/`waitid`: whether and how a parent tries to reap.
 //!
-//! The arguments are kept per thread at entry and sent with the result at
-//! return. Syscall tracepoints (not raw `sys_enter`) so that only these two
-//! syscalls run a program.
+//! Syscall tracepoints (not raw `sys_enter`) so that only these two
+//! syscalls run a program. Where the kernel has `bpf_task_pt_regs` (5.15+)
+//! and keeps syscall arguments at known places in `pt_regs` (x86_64), the
+//! return program reads the arguments there and no entry program is
+//! attached: an enabled `sys_enter` tracepoint slows every syscall of every
+//! process. Elsewhere the arguments are kept per thread from entry to
+//! return.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_ktime_get_boot_ns, bpf_probe_read_user,
+        bpf_get_current_task_btf, bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_task_pt_regs,
     },
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap},
     programs::TracePointContext,
 };
 use zombie_trace_common::{
-    COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, EXIT_PTRACED, KIND_WAIT, P_ALL, P_PGID, P_PID,
+    COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, EXIT_PTRACED, KIND_WAIT, WAIT_ARGS_MAX,
     WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WAIT_TALLY_MAX, WAIT_TARGETS, WNOHANG, WNOWAIT,
-    WaitArgs, WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word,
+    WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word, wait4_target,
 };
 
 use crate::{
@@ -27,10 +31,59 @@ use crate::{
     task::{KPtr, read},
 };
 
-/// One slot per thread blocked in wait; more than this many at once are
-/// counted as untracked.
+/// A wait call's arguments, as the return program needs them.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct WaitArgs {
+    /// `WAIT_SYSCALL_*`.
+    syscall: u32,
+    /// `P_*` and the id, as in [`WaitRecord`].
+    idtype: u32,
+    id: i32,
+    options: u32,
+    /// `wait4`'s `stat_addr` or `waitid`'s `infop` (user memory).
+    uaddr: u64,
+}
+
+impl WaitArgs {
+    fn wait4(upid: i32, stat_addr: u64, options: u32) -> Self {
+        let (idtype, id) = wait4_target(upid);
+        WaitArgs {
+            syscall: WAIT_SYSCALL_WAIT4,
+            idtype,
+            id,
+            options,
+            uaddr: stat_addr,
+        }
+    }
+
+    fn waitid(which: u32, upid: i32, infop: u64, options: u32) -> Self {
+        WaitArgs {
+            syscall: WAIT_SYSCALL_WAITID,
+            idtype: which,
+            id: upid,
+            options,
+            uaddr: infop,
+        }
+    }
+}
+
+/// Set to 1 by the loader where the return program reads the arguments
+/// from `pt_regs` (the entry programs are then not attached).
+#[unsafe(no_mangle)]
+static ARGS_FROM_REGS: u32 = 0;
+
+#[inline(always)]
+fn args_from_regs() -> bool {
+    // SAFETY: a plain read of a global the loader wrote before loading;
+    // volatile so that the compiler does not fold the zero above.
+    unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) != 0 }
+}
+
+/// Without `pt_regs`: one slot per thread blocked in wait; more than this
+/// many at once are counted as untracked.
 #[map]
-static WAIT_ARGS: HashMap<u64, WaitArgs> = HashMap::with_max_entries(16384, 0);
+static WAIT_ARGS: HashMap<u64, WaitArgs> = HashMap::with_max_entries(WAIT_ARGS_MAX, 0);
 
 /// The wait calls of each process (by tgid) in the default mode, where
 /// they do not stream; the least recently used go when full.
@@ -55,7 +108,7 @@ fn arg(ctx: &TracePointContext, off: u32) -> u64 {
 fn remember(args: WaitArgs) {
     let pid_tgid = bpf_get_current_pid_tgid();
     // Only parents whose children are traced (`--ppid`) matter.
-    if !wants_parent(&filter(), (pid_tgid >> 32) as u32) {
+    if !wants_parent(filter(), (pid_tgid >> 32) as u32) {
         return;
     }
     if WAIT_ARGS.insert(&pid_tgid, &args, 0).is_err() {
@@ -66,49 +119,60 @@ fn remember(args: WaitArgs) {
 #[tracepoint(category = "syscalls", name = "sys_enter_wait4")]
 pub fn sys_enter_wait4(ctx: TracePointContext) -> u32 {
     let o = offsets();
-    let upid = arg(&ctx, o.wait4_upid) as i32;
-    let (idtype, id) = match upid {
-        -1 => (P_ALL, 0),
-        0 => (P_PGID, 0),
-        p if p > 0 => (P_PID, p),
-        p => (P_PGID, p.wrapping_neg()),
-    };
-    remember(WaitArgs {
-        // SAFETY: a helper without arguments.
-        enter_ns: unsafe { bpf_ktime_get_boot_ns() },
-        syscall: WAIT_SYSCALL_WAIT4,
-        idtype,
-        id,
-        options: arg(&ctx, o.wait4_options) as u32,
-        uaddr: arg(&ctx, o.wait4_stat_addr),
-    });
+    remember(WaitArgs::wait4(
+        arg(&ctx, o.wait4_upid) as i32,
+        arg(&ctx, o.wait4_stat_addr),
+        arg(&ctx, o.wait4_options) as u32,
+    ));
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_waitid")]
 pub fn sys_enter_waitid(ctx: TracePointContext) -> u32 {
     let o = offsets();
-    remember(WaitArgs {
-        // SAFETY: a helper without arguments.
-        enter_ns: unsafe { bpf_ktime_get_boot_ns() },
-        syscall: WAIT_SYSCALL_WAITID,
-        idtype: arg(&ctx, o.waitid_which) as u32,
-        id: arg(&ctx, o.waitid_upid) as i32,
-        options: arg(&ctx, o.waitid_options) as u32,
-        uaddr: arg(&ctx, o.waitid_infop),
-    });
+    remember(WaitArgs::waitid(
+        arg(&ctx, o.waitid_which) as u32,
+        arg(&ctx, o.waitid_upid) as i32,
+        arg(&ctx, o.waitid_infop),
+        arg(&ctx, o.waitid_options) as u32,
+    ));
     0
+}
+
+/// The arguments of the call returning now: from `pt_regs`, or as the
+/// entry program kept them.
+#[inline(always)]
+fn returning_call(syscall: u32, pid_tgid: u64) -> Option<WaitArgs> {
+    if !args_from_regs() {
+        // SAFETY: the value is copied out before the entry is removed.
+        let args = unsafe { WAIT_ARGS.get(&pid_tgid) }.copied()?;
+        let _ = WAIT_ARGS.remove(&pid_tgid);
+        return Some(args);
+    }
+    if !wants_parent(filter(), (pid_tgid >> 32) as u32) {
+        return None;
+    }
+    let o = offsets();
+    // SAFETY: helpers on the current task, which the verifier types; the
+    // registers are read through bpf_probe_read_kernel.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as KPtr;
+    let reg = |i: usize| read::<u64>(regs, o.regs_args[i]).ok();
+    Some(if syscall == WAIT_SYSCALL_WAIT4 {
+        WaitArgs::wait4(reg(0)? as i32, reg(1)?, reg(2)? as u32)
+    } else {
+        WaitArgs::waitid(reg(0)? as u32, reg(1)? as i32, reg(2)?, reg(3)? as u32)
+    })
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_wait4")]
 pub fn sys_exit_wait4(ctx: TracePointContext) -> u32 {
-    on_return(&ctx);
+    on_return(&ctx, WAIT_SYSCALL_WAIT4);
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_waitid")]
 pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
-    on_return(&ctx);
+    on_return(&ctx, WAIT_SYSCALL_WAITID);
     0
 }
 
@@ -133,13 +197,11 @@ fn pid_ns_level() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-fn on_return(ctx: &TracePointContext) {
+fn on_return(ctx: &TracePointContext, syscall: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: the value is copied out before the entry is removed.
-    let Some(args) = (unsafe { WAIT_ARGS.get(&pid_tgid) }).copied() else {
+    let Some(args) = returning_call(syscall, pid_tgid) else {
         return;
     };
-    let _ = WAIT_ARGS.remove(&pid_tgid);
     let ret = arg(ctx, offsets().sys_exit_ret) as i64;
 
     // The kernel has just written the result to user memory: read it back.
@@ -198,7 +260,6 @@ fn on_return(ctx: &TracePointContext) {
         syscall: args.syscall,
         tgid,
         tid: pid_tgid as u32,
-        enter_ns: args.enter_ns,
         ts_ns: now,
         idtype: args.idtype,
         id: args.id,
@@ -284,5 +345,8 @@ fn tally(tgid: u32, args: &WaitArgs, ret: i64, reported: bool, reaped: bool, now
 /// Process `tgid` is gone, or runs another program: its calls no longer
 /// describe it.
 pub fn forget(tgid: u32) {
-    let _ = WAIT_TALLY.remove(&tgid);
+    // A lookup takes no lock, a delete does: most processes never wait.
+    if WAIT_TALLY.get_ptr(&tgid).is_some() {
+        let _ = WAIT_TALLY.remove(&tgid);
+    }
 }

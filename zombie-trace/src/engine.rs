@@ -765,7 +765,6 @@ mod tests {
             pid,
             tid: pid,
             comm: Comm::new(b"parent"),
-            enter_ns: ts_ns,
             ts_ns,
             target,
             options,

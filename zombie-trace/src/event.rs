@@ -160,7 +160,6 @@ pub struct Wait {
     pub pid: u32,
     pub tid: u32,
     pub comm: Comm,
-    pub enter_ns: u64,
     pub ts_ns: u64,
     pub target: WaitTarget,
     pub options: u32,

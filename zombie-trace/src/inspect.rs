@@ -13,8 +13,11 @@ use std::io::Read as _;
 
 use procfs::process::Process;
 
+use zombie_trace_common::wait4_target;
+
 use crate::{
-    event::Comm,
+    decode::wait_target,
+    event::{Comm, WaitTarget},
     report::{Placement, ProcessInfo, Sigchld},
 };
 
@@ -110,6 +113,23 @@ pub fn process_info(pid: u32) -> Option<ProcessInfo> {
         start_ticks: stat.start_ticks,
         placement: placement_of(&process),
     })
+}
+
+/// Whom the threads of process `pid` are blocked waiting for now (in
+/// `wait4` or `waitid`), from each thread's `syscall` file: its syscall
+/// number and arguments. This also sees calls begun before the tracer.
+pub fn waits_in_progress(pid: u32) -> Vec<WaitTarget> {
+    let Some(process) = open(pid) else {
+        return Vec::new();
+    };
+    let Ok(tasks) = process.tasks() else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| read(&process, &format!("task/{}/syscall", task.tid)))
+        .filter_map(|bytes| parse_wait_call(&bytes))
+        .collect()
 }
 
 /// Where zombie `pid` lived (cgroup, namespaced pid, container id). Once a
@@ -321,6 +341,24 @@ fn parse_syscall(bytes: &[u8]) -> Option<String> {
     })
 }
 
+/// The target of a `/proc/PID/task/TID/syscall` line that shows a blocked
+/// `wait4` or `waitid` (arguments in hex; an `int` may show sign-extended
+/// or not, so only its low 32 bits count).
+fn parse_wait_call(bytes: &[u8]) -> Option<WaitTarget> {
+    let mut fields = std::str::from_utf8(bytes).ok()?.split_ascii_whitespace();
+    let nr: i64 = fields.next()?.parse().ok()?;
+    let mut arg =
+        || -> Option<u64> { u64::from_str_radix(fields.next()?.strip_prefix("0x")?, 16).ok() };
+    let (idtype, id) = if nr == libc::SYS_wait4 {
+        wait4_target(arg()? as u32 as i32)
+    } else if nr == libc::SYS_waitid {
+        (arg()? as u32, arg()? as u32 as i32)
+    } else {
+        return None;
+    };
+    wait_target(idtype, id).ok()
+}
+
 /// The syscalls a process that fails to reap is likely blocked in.
 #[cfg(target_arch = "x86_64")]
 fn syscall_name(nr: u64) -> Option<&'static str> {
@@ -507,6 +545,58 @@ mod tests {
             Some("hrtimer_nanosleep".to_owned())
         );
         assert_eq!(parse_wchan(b"\xff"), Some("\u{fffd}".to_owned()));
+    }
+
+    #[test]
+    fn wait_call_in_progress() {
+        let line = |nr: i64, args: &str| format!("{nr} {args} 0x7ffc 0x7f00\n").into_bytes();
+        let wait4 = libc::SYS_wait4;
+        let waitid = libc::SYS_waitid;
+        // As the kernel shows them: an int argument zero-extended or not.
+        assert_eq!(
+            parse_wait_call(&line(wait4, "0xffffffff 0x7ffe 0x0 0x0 0x1 0x8")),
+            Some(WaitTarget::Any)
+        );
+        assert_eq!(
+            parse_wait_call(&line(wait4, "0xffffffffffffffff 0x0 0x0 0x0 0x0 0x0")),
+            Some(WaitTarget::Any)
+        );
+        assert_eq!(
+            parse_wait_call(&line(wait4, "0x134 0x0 0x0 0x0 0x0 0x0")),
+            Some(WaitTarget::Pid(0x134))
+        );
+        assert_eq!(
+            parse_wait_call(&line(wait4, "0x0 0x0 0x0 0x0 0x0 0x0")),
+            Some(WaitTarget::Pgid(0))
+        );
+        assert_eq!(
+            parse_wait_call(&line(wait4, "0xfffffff6 0x0 0x0 0x0 0x0 0x0")),
+            Some(WaitTarget::Pgid(10))
+        );
+        assert_eq!(
+            parse_wait_call(&line(waitid, "0x1 0x134 0x7ffc 0x4 0x0 0x0")),
+            Some(WaitTarget::Pid(0x134))
+        );
+        assert_eq!(
+            parse_wait_call(&line(waitid, "0x0 0x0 0x7ffc 0x4 0x0 0x0")),
+            Some(WaitTarget::Any)
+        );
+        assert_eq!(
+            parse_wait_call(&line(waitid, "0x3 0x5 0x7ffc 0x4 0x0 0x0")),
+            Some(WaitTarget::Pidfd(5))
+        );
+        // Not a wait call, an unknown idtype, or odd content.
+        assert_eq!(parse_wait_call(&line(0, "0x3 0x0 0x0 0x0 0x0 0x0")), None);
+        assert_eq!(
+            parse_wait_call(&line(waitid, "0x9 0x1 0x0 0x0 0x0 0x0")),
+            None
+        );
+        assert_eq!(parse_wait_call(b"running\n"), None);
+        assert_eq!(parse_wait_call(b"-1 0x7ffc 0x7f00\n"), None);
+        assert_eq!(parse_wait_call(format!("{wait4}").as_bytes()), None);
+        assert_eq!(parse_wait_call(format!("{wait4} 0xzz").as_bytes()), None);
+        assert_eq!(parse_wait_call(format!("{wait4} 12").as_bytes()), None);
+        assert_eq!(parse_wait_call(b"\xff\xfe"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use zombie_trace_common::{
     COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
     COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
     COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, ReaperLatency,
-    WaitArgs, WaitTally,
+    WAIT_ARGS_MAX, WaitTally,
 };
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
@@ -88,8 +88,6 @@ pub struct Tracer {
 /// The programs, and the maps read on demand.
 pub struct Probes {
     counters: PerCpuArray<MapData, u64>,
-    /// Wait calls in progress, by `pid_tgid`.
-    wait_args: HashMap<MapData, u64, WaitArgs>,
     /// The default mode's maps (see the eBPF crate's `pairing`): exits not
     /// yet reaped, what userspace tracks, wait calls by caller, and reap
     /// latencies.
@@ -171,11 +169,18 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
 
     let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).map_err(OffsetError::Btf)?;
     let mut offsets = offsets::from_btf(&kernel_btf)?;
+    let regs_args = if wait_args_at_entry() {
+        None
+    } else {
+        offsets::regs_args(&kernel_btf)
+    };
     drop(kernel_btf);
+    if let Some(regs_args) = regs_args {
+        offsets.regs_args = regs_args;
+    }
     let wait_tracing = match offsets::tracefs() {
-        Some(tracefs) => {
-            offsets::add_wait_tracepoints(&mut offsets, &tracefs).map_err(|e| e.to_string())
-        }
+        Some(tracefs) => offsets::add_wait_tracepoints(&mut offsets, &tracefs, regs_args.is_none())
+            .map_err(|e| e.to_string()),
         None => Err("tracefs is not mounted and could not be mounted".to_owned()),
     };
 
@@ -183,7 +188,18 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         .override_global("OFFSETS", &offsets, true)
         .override_global("FILTER", &options.filter, true)
         .override_global("STREAM", &u32::from(options.stream), true)
+        .override_global("ARGS_FROM_REGS", &u32::from(regs_args.is_some()), true)
         .map_max_entries("EVENTS", options.ring_bytes)
+        // Unused where the arguments are read at return: no need for its
+        // 1.5 MB of preallocated kernel memory.
+        .map_max_entries(
+            "WAIT_ARGS",
+            if regs_args.is_some() {
+                1
+            } else {
+                WAIT_ARGS_MAX
+            },
+        )
         .load(PROGRAMS)
         .map_err(LoadError::Load)?;
     // Started before attaching, so that no program message is missed.
@@ -204,7 +220,12 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         attach_btf(&mut ebpf, name, &btf)?;
     }
     let wait_tracing_error = match wait_tracing {
-        Ok(()) => attach_wait(&mut ebpf).err().map(|e| e.to_string()),
+        Ok(()) => attach_wait(&mut ebpf, regs_args.is_none()).err().map(|e| {
+            // The kernel's reason (a verifier log) is long: for a bug
+            // report, not for the warning.
+            log::debug!("{}", with_causes(&e));
+            e.to_string()
+        }),
         Err(e) => Some(e),
     };
     drop(btf);
@@ -215,13 +236,11 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
 
     let events = take_map(&mut ebpf, "EVENTS")?;
     let counters = take_map(&mut ebpf, "COUNTERS")?;
-    let wait_args = take_map(&mut ebpf, "WAIT_ARGS")?;
     Ok(Tracer {
         events,
         logger,
         probes: Probes {
             counters,
-            wait_args,
             pending: take_map(&mut ebpf, "PENDING")?,
             handed: take_map(&mut ebpf, "HANDED")?,
             wait_tally: take_map(&mut ebpf, "WAIT_TALLY")?,
@@ -258,15 +277,18 @@ fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), Load
     Ok(())
 }
 
-fn attach_wait(ebpf: &mut Ebpf) -> Result<(), LoadError> {
-    for name in [
-        // Returns first: a call that returns between the two attaches must
-        // not leave its arguments behind as a wait "in progress".
-        "sys_exit_wait4",
-        "sys_exit_waitid",
-        "sys_enter_wait4",
-        "sys_enter_waitid",
-    ] {
+/// The wait programs; the entry ones only when `entries` (the return ones
+/// cannot read the arguments from `pt_regs`).
+fn attach_wait(ebpf: &mut Ebpf, entries: bool) -> Result<(), LoadError> {
+    // Returns first: a call that returns between the two attaches must not
+    // leave its arguments behind.
+    let programs = ["sys_exit_wait4", "sys_exit_waitid"].into_iter().chain(
+        entries
+            .then_some(["sys_enter_wait4", "sys_enter_waitid"])
+            .into_iter()
+            .flatten(),
+    );
+    for name in programs {
         let attach_err = |source| LoadError::Attach {
             program: name,
             source,
@@ -371,16 +393,36 @@ impl Probes {
     pub fn latency_of(&self, tgid: u32) -> Option<LatencyHist> {
         self.latency_by_reaper.get(&tgid, 0).ok().map(|r| r.hist)
     }
+}
 
-    /// The wait calls the threads of process `tgid` are blocked in now.
-    pub fn waits_in_progress(&self, tgid: u32) -> Vec<WaitArgs> {
-        self.wait_args
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(pid_tgid, _)| (pid_tgid >> 32) as u32 == tgid)
-            .map(|(_, args)| args)
-            .collect()
+/// `ZOMBIE_TRACE_WAIT_ARGS=entry`: keep wait calls' arguments from their
+/// entry even where the return program could read them from `pt_regs`
+/// (the way of kernels before 5.15; a way round a kernel whose `pt_regs`
+/// misleads, and how the tests cover that way on any kernel).
+pub const WAIT_ARGS_ENV: &str = "ZOMBIE_TRACE_WAIT_ARGS";
+
+fn wait_args_at_entry() -> bool {
+    match std::env::var(WAIT_ARGS_ENV) {
+        Ok(value) if value == "entry" => true,
+        Ok(value) => {
+            log::warn!("{WAIT_ARGS_ENV}={value:?} ignored: the one value it takes is `entry`");
+            false
+        }
+        Err(_) => false,
     }
+}
+
+/// An error and what caused it, on one line (a verifier's refusal is in
+/// the causes).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// Root, or the capabilities that stand in for it for BPF tracing.

@@ -72,6 +72,34 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
     })
 }
 
+/// Where `struct pt_regs` keeps a syscall's first four arguments, if the
+/// return program can read them there: the kernel has `bpf_task_pt_regs`
+/// (5.15+), and on x86_64 the registers saved at syscall entry are left
+/// as they were (arm64 overwrites its first argument with the result).
+pub fn regs_args(btf: &Btf) -> Option<[u32; 4]> {
+    if !cfg!(target_arch = "x86_64") || !has_helper(btf, "BPF_FUNC_task_pt_regs") {
+        return None;
+    }
+    let regs = find_struct(btf, "pt_regs").ok()?;
+    let at = |field| member_offset(btf, &regs, "pt_regs", field).ok();
+    // The x86_64 syscall convention: rdi, rsi, rdx, r10.
+    Some([at("di")?, at("si")?, at("dx")?, at("r10")?])
+}
+
+/// Whether the kernel's `enum bpf_func_id` names `helper`.
+fn has_helper(btf: &Btf, helper: &str) -> bool {
+    let Ok(types) = btf.resolve_types_by_name("bpf_func_id") else {
+        return false;
+    };
+    types.iter().any(|t| match t {
+        Type::Enum(e) => e
+            .members
+            .iter()
+            .any(|m| btf.resolve_name(m).is_ok_and(|name| name == helper)),
+        _ => false,
+    })
+}
+
 fn find_struct(btf: &Btf, name: &str) -> Result<Struct, OffsetError> {
     let types = btf.resolve_types_by_name(name).map_err(OffsetError::Btf)?;
     types
@@ -158,18 +186,26 @@ pub fn tracefs() -> Option<PathBuf> {
 }
 
 /// Fill in the syscall tracepoint field offsets from their format files.
-pub fn add_wait_tracepoints(offsets: &mut Offsets, tracefs: &Path) -> Result<(), OffsetError> {
+/// Those of the entry tracepoints only when `entries` (the arguments are
+/// not read from `pt_regs`).
+pub fn add_wait_tracepoints(
+    offsets: &mut Offsets,
+    tracefs: &Path,
+    entries: bool,
+) -> Result<(), OffsetError> {
     let events = tracefs.join("events/syscalls");
-    let enter_wait4 = read_format(&events.join("sys_enter_wait4/format"))?;
-    let enter_waitid = read_format(&events.join("sys_enter_waitid/format"))?;
+    if entries {
+        let enter_wait4 = read_format(&events.join("sys_enter_wait4/format"))?;
+        let enter_waitid = read_format(&events.join("sys_enter_waitid/format"))?;
+        offsets.wait4_upid = enter_wait4.field("upid")?;
+        offsets.wait4_stat_addr = enter_wait4.field("stat_addr")?;
+        offsets.wait4_options = enter_wait4.field("options")?;
+        offsets.waitid_which = enter_waitid.field("which")?;
+        offsets.waitid_upid = enter_waitid.field("upid")?;
+        offsets.waitid_infop = enter_waitid.field("infop")?;
+        offsets.waitid_options = enter_waitid.field("options")?;
+    }
     let exit_wait4 = read_format(&events.join("sys_exit_wait4/format"))?;
-    offsets.wait4_upid = enter_wait4.field("upid")?;
-    offsets.wait4_stat_addr = enter_wait4.field("stat_addr")?;
-    offsets.wait4_options = enter_wait4.field("options")?;
-    offsets.waitid_which = enter_waitid.field("which")?;
-    offsets.waitid_upid = enter_waitid.field("upid")?;
-    offsets.waitid_infop = enter_waitid.field("infop")?;
-    offsets.waitid_options = enter_waitid.field("options")?;
     offsets.sys_exit_ret = exit_wait4.field("ret")?;
     let exit_waitid = read_format(&events.join("sys_exit_waitid/format"))?;
     if exit_waitid.field("ret")? != offsets.sys_exit_ret {

@@ -667,11 +667,8 @@ impl Session {
         } else {
             self.engine.wait_stats(ppid)
         };
-        for args in probes.waits_in_progress(ppid) {
-            if let Ok(target) = decode::wait_target(args.idtype, args.id)
-                && !waits.targets.contains(&target)
-                && waits.targets.len() < MAX_TARGETS
-            {
+        for target in inspect::waits_in_progress(ppid) {
+            if !waits.targets.contains(&target) && waits.targets.len() < MAX_TARGETS {
                 waits.targets.push(target);
             }
         }
