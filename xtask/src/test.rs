@@ -25,10 +25,11 @@ pub fn test() -> Result<()> {
     };
     setup::setup()?;
 
-    let steps: [(&str, &[&str], &str); 3] = [
+    let steps: [Step; 4] = [
         (
             "formatting",
             &["fmt", "--all", "--", "--check"],
+            &[],
             "run `cargo fmt --all` and look at the diff",
         ),
         (
@@ -41,20 +42,48 @@ pub fn test() -> Result<()> {
                 "-D",
                 "warnings",
             ],
+            &[],
             "fix the clippy warnings above",
         ),
         (
             "tests",
             &["test", "--workspace", "--release", "--", "--test-threads=1"],
+            &[],
             "fix the failing tests above (rerun one with `cargo test --release -p zombie-trace NAME -- --test-threads=1` as root)",
+        ),
+        // Every scenario again the way of the oldest kernels (the tracer
+        // inherits the variable), whatever kernel this is.
+        (
+            "end-to-end tests, the old kernels' way",
+            &[
+                "test",
+                "--release",
+                "-p",
+                "zombie-trace",
+                "--test",
+                "e2e",
+                "--",
+                "--test-threads=1",
+            ],
+            &[("ZOMBIE_TRACE_COMPAT", "1")],
+            "fix the failing tests above (rerun one with `ZOMBIE_TRACE_COMPAT=1 cargo test --release -p zombie-trace --test e2e NAME -- --test-threads=1` as root)",
         ),
     ];
     let total = steps.len();
-    for (i, (name, args, hint)) in steps.into_iter().enumerate() {
+    for (i, (name, args, env, hint)) in steps.into_iter().enumerate() {
+        let env: &[(&str, &str)] = env;
         println!();
-        println!("==> [{}/{total}] {name}: cargo {}", i + 1, args.join(" "));
+        let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        println!(
+            "==> [{}/{total}] {name}: {}cargo {}",
+            i + 1,
+            shown.concat(),
+            args.join(" ")
+        );
         let mut cmd = Command::new("cargo");
-        cmd.args(args).env_remove("AYA_BUILD_SKIP");
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .env_remove("AYA_BUILD_SKIP");
         if let Some((key, value)) = &runner {
             cmd.env(key, value);
         }
@@ -65,6 +94,15 @@ pub fn test() -> Result<()> {
     println!("==> all {total} steps passed");
     Ok(())
 }
+
+/// One step: its name, cargo's arguments, the environment it adds, and
+/// what to do when it fails.
+type Step = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
 
 /// `CARGO_TARGET_<HOST>_RUNNER=sudo --preserve-env`: cargo then runs the
 /// test binaries as root.

@@ -11,8 +11,8 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_current_task_btf, bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_task_pt_regs,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
+        bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_task_pt_regs,
     },
     macros::{map, tracepoint},
     maps::{HashMap, LruHashMap},
@@ -28,7 +28,7 @@ use crate::{
     EVENTS, atomic_add, count,
     filter::{filter, wants_parent},
     offsets, pairing,
-    task::{KPtr, read},
+    task::{KPtr, current, read},
 };
 
 /// A wait call's arguments, as the return program needs them.
@@ -189,9 +189,7 @@ fn read_user_i32(addr: u64) -> Option<i32> {
 /// global pid only at level 0.
 fn pid_ns_level() -> u32 {
     let o = offsets();
-    // SAFETY: a helper without arguments; the pointer is only read through
-    // bpf_probe_read_kernel.
-    let task = unsafe { bpf_get_current_task() } as KPtr;
+    let task = current();
     read::<KPtr>(task, o.task_thread_pid)
         .and_then(|pid| read::<u32>(pid, o.pid_level))
         .unwrap_or(u32::MAX)
@@ -284,9 +282,7 @@ fn on_return(ctx: &TracePointContext, syscall: u32) {
 /// The start time of the current process (its leader's).
 fn current_start_ns() -> u64 {
     let o = offsets();
-    // SAFETY: a helper without arguments; the pointer is only read through
-    // bpf_probe_read_kernel.
-    let task = unsafe { bpf_get_current_task() } as KPtr;
+    let task = current();
     read::<KPtr>(task, o.task_group_leader)
         .and_then(|leader| read::<u64>(leader, o.task_start_boottime))
         .unwrap_or(0)

@@ -15,8 +15,8 @@ use thiserror::Error;
 use zombie_trace_common::{
     COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
     COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
-    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, ReaperLatency,
-    WAIT_ARGS_MAX, WaitTally,
+    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, Offsets,
+    ReaperLatency, WAIT_ARGS_MAX, WaitTally,
 };
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
@@ -167,9 +167,10 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     raise_memlock_limit();
     raise_nofile_limit();
 
+    let compat = compat();
     let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).map_err(OffsetError::Btf)?;
     let mut offsets = offsets::from_btf(&kernel_btf)?;
-    let regs_args = if wait_args_at_entry() {
+    let regs_args = if compat {
         None
     } else {
         offsets::regs_args(&kernel_btf)
@@ -183,23 +184,55 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
             .map_err(|e| e.to_string()),
         None => Err("tracefs is not mounted and could not be mounted".to_owned()),
     };
+    let setup = Setup {
+        options,
+        offsets: &offsets,
+        args_from_regs: regs_args.is_some(),
+        wait_tracing: &wait_tracing,
+    };
+    if !compat {
+        match load_with(&setup, true) {
+            Ok(tracer) => return Ok(tracer),
+            // Older verifiers refuse direct loads: the helper way then.
+            Err(e) => log::debug!(
+                "direct kernel reads refused, reading with bpf_probe_read_kernel: {}",
+                with_causes(&e)
+            ),
+        }
+    }
+    load_with(&setup, false)
+}
 
+/// What loading needs, whichever way kernel memory is read.
+struct Setup<'a> {
+    options: &'a Options,
+    offsets: &'a Offsets,
+    args_from_regs: bool,
+    /// Why wait calls cannot be traced (no tracefs), if so.
+    wait_tracing: &'a Result<(), String>,
+}
+
+/// Loads and attaches the programs, reading kernel memory with direct
+/// loads or with the helper. With direct loads any refusal is an error, so
+/// that the caller can try the helper way; else the wait programs may fail
+/// alone, and the tracer runs without them.
+fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError> {
+    let &Setup {
+        options,
+        offsets,
+        args_from_regs,
+        wait_tracing,
+    } = setup;
     let mut ebpf = EbpfLoader::new()
-        .override_global("OFFSETS", &offsets, true)
+        .override_global("OFFSETS", offsets, true)
         .override_global("FILTER", &options.filter, true)
         .override_global("STREAM", &u32::from(options.stream), true)
-        .override_global("ARGS_FROM_REGS", &u32::from(regs_args.is_some()), true)
+        .override_global("ARGS_FROM_REGS", &u32::from(args_from_regs), true)
+        .override_global("DIRECT_READS", &u32::from(direct_reads), true)
         .map_max_entries("EVENTS", options.ring_bytes)
         // Unused where the arguments are read at return: no need for its
         // 1.5 MB of preallocated kernel memory.
-        .map_max_entries(
-            "WAIT_ARGS",
-            if regs_args.is_some() {
-                1
-            } else {
-                WAIT_ARGS_MAX
-            },
-        )
+        .map_max_entries("WAIT_ARGS", if args_from_regs { 1 } else { WAIT_ARGS_MAX })
         .load(PROGRAMS)
         .map_err(LoadError::Load)?;
     // Started before attaching, so that no program message is missed.
@@ -220,13 +253,17 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         attach_btf(&mut ebpf, name, &btf)?;
     }
     let wait_tracing_error = match wait_tracing {
-        Ok(()) => attach_wait(&mut ebpf, regs_args.is_none()).err().map(|e| {
-            // The kernel's reason (a verifier log) is long: for a bug
-            // report, not for the warning.
-            log::debug!("{}", with_causes(&e));
-            e.to_string()
-        }),
-        Err(e) => Some(e),
+        Ok(()) => match attach_wait(&mut ebpf, !args_from_regs) {
+            Ok(()) => None,
+            Err(e) if direct_reads => return Err(e),
+            Err(e) => {
+                // The kernel's reason (a verifier log) is long: for a bug
+                // report, not for the warning.
+                log::debug!("{}", with_causes(&e));
+                Some(e.to_string())
+            }
+        },
+        Err(e) => Some(e.clone()),
     };
     drop(btf);
     // Parsing the kernel's BTF took tens of MB, now free: give them back to
@@ -395,17 +432,17 @@ impl Probes {
     }
 }
 
-/// `ZOMBIE_TRACE_WAIT_ARGS=entry`: keep wait calls' arguments from their
-/// entry even where the return program could read them from `pt_regs`
-/// (the way of kernels before 5.15; a way round a kernel whose `pt_regs`
-/// misleads, and how the tests cover that way on any kernel).
-pub const WAIT_ARGS_ENV: &str = "ZOMBIE_TRACE_WAIT_ARGS";
+/// `ZOMBIE_TRACE_COMPAT=1`: the ways of the oldest supported kernels on
+/// any kernel: kernel memory read with `bpf_probe_read_kernel`, and wait
+/// calls' arguments kept from their entry. A way round a kernel where the
+/// newer ways mislead, and how the tests cover the older ones anywhere.
+pub const COMPAT_ENV: &str = "ZOMBIE_TRACE_COMPAT";
 
-fn wait_args_at_entry() -> bool {
-    match std::env::var(WAIT_ARGS_ENV) {
-        Ok(value) if value == "entry" => true,
+fn compat() -> bool {
+    match std::env::var(COMPAT_ENV) {
+        Ok(value) if value == "1" => true,
         Ok(value) => {
-            log::warn!("{WAIT_ARGS_ENV}={value:?} ignored: the one value it takes is `entry`");
+            log::warn!("{COMPAT_ENV}={value:?} ignored: the one value it takes is 1");
             false
         }
         Err(_) => false,
