@@ -1,8 +1,10 @@
 //! `cargo xtask bench`: what tracing costs, measured against the tools
 //! people use today (exitsnoop, a bpftrace one-liner) in the same run, on
 //! the same workloads. Tracers alternate run by run (none, default,
-//! `--events`, exitsnoop, bpftrace, then again), so that a machine that
-//! drifts during the run drifts for all of them.
+//! `--events`, exitsnoop, bpftrace, then again, each round starting one
+//! further along), so that a machine that drifts during the run drifts for
+//! all of them. Then the memory soak and the userspace micro-benchmark;
+//! everything lands in BENCHMARKS.md, with the figure `plot` draws.
 
 use std::{
     fs,
@@ -14,7 +16,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build, is_root, run_cmd, which, workspace_root};
+use crate::{build, is_root, output_of, plot, run_cmd, soak, which, workspace_root};
+
+mod kernel;
+mod page;
 
 /// The anchors' packages.
 const ANCHORS: [(&str, &str); 2] = [("exitsnoop", "libbpf-tools"), ("bpftrace", "bpftrace")];
@@ -97,6 +102,14 @@ impl Workload {
         }
     }
 
+    fn short_name(self) -> &'static str {
+        match self {
+            Workload::Serial => "serial",
+            Workload::Parallel => "parallel",
+            Workload::Stalled => "stalled",
+        }
+    }
+
     fn loops(self, cores: u64) -> u64 {
         match self {
             Workload::Serial => 1,
@@ -109,38 +122,60 @@ impl Workload {
 #[derive(Clone, Debug, Default)]
 struct Run {
     wall_s: f64,
-    /// The tracer's user + system CPU during the workload.
+    /// The workload's own CPU (user + system of the storms and their
+    /// children), which is where the kernel programs' cost lands.
+    workload_cpu_s: f64,
+    /// The tracer's CPU during the workload.
     cpu_s: Option<f64>,
     /// The workload's children the tracer saw exit.
     seen: Option<u64>,
     /// The records the tracer said it lost.
     lost: Option<u64>,
+    /// zombie-trace's zombie reports: the storms' children are all reaped
+    /// at once, so any is false.
+    reports: Option<u64>,
     /// `VmHWM`: for zombie-trace, its start-up (parsing the kernel's BTF).
     peak_rss_kb: Option<u64>,
     /// `VmRSS` after the workload.
     end_rss_kb: Option<u64>,
+    /// The stalled workload's storm ended before the reader was stopped.
+    stall_missed: bool,
 }
 
-pub fn bench(rounds: usize, children: u64) -> Result<()> {
+/// What `cargo xtask bench` was asked to do.
+pub struct Options {
+    pub rounds: usize,
+    pub children: u64,
+    pub soak_children: u64,
+}
+
+pub fn bench(options: &Options) -> Result<()> {
     if !is_root() {
         bail!("the benchmark loads eBPF programs: run it as root (sudo -E cargo xtask bench)");
     }
-    if rounds == 0 || children == 0 {
-        bail!("--rounds and --children must be at least 1");
+    let &Options {
+        rounds,
+        children,
+        soak_children,
+    } = options;
+    let cores = thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    if rounds == 0 || children == 0 || soak_children < cores {
+        bail!("--rounds and --children must be at least 1, --soak-children at least {cores}");
     }
     build::build(true)?;
     install_anchors()?;
     let root = workspace_root();
     let dir = root.join("target/xtask/bench");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let storm = crate::soak::build_storm()?;
+    let storm = soak::build_storm()?;
     let zombie_trace = root.join("target/release/zombie-trace");
-    let cores = thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let machine = machine();
 
     let mut runs: Vec<(Workload, Tracer, Run)> = Vec::new();
     for round in 1..=rounds {
         for workload in Workload::ALL {
-            for tracer in Tracer::ALL {
+            for i in 0..Tracer::ALL.len() {
+                let tracer = Tracer::ALL[(i + round - 1) % Tracer::ALL.len()];
                 let run = run_once(
                     tracer,
                     workload,
@@ -156,7 +191,8 @@ pub fn bench(rounds: usize, children: u64) -> Result<()> {
                     workload.name(),
                     tracer.name(),
                     run.wall_s,
-                    run.cpu_s.map_or("-".into(), |c| format!("{c:.2} s")),
+                    run.cpu_s
+                        .map_or("-".into(), |c| format!("{:.0} ms", c * 1000.0)),
                     show(run.seen),
                     show(run.lost),
                 );
@@ -164,12 +200,53 @@ pub fn bench(rounds: usize, children: u64) -> Result<()> {
             }
         }
     }
-    let report = report(&runs, children, cores, rounds);
-    let out = dir.join("results.md");
-    fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-    println!("\n{report}\n(also in {})", out.display());
+    println!("\nkernel programs' own accounting, one serial storm each");
+    let kernel = kernel::measure(
+        &[
+            Tracer::Default,
+            Tracer::Events,
+            Tracer::Exitsnoop,
+            Tracer::Bpftrace,
+        ],
+        &zombie_trace,
+        &storm,
+        &dir,
+        children,
+    )?;
+    println!("\nsoak: {soak_children} children under zombie-trace");
+    let soak = soak::run(&storm, soak_children, cores)?;
+    println!("{}", soak.text);
+    let micro = micro_bench()?;
+
+    let command = format!(
+        "cargo xtask bench --rounds {rounds} --children {children} --soak-children {soak_children}"
+    );
+    let figure = root.join(FIGURE);
+    plot::cpu_per_100k(&figure, &page::bars(&runs, children, cores))?;
+    let md = page::markdown(&page::Page {
+        command: &command,
+        machine: &machine,
+        runs: &runs,
+        children,
+        cores,
+        rounds,
+        soak: &soak,
+        soak_children,
+        micro: &micro,
+        kernel: &kernel,
+    });
+    let out = root.join("BENCHMARKS.md");
+    fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "\n{md}\n(written to {} and {})",
+        out.display(),
+        figure.display()
+    );
     Ok(())
 }
+
+/// The figure, beside BENCHMARKS.md.
+const FIGURE: &str = "BENCHMARKS-cpu.svg";
 
 fn show(n: Option<u64>) -> String {
     n.map_or_else(|| "-".to_owned(), |n| n.to_string())
@@ -204,16 +281,7 @@ fn run_once(
 ) -> Result<Run> {
     let out = dir.join("tracer.out");
     let err = dir.join("tracer.err");
-    let mut child = match tracer.command(zombie_trace) {
-        Some(mut cmd) => Some(
-            cmd.stdin(Stdio::null())
-                .stdout(fs::File::create(&out)?)
-                .stderr(fs::File::create(&err)?)
-                .spawn()
-                .with_context(|| format!("starting {}", tracer.name()))?,
-        ),
-        None => None,
-    };
+    let mut child = start(tracer, zombie_trace, dir)?;
     let result = measure(
         tracer,
         child.as_mut(),
@@ -231,9 +299,28 @@ fn run_once(
         let out = fs::read_to_string(&out).unwrap_or_default();
         let err = fs::read_to_string(&err).unwrap_or_default();
         let loops = workload.loops(cores);
-        (run.seen, run.lost) = count(tracer, &out, &err, loops);
+        (run.seen, run.lost, run.reports) = count(tracer, &out, &err, loops);
     }
     Ok(run)
+}
+
+/// Starts `tracer` (none for [`Tracer::None`]), its stdout and stderr
+/// into `tracer.out` and `tracer.err` in `dir`.
+fn start(tracer: Tracer, zombie_trace: &Path, dir: &Path) -> Result<Option<Child>> {
+    let Some(mut cmd) = tracer.command(zombie_trace) else {
+        return Ok(None);
+    };
+    let file = |name: &str| {
+        let path = dir.join(name);
+        fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
+    };
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(file("tracer.out")?)
+        .stderr(file("tracer.err")?)
+        .spawn()
+        .with_context(|| format!("starting {}", tracer.name()))?;
+    Ok(Some(child))
 }
 
 fn measure(
@@ -256,24 +343,24 @@ fn measure(
         }
         None => None,
     };
-    let cpu_before = pid.map(cpu_ticks).transpose()?;
+    let cpu_before = pid.map(cpu_ns).transpose()?;
     let started = Instant::now();
     let shares = vec![children; workload.loops(cores) as usize];
-    let mut storms = crate::soak::start_storms(storm, &shares)?;
+    let storms = soak::start_storms(storm, &shares)?;
     // The storms are timed on their own thread while this one stalls the
     // reader.
-    let wall_s = thread::scope(|scope| {
-        let timer = scope.spawn(|| -> Result<f64> {
-            for storm in &mut storms {
-                let status = storm.wait()?;
-                if !status.success() {
-                    bail!("a storm failed: {status}");
-                }
+    let mut stall_missed = false;
+    let (wall_s, workload_cpu_s) = thread::scope(|scope| {
+        let timer = scope.spawn(|| -> Result<(f64, f64)> {
+            let mut cpu_s = 0.0;
+            for storm in &storms {
+                cpu_s += reap_storm(storm)?;
             }
-            Ok(started.elapsed().as_secs_f64())
+            Ok((started.elapsed().as_secs_f64(), cpu_s))
         });
         if let (Workload::Stalled, Some(pid)) = (workload, pid) {
             thread::sleep(STALL_AFTER);
+            stall_missed = timer.is_finished();
             signal(pid, libc::SIGSTOP);
             thread::sleep(STALL);
             signal(pid, libc::SIGCONT);
@@ -286,17 +373,36 @@ fn measure(
     if pid.is_some() {
         thread::sleep(Duration::from_secs(1));
     }
-    let cpu_after = pid.map(cpu_ticks).transpose()?;
-    let ticks = clock_ticks() as f64;
+    let cpu_after = pid.map(cpu_ns).transpose()?;
     Ok(Run {
         wall_s,
+        workload_cpu_s,
         cpu_s: cpu_before
             .zip(cpu_after)
-            .map(|(a, b)| b.saturating_sub(a) as f64 / ticks),
+            .map(|(a, b)| b.saturating_sub(a) as f64 / 1e9),
         peak_rss_kb: pid.and_then(|pid| memory_kb(pid, "VmHWM:")),
         end_rss_kb: pid.and_then(|pid| memory_kb(pid, "VmRSS:")),
+        stall_missed,
         ..Run::default()
     })
+}
+
+/// Waits for one storm loop; returns the CPU it and its children used.
+fn reap_storm(storm: &Child) -> Result<f64> {
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage, which wait4 fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals. The kernel adds the
+    // children the storm reaped to its own usage: the workload in all.
+    let pid = unsafe { libc::wait4(storm.id() as i32, &mut status, 0, &mut usage) };
+    if pid < 0 {
+        bail!("waiting for a storm: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("a storm failed (wait status {status:#x})");
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(seconds(usage.ru_utime) + seconds(usage.ru_stime))
 }
 
 /// zombie-trace is ready once it printed its `ready` line. The anchors
@@ -345,27 +451,32 @@ fn signal(pid: u32, signal: i32) {
     unsafe { libc::kill(pid as i32, signal) };
 }
 
-/// The workload's children each tracer saw exit, and the records it said
-/// it lost. Every child of the storm is named `storm`, as is each loop
-/// itself.
-fn count(tracer: Tracer, out: &str, err: &str, loops: u64) -> (Option<u64>, Option<u64>) {
+/// The workload's children each tracer saw exit, the records it said it
+/// lost, and (zombie-trace) its zombie reports. Every child of the storm
+/// is named `storm`, as is each loop itself.
+fn count(
+    tracer: Tracer,
+    out: &str,
+    err: &str,
+    loops: u64,
+) -> (Option<u64>, Option<u64>, Option<u64>) {
     let summary = out
         .lines()
         .rev()
         .find(|l| l.contains("\"type\":\"summary\""));
-    let lost_said = |text: &str| -> u64 {
-        text.lines()
-            .filter_map(|l| {
-                let rest = &l[l.find("Lost ")? + 5..];
-                rest.split_whitespace().next()?.parse::<u64>().ok()
-            })
-            .sum()
+    let reports = || {
+        Some(
+            out.lines()
+                .filter(|l| l.contains("\"type\":\"zombie\""))
+                .count() as u64,
+        )
     };
     match tracer {
-        Tracer::None => (None, None),
+        Tracer::None => (None, None, None),
         Tracer::Default => (
             summary.and_then(|s| number_after(s, "{\"comm\":\"storm\",\"count\":")),
             summary.and_then(|s| number_after(s, "\"lost\":")),
+            reports(),
         ),
         Tracer::Events => (
             Some(
@@ -375,6 +486,7 @@ fn count(tracer: Tracer, out: &str, err: &str, loops: u64) -> (Option<u64>, Opti
                     .saturating_sub(loops),
             ),
             summary.and_then(|s| number_after(s, "\"lost\":")),
+            reports(),
         ),
         Tracer::Exitsnoop | Tracer::Bpftrace => (
             Some(
@@ -382,8 +494,24 @@ fn count(tracer: Tracer, out: &str, err: &str, loops: u64) -> (Option<u64>, Opti
                     .saturating_sub(loops),
             ),
             Some(lost_said(out) + lost_said(err)),
+            None,
         ),
     }
+}
+
+/// The anchors' own words: exitsnoop's "lost N events on CPU #C",
+/// bpftrace's "Lost N events".
+fn lost_said(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|line| {
+            let at = line.to_ascii_lowercase().find("lost ")?;
+            line[at + 5..]
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 fn number_after(text: &str, key: &str) -> Option<u64> {
@@ -392,25 +520,32 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat: did the tracer exit?"))?;
-    // Fields after the `(comm)`, which may hold spaces: utime is the 14th
-    // field overall, the 12th after it.
-    let after = &stat[stat.rfind(')').context("odd /proc/PID/stat")? + 1..];
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    Ok(fields.iter().sum())
-}
-
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no memory preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).unwrap_or(100).max(1)
+/// The tracer's CPU time in ns: the sum of its threads' time on a CPU
+/// (`/proc/PID/task/TID/schedstat`, in ns; `/proc/PID/stat` counts in
+/// 10 ms ticks, too coarse for a tracer that does little). The tracers
+/// measured keep their threads for the whole run.
+fn cpu_ns(pid: u32) -> Result<u64> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total = 0;
+    for task in
+        fs::read_dir(&tasks).with_context(|| format!("reading {tasks}: did the tracer exit?"))?
+    {
+        let path = task?.path().join("schedstat");
+        let Ok(stat) = fs::read_to_string(&path) else {
+            continue;
+        };
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .with_context(|| {
+                format!(
+                    "odd {}: is the kernel built without schedstats?",
+                    path.display()
+                )
+            })?;
+    }
+    Ok(total)
 }
 
 fn memory_kb(pid: u32, field: &str) -> Option<u64> {
@@ -421,105 +556,108 @@ fn memory_kb(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
-fn spread(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
-}
-
-/// The tables: per workload, per tracer, medians and spreads.
-fn report(runs: &[(Workload, Tracer, Run)], children: u64, cores: u64, rounds: usize) -> String {
-    let mut md = String::new();
-    for workload in Workload::ALL {
-        let expected = children * workload.loops(cores);
-        let of = |tracer: Tracer| -> Vec<&Run> {
-            runs.iter()
-                .filter(|(w, t, _)| *w == workload && *t == tracer)
-                .map(|(_, _, r)| r)
-                .collect()
-        };
-        let baseline = median(of(Tracer::None).iter().map(|r| r.wall_s).collect());
-        md.push_str(&format!(
-            "### {} ({} loop{} of {children} children, {expected} in all; {rounds} rounds)\n\n",
-            workload.name(),
-            workload.loops(cores),
-            if workload.loops(cores) == 1 { "" } else { "s" },
-        ));
-        md.push_str(
-            "| tracer | wall time, median (min–max) | slowdown | tracer CPU per 100k exits, median (min–max) | records lost (said) | children not seen | RSS at end (peak) |\n\
-             |---|---|---|---|---|---|---|\n",
+/// Runs the divan micro-benchmark of decoding and pairing (one thread) and
+/// returns its table.
+fn micro_bench() -> Result<String> {
+    println!("\n$ cargo bench -p zombie-trace --bench pairing");
+    let out = Command::new(env!("CARGO"))
+        .args(["bench", "-p", "zombie-trace", "--bench", "pairing"])
+        .env("DIVAN_THREADS", "1")
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench")?;
+    if !out.status.success() {
+        bail!(
+            "the micro-benchmark failed ({}): run `cargo bench -p zombie-trace --bench pairing` to see why",
+            out.status
         );
-        for tracer in Tracer::ALL {
-            let runs = of(tracer);
-            let walls: Vec<f64> = runs.iter().map(|r| r.wall_s).collect();
-            let (lo, hi) = spread(&walls);
-            let per_100k = |cpu: f64| cpu * 1000.0 * 100_000.0 / expected as f64;
-            let cpus: Vec<f64> = runs.iter().filter_map(|r| r.cpu_s).map(per_100k).collect();
-            let cpu = if cpus.is_empty() {
-                "–".to_owned()
-            } else {
-                let (clo, chi) = spread(&cpus);
-                format!("{:.0} ms ({clo:.0}–{chi:.0})", median(cpus.clone()))
-            };
-            let sum = |f: fn(&Run) -> Option<u64>| -> String {
-                let values: Vec<u64> = runs.iter().filter_map(|r| f(r)).collect();
-                if values.is_empty() {
-                    "–".to_owned()
-                } else {
-                    values
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            };
-            let seen: Vec<String> = runs
-                .iter()
-                .filter_map(|r| r.seen)
-                .map(|s| expected.saturating_sub(s).to_string())
-                .collect();
-            let not_seen = if seen.is_empty() {
-                "–".to_owned()
-            } else {
-                seen.join(", ")
-            };
-            let mb = |kb: Option<u64>| {
-                kb.map_or("–".to_owned(), |kb| {
-                    format!("{:.1} MB", kb as f64 / 1024.0)
-                })
-            };
-            let rss = if runs.iter().any(|r| r.end_rss_kb.is_some()) {
-                format!(
-                    "{} ({})",
-                    mb(runs.iter().filter_map(|r| r.end_rss_kb).max()),
-                    mb(runs.iter().filter_map(|r| r.peak_rss_kb).max())
-                )
-            } else {
-                "–".to_owned()
-            };
-            md.push_str(&format!(
-                "| {} | {:.2} s ({lo:.2}–{hi:.2}) | {:.3} | {cpu} | {} | {not_seen} | {} |\n",
-                tracer.name(),
-                median(walls.clone()),
-                median(walls) / baseline,
-                sum(|r| r.lost),
-                rss,
-            ));
-        }
-        md.push('\n');
     }
-    md
+    let table = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+    println!("{table}");
+    Ok(table)
+}
+
+/// What describes the machine: CPU, cores, memory, kernel, distribution,
+/// virtualisation, and the anchors' versions.
+fn machine() -> Vec<(&'static str, String)> {
+    let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.trim_start_matches([' ', '\t', ':', '='])
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .unwrap_or_else(|| "unknown".to_owned())
+    };
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let mem_gib = field(&read("/proc/meminfo"), "MemTotal")
+        .split_whitespace()
+        .next()
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0),
+        );
+    let virt = output_of(Command::new("systemd-detect-virt").arg("--vm"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| {
+            if cpuinfo.contains(" hypervisor") {
+                "a virtual machine".to_owned()
+            } else {
+                "none found".to_owned()
+            }
+        });
+    let version = |cmd: &mut Command| {
+        output_of(cmd).map_or_else(|| "unknown".to_owned(), |v| v.trim().to_owned())
+    };
+    let git = |args: &[&str]| output_of(Command::new("git").args(args)).unwrap_or_default();
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).trim().to_owned();
+    let dirty = if git(&["status", "--porcelain", "--untracked-files=no"])
+        .trim()
+        .is_empty()
+    {
+        ""
+    } else {
+        " with uncommitted changes"
+    };
+    vec![
+        (
+            "CPU",
+            format!("{}, {cores} cores", field(&cpuinfo, "model name")),
+        ),
+        ("memory", mem_gib),
+        (
+            "kernel",
+            read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        ),
+        ("system", field(&read("/etc/os-release"), "PRETTY_NAME")),
+        ("virtualisation", virt),
+        (
+            "zombie-trace",
+            format!("commit {commit}{dirty}, release build"),
+        ),
+        (
+            "exitsnoop",
+            format!(
+                "libbpf-tools {}",
+                version(Command::new("dpkg-query").args([
+                    "-W",
+                    "-f",
+                    "${Version}",
+                    "libbpf-tools"
+                ]))
+            ),
+        ),
+        (
+            "bpftrace",
+            version(Command::new("bpftrace").arg("--version")),
+        ),
+        (
+            "date",
+            version(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
+        ),
+    ]
 }

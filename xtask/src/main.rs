@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod plot;
 mod run;
 mod setup;
 mod soak;
@@ -51,7 +52,8 @@ enum Cmd {
     Test,
     /// Cost against exitsnoop and bpftrace: each workload under no tracer,
     /// zombie-trace (default and --events), exitsnoop and bpftrace,
-    /// alternating run by run (as root).
+    /// alternating run by run; then the memory soak and the userspace
+    /// micro-benchmark. Writes BENCHMARKS.md and its figure (as root).
     Bench {
         /// Rounds of every tracer on every workload.
         #[arg(long, default_value_t = 3)]
@@ -59,6 +61,9 @@ enum Cmd {
         /// Children per fork loop.
         #[arg(long, default_value_t = 100_000)]
         children: u64,
+        /// Children of the memory soak that follows.
+        #[arg(long, default_value_t = 1_000_000)]
+        soak_children: u64,
     },
     /// Memory soak: the tracer's resident memory while a storm of properly
     /// reaped children runs (figures for BENCHMARKS.md).
@@ -90,7 +95,15 @@ fn real_main() -> Result<()> {
         Cmd::Build { debug } => build::build(!debug),
         Cmd::Run { args } => run::run(&args),
         Cmd::Test => test::test(),
-        Cmd::Bench { rounds, children } => bench::bench(rounds, children),
+        Cmd::Bench {
+            rounds,
+            children,
+            soak_children,
+        } => bench::bench(&bench::Options {
+            rounds,
+            children,
+            soak_children,
+        }),
         Cmd::Soak { children, parallel } => soak::soak(
             children,
             parallel.unwrap_or_else(|| {

@@ -17,19 +17,34 @@ use anyhow::{Context as _, Result, bail};
 use crate::{build, root_command, run_cmd, workspace_root};
 
 pub fn soak(children: u64, parallel: u64) -> Result<()> {
+    build::build(true)?;
+    let storm = build_storm()?;
+    let soak = run(&storm, children, parallel)?;
+    println!("\n{}", soak.text);
+    Ok(())
+}
+
+/// What a soak found.
+pub struct Soak {
+    /// The tracer's RSS at its highest, over its RSS once ready.
+    pub growth_kb: u64,
+    /// The figures as BENCHMARKS.md shows them.
+    pub text: String,
+}
+
+/// Runs the soak with a built tracer and storm helper.
+pub fn run(storm: &Path, children: u64, parallel: u64) -> Result<Soak> {
     if parallel == 0 || children < parallel {
         bail!("--children must be at least --parallel, and --parallel at least 1");
     }
-    build::build(true)?;
     let root = workspace_root();
-    let storm = build_storm()?;
     let out = root.join("target/xtask/soak.jsonl");
     let mut tracer = root_command(root.join("target/release/zombie-trace"))?
         .args(["--format", "json"])
         .stdout(fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?)
         .spawn()
         .context("starting the tracer")?;
-    let result = measure(&mut tracer, &storm, &out, children, parallel);
+    let result = measure(&mut tracer, storm, &out, children, parallel);
     // SIGINT: the tracer prints its summary and detaches.
     // SAFETY: kill has no memory preconditions.
     unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
@@ -41,28 +56,32 @@ pub fn soak(children: u64, parallel: u64) -> Result<()> {
         .last()
         .unwrap_or_default()
         .to_owned();
-    println!();
-    println!("children            {children} ({parallel} loops of fork, _exit, waitpid)");
-    println!(
-        "storm wall time     {:.1} s ({:.0} children/s)",
-        figures.wall.as_secs_f64(),
-        children as f64 / figures.wall.as_secs_f64()
-    );
-    println!("tracer RSS at ready {} kB", figures.start_kb);
-    println!("tracer RSS max      {} kB", figures.max_kb);
-    println!("tracer RSS at end   {} kB", figures.end_kb);
-    println!(
-        "growth              {} kB",
-        figures.max_kb.saturating_sub(figures.start_kb)
-    );
     let timeline: Vec<String> = figures
         .timeline
         .iter()
         .map(|(t, kb)| format!("{}s:{kb}", t.as_secs()))
         .collect();
-    println!("RSS (kB) over time  {}", timeline.join(" "));
-    println!("tracer summary      {summary}");
-    Ok(())
+    let text = format!(
+        "children            {children} ({parallel} loops of fork, _exit, waitpid)\n\
+         storm wall time     {:.1} s ({:.0} children/s)\n\
+         tracer RSS at ready {} kB\n\
+         tracer RSS max      {} kB\n\
+         tracer RSS at end   {} kB\n\
+         growth              {} kB\n\
+         RSS (kB) over time  {}\n\
+         tracer summary      {summary}",
+        figures.wall.as_secs_f64(),
+        children as f64 / figures.wall.as_secs_f64(),
+        figures.start_kb,
+        figures.max_kb,
+        figures.end_kb,
+        figures.growth_kb(),
+        timeline.join(" "),
+    );
+    Ok(Soak {
+        growth_kb: figures.growth_kb(),
+        text,
+    })
 }
 
 /// Compiles the storm helper (`tests/scenarios/storm.c`: a loop of fork,
@@ -103,6 +122,12 @@ struct Figures {
     end_kb: u64,
     /// RSS every 5 s of the storm: flat, or growing?
     timeline: Vec<(Duration, u64)>,
+}
+
+impl Figures {
+    fn growth_kb(&self) -> u64 {
+        self.max_kb.saturating_sub(self.start_kb)
+    }
 }
 
 fn measure(
