@@ -55,8 +55,9 @@ enum Cmd {
     /// alternating run by run; then the memory soak and the userspace
     /// micro-benchmark. Writes BENCHMARKS.md and its figure (as root).
     Bench {
-        /// Rounds of every tracer on every workload.
-        #[arg(long, default_value_t = 3)]
+        /// Rounds of every tracer on every workload (wall times on a shared
+        /// machine drift: fewer rounds make noisier medians).
+        #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Children per fork loop.
         #[arg(long, default_value_t = 100_000)]

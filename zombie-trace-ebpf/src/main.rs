@@ -80,9 +80,15 @@ static STREAM: u32 = 0;
 
 #[inline(always)]
 fn streaming() -> bool {
+    is_set(&STREAM)
+}
+
+/// Whether the loader set a load-time switch (a `u32` global) to 1.
+#[inline(always)]
+fn is_set(switch: &'static u32) -> bool {
     // SAFETY: a plain read of a global the loader wrote before loading;
-    // volatile so that the compiler does not fold the zero above.
-    unsafe { core::ptr::read_volatile(&STREAM) != 0 }
+    // volatile so that the compiler does not fold its initial zero.
+    unsafe { core::ptr::read_volatile(switch) != 0 }
 }
 
 /// The offsets. The loader rewrites the zeros above, so the compiler must

@@ -24,9 +24,7 @@ static DIRECT_READS: u32 = 0;
 
 #[inline(always)]
 fn direct() -> bool {
-    // SAFETY: a plain read of a global the loader wrote before loading;
-    // volatile so that the compiler does not fold the zero above.
-    unsafe { core::ptr::read_volatile(&DIRECT_READS) != 0 }
+    crate::is_set(&DIRECT_READS)
 }
 
 /// Reads a `T` at `base + off`. Neither way faults: a bad pointer is an

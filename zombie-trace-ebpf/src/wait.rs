@@ -75,9 +75,7 @@ static ARGS_FROM_REGS: u32 = 0;
 
 #[inline(always)]
 fn args_from_regs() -> bool {
-    // SAFETY: a plain read of a global the loader wrote before loading;
-    // volatile so that the compiler does not fold the zero above.
-    unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) != 0 }
+    crate::is_set(&ARGS_FROM_REGS)
 }
 
 /// Without `pt_regs`: one slot per thread blocked in wait; more than this
