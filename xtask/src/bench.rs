@@ -21,8 +21,12 @@ use crate::{build, is_root, output_of, plot, run_cmd, soak, which, workspace_roo
 mod kernel;
 mod page;
 
-/// The anchors' packages.
-const ANCHORS: [(&str, &str); 2] = [("exitsnoop", "libbpf-tools"), ("bpftrace", "bpftrace")];
+/// The anchors' packages, and bpftool for the kernel's accounting.
+const ANCHORS: [(&str, &str); 3] = [
+    ("exitsnoop", "libbpf-tools"),
+    ("bpftrace", "bpftrace"),
+    ("bpftool", "bpftool"),
+];
 
 /// bpftrace's line per exit, as cheap as it gets.
 const BPFTRACE_PROGRAM: &str =
@@ -266,7 +270,7 @@ fn install_anchors() -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .args(["install", "-y", "--no-install-recommends"])
             .args(&missing),
-        "install the comparison tools by hand (apt-get install libbpf-tools bpftrace)",
+        "install the comparison tools by hand (apt-get install libbpf-tools bpftrace bpftool)",
     )
 }
 
