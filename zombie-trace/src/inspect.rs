@@ -12,7 +12,6 @@
 use std::io::Read as _;
 
 use procfs::process::Process;
-
 use zombie_trace_common::wait4_target;
 
 use crate::{
