@@ -384,8 +384,8 @@ fn measure(
         cpu_s: cpu_before
             .zip(cpu_after)
             .map(|(a, b)| b.saturating_sub(a) as f64 / 1e9),
-        peak_rss_kb: pid.and_then(|pid| memory_kb(pid, "VmHWM:")),
-        end_rss_kb: pid.and_then(|pid| memory_kb(pid, "VmRSS:")),
+        peak_rss_kb: pid.and_then(|pid| soak::memory_kb(pid, "VmHWM:")),
+        end_rss_kb: pid.and_then(|pid| soak::memory_kb(pid, "VmRSS:")),
         stall_missed,
         ..Run::default()
     })
@@ -414,25 +414,13 @@ fn reap_storm(storm: &Child) -> Result<f64> {
 /// time to compile and attach, generous for both.
 fn wait_ready(tracer: &mut Child, out: &Path, anchor: bool) -> Result<()> {
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(60);
-    let ready = || {
+    soak::wait_ready(tracer, || {
         if anchor {
             started.elapsed() >= ANCHOR_SETTLE
         } else {
-            fs::metadata(out).map_or(0, |m| m.len()) > 0
+            soak::first_line_out(out)
         }
-    };
-    while !ready() {
-        if let Some(status) = tracer.try_wait()? {
-            bail!("it exited ({status}) before it was ready");
-        }
-        if Instant::now() > deadline {
-            bail!("it was not ready within a minute");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    thread::sleep(Duration::from_millis(500));
-    Ok(())
+    })
 }
 
 /// SIGINT (each prints its summary or its lost count), then SIGKILL if it
@@ -550,14 +538,6 @@ fn cpu_ns(pid: u32) -> Result<u64> {
             })?;
     }
     Ok(total)
-}
-
-fn memory_kb(pid: u32, field: &str) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// Runs the divan micro-benchmark of decoding and pairing (one thread) and

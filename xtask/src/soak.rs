@@ -137,20 +137,9 @@ fn measure(
     children: u64,
     parallel: u64,
 ) -> Result<Figures> {
-    // Ready once its first line is out.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while fs::read_to_string(out).unwrap_or_default().is_empty() {
-        if let Some(status) = tracer.try_wait()? {
-            bail!("the tracer exited ({status}) before it was ready");
-        }
-        if Instant::now() > deadline {
-            bail!("the tracer was not ready within a minute");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_ready(tracer, || first_line_out(out))?;
     // The tracer may be sudo's child: find the real one by name.
     let pid = tracer_pid(tracer.id())?;
-    thread::sleep(Duration::from_millis(500));
     let start_kb = rss_kb(pid)?;
     let started = Instant::now();
     let shares: Vec<u64> = (0..parallel)
@@ -206,11 +195,37 @@ fn tracer_pid(pid: u32) -> Result<u32> {
 }
 
 fn rss_kb(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status: did the tracer exit?"))?;
-    status
+    memory_kb(pid, "VmRSS:")
+        .with_context(|| format!("no VmRSS in /proc/{pid}/status: did the tracer exit?"))
+}
+
+/// A `kB` line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`).
+pub fn memory_kb(pid: u32, field: &str) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS line")
+}
+
+/// zombie-trace is ready once its first line (`ready`) is out.
+pub fn first_line_out(out: &Path) -> bool {
+    fs::metadata(out).map_or(0, |m| m.len()) > 0
+}
+
+/// Waits until `ready` says so, or at most a minute, failing if the tracer
+/// exits first; then lets it settle for half a second.
+pub fn wait_ready(tracer: &mut Child, ready: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        if let Some(status) = tracer.try_wait()? {
+            bail!("the tracer exited ({status}) before it was ready");
+        }
+        if Instant::now() > deadline {
+            bail!("the tracer was not ready within a minute");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(500));
+    Ok(())
 }
