@@ -86,9 +86,7 @@ fn streaming() -> bool {
 /// Whether the loader set a load-time switch (a `u32` global) to 1.
 #[inline(always)]
 fn is_set(switch: &'static u32) -> bool {
-    // SAFETY: a plain read of a global the loader wrote before loading;
-    // volatile so that the compiler does not fold its initial zero.
-    unsafe { core::ptr::read_volatile(switch) != 0 }
+    *opaque(switch) != 0
 }
 
 /// The offsets. The loader rewrites the zeros above, so the compiler must
