@@ -1,10 +1,13 @@
 //! `cargo xtask bench`: what tracing costs, measured against the tools
 //! people use today (exitsnoop, a bpftrace one-liner) in the same run, on
-//! the same workloads. Tracers alternate run by run (none, default,
-//! `--events`, exitsnoop, bpftrace, then again, each round starting one
-//! further along), so that a machine that drifts during the run drifts for
-//! all of them. Then the memory soak and the userspace micro-benchmark;
-//! everything lands in BENCHMARKS.md, with the figure `plot` draws.
+//! the same workloads. Each tracer's run is bracketed by runs without a
+//! tracer (none, default, none, `--events`, none, exitsnoop, none,
+//! bpftrace, none; each round starting one tracer further along), and its
+//! slowdown is against the mean of the two around it: a machine whose
+//! speed drifts by several percent from minute to minute then drifts for
+//! the run and its baseline alike. Then the kernel's own accounting, the
+//! memory soak and the userspace micro-benchmark; everything lands in
+//! BENCHMARKS.md, with the figure `plot` draws.
 
 use std::{
     fs,
@@ -144,6 +147,17 @@ struct Run {
     end_rss_kb: Option<u64>,
     /// The stalled workload's storm ended before the reader was stopped.
     stall_missed: bool,
+    /// For a tracer's run: the mean of the no-tracer runs just before and
+    /// after it, wall time and workload CPU.
+    baseline: Option<(f64, f64)>,
+}
+
+impl Run {
+    /// Wall time and workload CPU over the baseline's.
+    fn slowdown(&self) -> Option<(f64, f64)> {
+        let (wall, cpu) = self.baseline?;
+        Some((self.wall_s / wall, self.workload_cpu_s / cpu))
+    }
 }
 
 /// What `cargo xtask bench` was asked to do.
@@ -178,8 +192,8 @@ pub fn bench(options: &Options) -> Result<()> {
     let mut runs: Vec<(Workload, Tracer, Run)> = Vec::new();
     for round in 1..=rounds {
         for workload in Workload::ALL {
-            for i in 0..Tracer::ALL.len() {
-                let tracer = Tracer::ALL[(i + round - 1) % Tracer::ALL.len()];
+            let mut sequence = Vec::new();
+            for tracer in schedule(round) {
                 let run = run_once(
                     tracer,
                     workload,
@@ -200,8 +214,10 @@ pub fn bench(options: &Options) -> Result<()> {
                     show(run.seen),
                     show(run.lost),
                 );
-                runs.push((workload, tracer, run));
+                sequence.push((tracer, run));
             }
+            bracket(&mut sequence);
+            runs.extend(sequence.into_iter().map(|(t, r)| (workload, t, r)));
         }
     }
     println!("\nkernel programs' own accounting, one serial storm each");
@@ -247,6 +263,28 @@ pub fn bench(options: &Options) -> Result<()> {
         figure.display()
     );
     Ok(())
+}
+
+/// The tracers of round `round` (from 1), each between two runs without a
+/// tracer, the first one further along each round.
+fn schedule(round: usize) -> Vec<Tracer> {
+    let tracers = &Tracer::ALL[1..];
+    (0..tracers.len())
+        .flat_map(|i| [Tracer::None, tracers[(i + round - 1) % tracers.len()]])
+        .chain([Tracer::None])
+        .collect()
+}
+
+/// Gives each tracer's run in `sequence` (as [`schedule`] ordered it) the
+/// mean of the no-tracer runs on either side as its baseline.
+fn bracket(sequence: &mut [(Tracer, Run)]) {
+    for i in 1..sequence.len().saturating_sub(1) {
+        let (before, after) = (&sequence[i - 1], &sequence[i + 1]);
+        if sequence[i].0 != Tracer::None && before.0 == Tracer::None && after.0 == Tracer::None {
+            let mean = |f: fn(&Run) -> f64| (f(&before.1) + f(&after.1)) / 2.0;
+            sequence[i].1.baseline = Some((mean(|r| r.wall_s), mean(|r| r.workload_cpu_s)));
+        }
+    }
 }
 
 /// The figure, beside BENCHMARKS.md.
@@ -644,4 +682,54 @@ fn machine() -> Vec<(&'static str, String)> {
             version(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tracer_runs_between_two_runs_without_one() {
+        for round in 1..=6 {
+            let order = schedule(round);
+            assert_eq!(order.len(), 2 * Tracer::ALL.len() - 1);
+            for (i, tracer) in order.iter().enumerate() {
+                assert_eq!(
+                    *tracer == Tracer::None,
+                    i % 2 == 0,
+                    "round {round}: {order:?}"
+                );
+            }
+            let mut tracers: Vec<_> = order.iter().skip(1).step_by(2).collect();
+            assert_eq!(
+                *tracers[0],
+                Tracer::ALL[1 + (round - 1) % 4],
+                "round {round}"
+            );
+            tracers.sort_by_key(|t| Tracer::ALL.iter().position(|a| a == *t));
+            assert_eq!(tracers, Tracer::ALL[1..].iter().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_run_is_measured_against_the_runs_around_it() {
+        let run = |wall_s, workload_cpu_s| Run {
+            wall_s,
+            workload_cpu_s,
+            ..Run::default()
+        };
+        let mut sequence: Vec<(Tracer, Run)> = schedule(1)
+            .into_iter()
+            .zip([10.0, 10.5, 11.0, 12.1, 12.0, 13.0, 12.0, 12.0, 12.0])
+            .map(|(t, wall)| (t, run(wall, wall * 2.0)))
+            .collect();
+        bracket(&mut sequence);
+        let slowdowns: Vec<_> = sequence.iter().map(|(_, r)| r.slowdown()).collect();
+        assert_eq!(slowdowns[0], None);
+        assert_eq!(slowdowns[2], None);
+        assert_eq!(slowdowns[1], Some((1.0, 1.0)));
+        let (wall, cpu) = slowdowns[3].unwrap();
+        assert!((wall - 12.1 / 11.5).abs() < 1e-9 && (cpu - wall).abs() < 1e-9);
+        assert_eq!(slowdowns[7], Some((1.0, 1.0)));
+    }
 }

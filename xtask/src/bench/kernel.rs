@@ -1,9 +1,10 @@
 //! What each tracer's kernel programs cost per child, as the kernel itself
 //! accounts it (`kernel.bpf_stats_enabled`): the run time and runs of every
 //! program the tracer loaded, over one serial storm. Unlike wall time on a
-//! shared machine, this does not drift from run to run.
+//! shared machine, this does not drift from run to run. And what a tracer
+//! adds to every syscall of every process, traced or not.
 
-use std::{collections::HashSet, fs, path::Path, process::Command};
+use std::{collections::HashSet, fs, path::Path, process::Command, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -24,6 +25,10 @@ pub struct KernelCost {
     pub programs: Vec<Program>,
     /// All its programs' run time over the storm's children.
     pub ns_per_child: f64,
+    /// A `getppid` while the tracer runs, and without it (the mean of just
+    /// before it started and just after it stopped), in ns.
+    pub syscall_ns: f64,
+    pub syscall_ns_without: f64,
 }
 
 /// One serial storm of `children` under each of `tracers`, with the
@@ -59,6 +64,7 @@ fn one(
     children: u64,
 ) -> Result<KernelCost> {
     let before: HashSet<u32> = programs()?.iter().map(|p| p.id).collect();
+    let without = syscall_ns();
     let out = dir.join("tracer.out");
     let mut child = start(tracer, zombie_trace, dir)?.context("a tracer to measure")?;
     let result = (|| {
@@ -71,10 +77,12 @@ fn one(
         for storm in &storms {
             reap_storm(storm)?;
         }
-        programs()
+        anyhow::Ok((programs()?, syscall_ns()))
     })();
     stop(&mut child);
-    let programs: Vec<Program> = result?
+    let without = (without + syscall_ns()) / 2.0;
+    let (programs, syscall_ns) = result?;
+    let programs: Vec<Program> = programs
         .into_iter()
         .filter(|p| !before.contains(&p.id) && p.runs > 0)
         .map(|p| Program {
@@ -88,7 +96,25 @@ fn one(
         tracer,
         programs,
         ns_per_child: total / children as f64,
+        syscall_ns,
+        syscall_ns_without: without,
     })
+}
+
+/// The time of a `getppid`, which no tracer here traces, in ns: the
+/// fastest of several batches (the others met interruptions).
+fn syscall_ns() -> f64 {
+    const BATCH: u32 = 1_000_000;
+    (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..BATCH {
+                // SAFETY: getppid takes no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            started.elapsed().as_nanos() as f64 / f64::from(BATCH)
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 #[derive(Debug, PartialEq, Eq)]
