@@ -51,9 +51,10 @@ enum Cmd {
     /// Set up, then run fmt, clippy and the whole test suite (as root).
     Test,
     /// Cost against exitsnoop and bpftrace: each workload under no tracer,
-    /// zombie-trace (default and --events), exitsnoop and bpftrace,
-    /// alternating run by run; then the memory soak and the userspace
-    /// micro-benchmark. Writes BENCHMARKS.md and its figure (as root).
+    /// zombie-trace (default and --events), exitsnoop and bpftrace, each
+    /// tracer's run between two runs without one; then the kernel's own
+    /// accounting, the memory soak and the userspace micro-benchmark.
+    /// Writes BENCHMARKS.md and its figure (as root, about 40 minutes).
     Bench {
         /// Rounds of every tracer on every workload (wall times on a shared
         /// machine drift: fewer rounds make noisier medians).
