@@ -21,6 +21,10 @@ fn spread(values: &[f64]) -> (f64, f64) {
     (min, max)
 }
 
+/// Which of a run's slowdowns: of its wall time, or of its workload CPU.
+const WALL: fn((f64, f64)) -> f64 = |(wall, _)| wall;
+const CPU: fn((f64, f64)) -> f64 = |(_, cpu)| cpu;
+
 /// The figures of one tracer on one workload, over its rounds.
 struct Summary<'a> {
     runs: Vec<&'a Run>,
@@ -54,21 +58,13 @@ impl<'a> Summary<'a> {
         self.runs.iter().map(|r| r.workload_cpu_s).collect()
     }
 
-    /// Each run's wall time over its baseline's, minus one, in percent.
-    fn slowdowns(&self) -> Vec<f64> {
+    /// Each run's slowdown against its baseline, in percent, of the wall
+    /// time or the workload CPU as `which` picks from [`Run::slowdown`].
+    fn slowdowns(&self, which: fn((f64, f64)) -> f64) -> Vec<f64> {
         self.runs
             .iter()
             .filter_map(|r| r.slowdown())
-            .map(|(wall, _)| (wall - 1.0) * 100.0)
-            .collect()
-    }
-
-    /// The same for the workload's CPU.
-    fn cpu_slowdowns(&self) -> Vec<f64> {
-        self.runs
-            .iter()
-            .filter_map(|r| r.slowdown())
-            .map(|(_, cpu)| (cpu - 1.0) * 100.0)
+            .map(|ratios| (which(ratios) - 1.0) * 100.0)
             .collect()
     }
 
@@ -233,9 +229,9 @@ fn tables(page: &Page<'_>) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {rss} |\n",
                 tracer.name(),
                 with_spread(&s.walls(), "s", 2),
-                percent_with_spread(&s.slowdowns()),
+                percent_with_spread(&s.slowdowns(WALL)),
                 with_spread(&s.workload_cpus(), "s", 2),
-                percent_with_spread(&s.cpu_slowdowns()),
+                percent_with_spread(&s.slowdowns(CPU)),
                 with_spread(&s.cpu_per_100k(), "ms", 0),
                 list(&s.lost()),
                 list(&s.not_seen()),
@@ -288,8 +284,8 @@ fn goals(page: &Page<'_>) -> String {
         let child_ns = median(of(workload, Tracer::None).walls())
             .map(|wall| wall * 1e9 / page.children as f64);
         if let (Some(wall), Some(cpu), Some(child_ns)) = (
-            median(default.slowdowns()),
-            median(default.cpu_slowdowns()),
+            median(default.slowdowns(WALL)),
+            median(default.slowdowns(CPU)),
             child_ns,
         ) {
             let programs = page
