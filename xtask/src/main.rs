@@ -3,11 +3,13 @@
 
 mod bench;
 mod build;
+mod guest;
 mod plot;
 mod run;
 mod setup;
 mod soak;
 mod test;
+mod vmtest;
 
 use std::{
     env,
@@ -67,6 +69,20 @@ enum Cmd {
         #[arg(long, default_value_t = 1_000_000)]
         soak_children: u64,
     },
+    /// The kernel matrix: the release binary's end-to-end scenarios on
+    /// Debian's 5.10, 6.1 and 6.12 cloud kernels, each booted under qemu
+    /// (software emulation), and on the host's kernel (as root; kernels
+    /// and qemu are fetched once into /var/cache/zombie-trace-vmtest).
+    /// With every kernel, the table also goes into README.md.
+    Vmtest {
+        /// Only these kernels (5.10, 6.1, 6.12, host); repeat the flag for
+        /// several. Default: all.
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+    },
+    /// Inside a guest of `vmtest`: run the scenarios against this tracer.
+    #[command(hide = true)]
+    Guest { zombie_trace: PathBuf },
     /// Memory soak: the tracer's resident memory while a storm of properly
     /// reaped children runs (figures for BENCHMARKS.md).
     Soak {
@@ -88,6 +104,10 @@ fn main() {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
+    // In a guest there is no workspace and no cargo.
+    if let Cmd::Guest { zombie_trace } = &cli.command {
+        return guest::guest(zombie_trace);
+    }
     let root = workspace_root();
     env::set_current_dir(&root)
         .with_context(|| format!("cannot enter the workspace {}", root.display()))?;
@@ -106,6 +126,8 @@ fn real_main() -> Result<()> {
             children,
             soak_children,
         }),
+        Cmd::Vmtest { kernels } => vmtest::vmtest(&kernels),
+        Cmd::Guest { .. } => unreachable!("handled above"),
         Cmd::Soak { children, parallel } => soak::soak(
             children,
             parallel.unwrap_or_else(|| {

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: set up, then fmt, clippy and the whole test suite,
+//! `cargo xtask test`: set up, then fmt, clippy, the whole test suite, and
+//! the end-to-end scenarios on the oldest kernel of the matrix (`vmtest`),
 //! stopping at the first failure.
 //!
 //! The end-to-end tests load eBPF programs, so the test binaries must run as
@@ -10,7 +11,11 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{is_root, output_of, run_cmd, setup, which};
+use crate::{is_root, output_of, run_cmd, setup, vmtest, which};
+
+/// The kernel of the matrix every test run boots: the oldest, the most
+/// unlike the hosts'.
+const OLDEST: &str = "5.10";
 
 pub fn test() -> Result<()> {
     let runner = if is_root() {
@@ -69,7 +74,8 @@ pub fn test() -> Result<()> {
             "fix the failing tests above (rerun one with `ZOMBIE_TRACE_COMPAT=1 cargo test --release -p zombie-trace --test e2e NAME -- --test-threads=1` as root)",
         ),
     ];
-    let total = steps.len();
+    // And the matrix's oldest kernel, booted under qemu.
+    let total = steps.len() + 1;
     for (i, (name, args, env, hint)) in steps.into_iter().enumerate() {
         let env: &[(&str, &str)] = env;
         println!();
@@ -90,6 +96,23 @@ pub fn test() -> Result<()> {
         run_cmd(&mut cmd, hint)
             .with_context(|| format!("step {}/{total} ({name}) failed", i + 1))?;
     }
+    println!();
+    println!(
+        "==> [{total}/{total}] the scenarios on Linux {OLDEST} under qemu: cargo xtask vmtest --kernel {OLDEST}"
+    );
+    let vmtest = if runner.is_none() {
+        vmtest::vmtest(&[OLDEST.to_owned()])
+    } else {
+        let xtask = std::env::current_exe().context("finding this xtask binary")?;
+        run_cmd(
+            Command::new("sudo")
+                .arg("--preserve-env")
+                .arg(xtask)
+                .args(["vmtest", "--kernel", OLDEST]),
+            "see the table above",
+        )
+    };
+    vmtest.with_context(|| format!("step {total}/{total} (Linux {OLDEST} under qemu) failed"))?;
     println!();
     println!("==> all {total} steps passed");
     Ok(())

@@ -108,7 +108,7 @@ pub struct Cli {
     pub comm: Option<String>,
 
     /// Only processes in this cgroup v2 directory or below it, e.g.
-    /// /sys/fs/cgroup/system.slice/nginx.service.
+    /// /sys/fs/cgroup/system.slice/nginx.service (Linux 5.14 or newer).
     #[arg(short = 'g', long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
 

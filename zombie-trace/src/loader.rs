@@ -27,6 +27,10 @@ static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/
 /// Linux 5.8: ring buffers and `bpf_ktime_get_boot_ns`.
 const MIN_KERNEL: (u32, u32) = (5, 8);
 
+/// Linux 5.14: tracing programs may ask for the current task's cgroup
+/// ancestors (`bpf_get_current_ancestor_cgroup_id`), which `--cgroup` needs.
+const MIN_KERNEL_CGROUP: (u32, u32) = (5, 14);
+
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -51,6 +55,12 @@ pub enum LoadError {
         "{VMLINUX_BTF} is missing: this kernel has no BTF type information, which zombie-trace needs; boot a kernel built with CONFIG_DEBUG_INFO_BTF=y (the stock Debian, Ubuntu, RHEL 8.2+ and Fedora kernels are)"
     )]
     NoBtf,
+    #[error(
+        "--cgroup needs Linux {}.{} or newer (older kernels do not let tracing programs ask for a task's cgroup); this kernel is {release}: filter with --ppid, --pid or --comm instead",
+        MIN_KERNEL_CGROUP.0,
+        MIN_KERNEL_CGROUP.1
+    )]
+    CgroupFilterUnsupported { release: String },
     #[error(transparent)]
     Offsets(#[from] OffsetError),
     #[error(
@@ -164,6 +174,12 @@ pub fn check_machine() -> Result<(), LoadError> {
 
 pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     check_machine()?;
+    if options.filter.cgroup_id != 0 {
+        let release = kernel_release();
+        if parse_kernel_version(&release).is_some_and(|v| v < MIN_KERNEL_CGROUP) {
+            return Err(LoadError::CgroupFilterUnsupported { release });
+        }
+    }
     raise_memlock_limit();
     raise_nofile_limit();
 
