@@ -89,12 +89,14 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
         .stderr
         .recv_timeout(Duration::from_secs(5))
         .unwrap_or_default();
-    let reads = if stderr.contains("direct kernel reads refused") {
-        "bpf_probe_read_kernel"
-    } else {
-        "direct loads"
-    };
-    println!("{MARK} how kernel memory read by {reads}");
+    if is_ready {
+        let reads = if stderr.contains("direct kernel reads refused") {
+            "bpf_probe_read_kernel"
+        } else {
+            "direct loads"
+        };
+        println!("{MARK} how kernel memory read by {reads}");
+    }
     println!("{MARK} DONE {failed} failed");
     if failed > 0 {
         bail!("{failed} scenario(s) failed");
