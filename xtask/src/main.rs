@@ -79,6 +79,9 @@ enum Cmd {
         /// several. Default: all.
         #[arg(long = "kernel")]
         kernels: Vec<String>,
+        /// Use the release binary as it is (`cargo xtask test` built it).
+        #[arg(long, hide = true)]
+        no_build: bool,
     },
     /// Inside a guest of `vmtest`: run the scenarios against this tracer.
     #[command(hide = true)]
@@ -105,13 +108,12 @@ fn main() {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     // In a guest there is no workspace and no cargo.
-    if let Cmd::Guest { zombie_trace } = &cli.command {
-        return guest::guest(zombie_trace);
+    if !matches!(cli.command, Cmd::Guest { .. }) {
+        let root = workspace_root();
+        env::set_current_dir(&root)
+            .with_context(|| format!("cannot enter the workspace {}", root.display()))?;
+        add_cargo_bin_to_path()?;
     }
-    let root = workspace_root();
-    env::set_current_dir(&root)
-        .with_context(|| format!("cannot enter the workspace {}", root.display()))?;
-    add_cargo_bin_to_path()?;
     match cli.command {
         Cmd::Setup => setup::setup(),
         Cmd::Build { debug } => build::build(!debug),
@@ -126,8 +128,8 @@ fn real_main() -> Result<()> {
             children,
             soak_children,
         }),
-        Cmd::Vmtest { kernels } => vmtest::vmtest(&kernels),
-        Cmd::Guest { .. } => unreachable!("handled above"),
+        Cmd::Vmtest { kernels, no_build } => vmtest::vmtest(&kernels, !no_build),
+        Cmd::Guest { zombie_trace } => guest::guest(&zombie_trace),
         Cmd::Soak { children, parallel } => soak::soak(
             children,
             parallel.unwrap_or_else(|| {

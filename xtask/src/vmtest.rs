@@ -84,7 +84,7 @@ impl Column {
     }
 }
 
-pub fn vmtest(wanted: &[String]) -> Result<()> {
+pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
     if !is_root() {
         bail!("the kernel matrix loads eBPF programs on the host too: run it as root");
     }
@@ -104,9 +104,17 @@ pub fn vmtest(wanted: &[String]) -> Result<()> {
             .filter(|l| wanted.iter().any(|w| w == l))
             .collect()
     };
-    build::build(true)?;
+    if build_first {
+        build::build(true)?;
+    }
     let root = workspace_root();
     let zombie_trace = root.join("target/release/zombie-trace");
+    if !zombie_trace.exists() {
+        bail!(
+            "{} is missing: run `cargo xtask build`",
+            zombie_trace.display()
+        );
+    }
     let xtask = env::current_exe().context("finding this xtask binary")?;
     let work = root.join("target/xtask/vmtest");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
