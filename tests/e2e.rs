@@ -1342,6 +1342,45 @@ fn assert_programs_back_to(before: usize, when: &str) {
     assert_eq!(our_programs(), before, "programs left in the kernel {when}");
 }
 
+/// Two tracers at once: each has its own programs and maps, both see the
+/// same zombie, and stopping one leaves the other working.
+#[test]
+fn two_tracers_work_independently() {
+    let before = programs_at_rest();
+    let mut first = Tracer::start(&["--threshold", "1s"]);
+    let mut second = Tracer::start(&["--threshold", "1s"]);
+    assert_eq!(
+        our_programs(),
+        before + 2 * programs_when_running(),
+        "each tracer attaches its own programs"
+    );
+    let mut scenario = Scenario::python("children.py", &["late", "2"]);
+    let (_, child) = scenario.parent_and_child();
+    for tracer in [&mut first, &mut second] {
+        tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+        tracer.wait_for("reap", |v| is(v, "reap", child));
+    }
+    scenario.finish();
+    let (_, status) = first.stop();
+    assert!(status.success(), "first tracer: exit status {status}");
+    // The second tracer's programs stay.
+    assert_programs_back_to(
+        before + programs_when_running(),
+        "after the first tracer stopped",
+    );
+
+    let mut scenario = Scenario::python("children.py", &["late", "2"]);
+    let (_, child) = scenario.parent_and_child();
+    second.wait_for("zombie report after the first stopped", |v| {
+        is(v, "zombie", child)
+    });
+    second.wait_for("reap", |v| is(v, "reap", child));
+    scenario.finish();
+    let (_, status) = second.stop();
+    assert!(status.success(), "second tracer: exit status {status}");
+    assert_programs_back_to(before, "after both stopped");
+}
+
 #[test]
 fn sigkill_leaves_nothing_attached() {
     let before = programs_at_rest();
