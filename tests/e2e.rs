@@ -1342,6 +1342,47 @@ fn assert_programs_back_to(before: usize, when: &str) {
     assert_eq!(our_programs(), before, "programs left in the kernel {when}");
 }
 
+/// Once attached, the tracer keeps only what the rest of a run needs, in
+/// every set, and still describes a parent that is another user's.
+#[test]
+fn capabilities_are_dropped_once_attached() {
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", tracer.child.id()))
+        .expect("the tracer's /proc status");
+    let set = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    // CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE, CAP_BPF.
+    let kept = 1 << 2 | 1 << 19 | 1 << 39;
+    assert_eq!(
+        [
+            set("CapEff:"),
+            set("CapPrm:"),
+            set("CapBnd:"),
+            set("CapInh:"),
+            set("CapAmb:")
+        ],
+        [kept, kept, kept, 0, 0],
+        "effective, permitted, bounding, inheritable, ambient: {status}"
+    );
+    // A parent running as nobody, whose child (still root's) dies at once.
+    let scenario = Scenario::start(&[
+        "sh",
+        "-c",
+        "sleep 0.2 & exec setpriv --reuid=65534 --regid=65534 --clear-groups sleep 2.5",
+    ]);
+    let zombie = tracer.wait_for("zombie under nobody's sleep", |v| {
+        v["type"] == "zombie" && v["parent_cmdline"] == serde_json::json!(["sleep", "2.5"])
+    });
+    assert_eq!(zombie["parent_syscall"], "clock_nanosleep", "{zombie}");
+    assert!(zombie["parent_wchan"].is_string(), "{zombie}");
+    scenario.finish();
+}
+
 /// Two tracers at once: each has its own programs and maps, both see the
 /// same zombie, and stopping one leaves the other working.
 #[test]

@@ -18,6 +18,7 @@ pub mod loader;
 pub mod metrics;
 pub mod offsets;
 pub mod output;
+pub mod privileges;
 pub mod ps;
 pub mod report;
 pub mod session;

@@ -33,6 +33,7 @@ use crate::{
     loader::{self, Counters, Probes, Tracer},
     metrics::Metrics,
     output::{self, Encoder, Format},
+    privileges,
     report::{
         Exited, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, ReaperKind, Summary,
         WaitStats, Zombie,
@@ -119,6 +120,11 @@ pub async fn run(options: Options) -> Result<()> {
         filter: options.filters.to_kernel(),
         stream: options.events,
     })?;
+    // Attached: the rest of the run needs far less than it took to get here.
+    match privileges::drop_all_but_kept() {
+        Ok(left) => log::debug!("capabilities dropped, left: {left:?}"),
+        Err(e) => log::warn!("{e}: the tracer keeps them for this run"),
+    }
     if let Some(why) = &probes.wait_tracing_error {
         log::warn!(
             "wait4/waitid calls are not traced ({why}): reports will not say whether the parent \
