@@ -1053,19 +1053,24 @@ fn cgroup_filter_reports_inside_and_not_outside() {
 
 /// GET `path` from `addr` over plain HTTP/1.1; the whole response.
 fn http_get(addr: &str, path: &str) -> String {
+    http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Sends `request` as it is; what came back before the server closed (a
+/// reset, as for a refused request, ends it too).
+fn http(addr: &str, request: &[u8]) -> String {
     use std::io::Write as _;
     let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    let _ = stream.write_all(request);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 /// `--metrics`: scraped over HTTP while a zombie is out, and after its reap.
@@ -1111,6 +1116,20 @@ fn metrics_endpoint_is_scraped_over_http() {
         .unwrap_or_else(|| panic!("no histogram count: {after}"));
     assert!(count >= 1.0, "{after}");
     assert!(http_get(&addr, "/").starts_with("HTTP/1.1 404"));
+    // Reading only, and no more of a request than a scrape needs.
+    let post = http(
+        &addr,
+        b"POST /metrics HTTP/1.1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nboom",
+    );
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    assert!(post.contains("allow: GET, HEAD"), "{post}");
+    let huge = format!(
+        "GET /metrics HTTP/1.1\r\nX-Filler: {}\r\nConnection: close\r\n\r\n",
+        "x".repeat(64 * 1024)
+    );
+    let refused = http(&addr, huge.as_bytes());
+    assert!(!refused.starts_with("HTTP/1.1 200"), "{refused}");
+    assert!(http_get(&addr, "/metrics").starts_with("HTTP/1.1 200"));
     tracer.stop();
 }
 

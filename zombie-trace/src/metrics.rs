@@ -9,7 +9,7 @@ use std::{
 };
 
 use http_body_util::Full;
-use hyper::{Request, Response, StatusCode, body::Bytes, header, service::service_fn};
+use hyper::{Method, Request, Response, StatusCode, body::Bytes, header, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::{
     encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
@@ -25,6 +25,9 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 const MAX_CLIENTS: usize = 16;
 /// How long one scrape may take, request to response.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a request read (hyper's smallest buffer): a scrape's
+/// request line and headers fit many times over.
+const MAX_REQUEST_BYTES: usize = 8192;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ParentLabel {
@@ -197,6 +200,7 @@ impl Metrics {
                     let mut http = hyper::server::conn::http1::Builder::new();
                     http.timer(TokioTimer::new())
                         .header_read_timeout(CLIENT_TIMEOUT)
+                        .max_buf_size(MAX_REQUEST_BYTES)
                         .keep_alive(false);
                     // A client that goes away or dawdles is its business.
                     let _ = tokio::time::timeout(
@@ -215,18 +219,26 @@ async fn respond<B>(
     req: Request<B>,
     registry: Arc<Registry>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let response = if req.uri().path() == "/metrics" {
+    let plain = |status, text: &'static str| {
+        Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from_static(text.as_bytes())))
+    };
+    // Only reading: the body of any request is never read.
+    let response = if req.uri().path() != "/metrics" {
+        plain(StatusCode::NOT_FOUND, "zombie-trace serves /metrics\n")
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
+        plain(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics only\n").map(|mut r| {
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            r
+        })
+    } else {
         let mut body = String::new();
         let _ = encode(&mut body, &registry);
         Response::builder()
             .header(header::CONTENT_TYPE, CONTENT_TYPE)
             .body(Full::new(Bytes::from(body)))
-    } else {
-        Response::builder()
-            .status(StatusCode::NOT_FOUND)
-            .body(Full::new(Bytes::from_static(
-                b"zombie-trace serves /metrics\n",
-            )))
     };
     Ok(response.unwrap_or_default())
 }
