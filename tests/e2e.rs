@@ -28,9 +28,9 @@ fn scenarios() -> PathBuf {
 
 fn require_root() {
     // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
     assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
+        euid, 0,
         "the end-to-end tests load eBPF programs and need root: run `./x.sh test`"
     );
 }
