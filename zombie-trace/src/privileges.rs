@@ -6,12 +6,11 @@ use caps::{CapSet, Capability, CapsHashSet};
 use thiserror::Error;
 
 /// What a run needs after attaching:
-/// - `CAP_BPF`: the `bpf()` calls on the maps' descriptors (kernels that
-///   disable unprivileged BPF check it on every call);
+/// - `CAP_BPF`: the `bpf()` calls on the maps' descriptors (kernels with
+///   unprivileged BPF disabled, the distributions' default, check it);
 /// - `CAP_SYS_PTRACE` and `CAP_DAC_READ_SEARCH`: other users' `/proc/PID`
-///   entries that describe a parent (`syscall`, `wchan`, `ns/pid`) are
-///   behind a ptrace access check, and `syscall` is readable by its owner
-///   only.
+///   entries that describe a parent (`syscall`, `wchan`) are behind a
+///   ptrace access check, and `syscall` is readable by its owner only.
 pub const KEPT: [Capability; 3] = [
     Capability::CAP_BPF,
     Capability::CAP_SYS_PTRACE,
