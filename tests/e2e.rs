@@ -749,6 +749,10 @@ fn without_privileges_one_clear_sentence() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(
+        stderr.contains("lacks CAP_BPF and CAP_PERFMON"),
+        "names what is missing: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(out.stdout.is_empty());

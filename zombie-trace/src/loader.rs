@@ -42,9 +42,9 @@ pub enum LoadError {
     )]
     NotBuilt,
     #[error(
-        "zombie-trace needs root (or CAP_BPF and CAP_PERFMON) to load its kernel programs: run it with sudo"
+        "zombie-trace needs root (or CAP_BPF and CAP_PERFMON) to load its kernel programs, and this process lacks {missing}: run it with sudo"
     )]
-    NoPrivileges,
+    NoPrivileges { missing: &'static str },
     #[error(
         "kernel {release} is too old: zombie-trace needs Linux {}.{} or newer (ring buffers, BPF boot-time clock)",
         MIN_KERNEL.0,
@@ -157,8 +157,8 @@ pub fn check_machine() -> Result<(), LoadError> {
     if PROGRAMS.is_empty() {
         return Err(LoadError::NotBuilt);
     }
-    if !has_privileges() {
-        return Err(LoadError::NoPrivileges);
+    if let Some(missing) = missing_privileges() {
+        return Err(LoadError::NoPrivileges { missing });
     }
     let release = kernel_release();
     if let Some(version) = parse_kernel_version(&release)
@@ -479,20 +479,29 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 }
 
 /// Root, or the capabilities that stand in for it for BPF tracing.
-fn has_privileges() -> bool {
+/// What this process lacks to load the programs, by its effective set.
+fn missing_privileges() -> Option<&'static str> {
     let Ok(status) = fs::read_to_string("/proc/self/status") else {
         // SAFETY: geteuid has no preconditions.
-        return unsafe { libc::geteuid() } == 0;
+        return (unsafe { libc::geteuid() } != 0).then_some("root");
     };
-    let Some(caps) = status
+    let effective = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-    else {
-        return false;
-    };
-    let has = |cap: u32| caps & (1u64 << cap) != 0;
-    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+        .unwrap_or(0);
+    missing_capabilities(effective)
+}
+
+/// `CAP_SYS_ADMIN` alone will do, or `CAP_BPF` with `CAP_PERFMON`.
+fn missing_capabilities(effective: u64) -> Option<&'static str> {
+    let has = |cap: u32| effective & (1u64 << cap) != 0;
+    match (has(CAP_SYS_ADMIN), has(CAP_BPF), has(CAP_PERFMON)) {
+        (true, _, _) | (false, true, true) => None,
+        (false, true, false) => Some("CAP_PERFMON"),
+        (false, false, true) => Some("CAP_BPF"),
+        (false, false, false) => Some("CAP_BPF and CAP_PERFMON"),
+    }
 }
 
 /// The soft limit of open files up to the hard one: `/proc` checks and
@@ -544,6 +553,24 @@ fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_missing_capability_is_named() {
+        let bit = |cap: u32| 1u64 << cap;
+        assert_eq!(missing_capabilities(bit(CAP_SYS_ADMIN)), None);
+        assert_eq!(missing_capabilities(bit(CAP_BPF) | bit(CAP_PERFMON)), None);
+        assert_eq!(missing_capabilities(bit(CAP_BPF)), Some("CAP_PERFMON"));
+        assert_eq!(missing_capabilities(bit(CAP_PERFMON)), Some("CAP_BPF"));
+        assert_eq!(missing_capabilities(0), Some("CAP_BPF and CAP_PERFMON"));
+        let message = LoadError::NoPrivileges {
+            missing: "CAP_PERFMON",
+        }
+        .to_string();
+        assert!(
+            message.contains("lacks CAP_PERFMON: run it with sudo"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn parses_kernel_releases() {
