@@ -45,7 +45,7 @@ const KERNELS: [Kernel; 3] = [
 ];
 
 /// The host's kernel, the last column.
-pub const HOST: &str = "host";
+const HOST: &str = "host";
 
 /// Guests get this long to boot, run every scenario and power off.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
@@ -53,7 +53,7 @@ const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
 /// Lines of a guest's console that mean its kernel is in trouble.
 const KERNEL_TROUBLE: [&str; 4] = ["Kernel panic", "BUG:", "Oops", "Call Trace:"];
 
-pub fn labels() -> Vec<&'static str> {
+fn labels() -> Vec<&'static str> {
     KERNELS.iter().map(|k| k.label).chain([HOST]).collect()
 }
 
