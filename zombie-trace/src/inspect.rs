@@ -799,4 +799,26 @@ SigBlk:\t0000000000000000\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180000002\
         child.wait().unwrap();
         assert_eq!(zombie_state(pid, found.start_ticks), ZombieState::Gone);
     }
+
+    /// A process that goes between the reads that describe it is "gone":
+    /// no error, no half-read record.
+    #[test]
+    fn a_process_gone_between_reads_reads_as_gone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let process = open(pid).expect("the sleeper's /proc entry");
+        assert!(read(&process, "stat").is_some());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The directory was opened while it lived; it is empty now.
+        for file in ["stat", "status", "cmdline", "wchan", "syscall", "cgroup"] {
+            assert_eq!(read(&process, file), None, "{file}");
+        }
+        assert!(process_info(pid).is_none());
+        assert!(waits_in_progress(pid).is_empty());
+        assert_eq!(zombie_placement(pid), Placement::default());
+    }
 }
