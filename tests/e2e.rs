@@ -588,16 +588,49 @@ fn ready_comes_first_while_processes_come_and_go() {
 /// report.
 #[test]
 fn lost_records_are_counted_and_never_become_false_reports() {
-    let mut tracer = Tracer::start(&["--threshold", "300ms", "--events"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut tracer = Tracer::start(&[
+        "--threshold",
+        "300ms",
+        "--events",
+        "--metrics",
+        &port.to_string(),
+    ]);
+    // The reader stopped while a storm runs on every core.
     send_signal(&tracer.child, libc::SIGSTOP);
-    let parent = run_storm(40_000);
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let storms: Vec<_> = (0..cores)
+        .map(|_| thread::spawn(|| run_storm(40_000)))
+        .collect();
+    let parents: Vec<u64> = storms
+        .into_iter()
+        .map(|s| s.join().expect("a storm"))
+        .collect();
     send_signal(&tracer.child, libc::SIGCONT);
     let lost = tracer.wait_for("lost line", |v| v["type"] == "lost");
     assert!(ms(&lost, "count") > 0, "{lost}");
+
+    // Pairing goes on after the gap: a real zombie is reported and reaped.
+    let mut scenario = Scenario::python("children.py", &["late", "2"]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report after the gap", |v| is(v, "zombie", child));
+    assert_eq!(zombie["ppid"], parent, "{zombie}");
+    let reap = tracer.wait_for("its reap", |v| is(v, "reap", child));
+    assert_eq!(reap["reaper_pid"], parent, "{reap}");
+    scenario.finish();
+    // The metrics refresh every second.
     thread::sleep(Duration::from_millis(1500));
+    let metrics = http_get(&format!("127.0.0.1:{port}"), "/metrics");
+
     let (all, status) = tracer.stop();
     assert!(status.success());
-    assert_no_reports_under(&all, parent);
+    for parent in parents {
+        assert_no_reports_under(&all, parent);
+    }
     let said: u64 = all
         .iter()
         .filter(|v| v["type"] == "lost")
@@ -607,6 +640,10 @@ fn lost_records_are_counted_and_never_become_false_reports() {
     assert_eq!(summary["type"], "summary", "{summary}");
     assert_eq!(ms(summary, "lost"), said, "{summary}");
     assert!(said > 0);
+    assert!(
+        metrics.contains(&format!("zombie_trace_lost_events_total {said}\n")),
+        "metrics say {said} lost: {metrics}"
+    );
 }
 
 /// Three zombies whose parent has become `sleep` (it execs without reaping
