@@ -1443,6 +1443,80 @@ fn capabilities_are_dropped_once_attached() {
     scenario.finish();
 }
 
+/// A pid used again while the kernel still holds the old process's
+/// release: the tracer must not pair the new process with the old one's
+/// records. `/proc/sys/kernel/ns_last_pid` makes the next fork take the pid
+/// that was just reaped.
+#[test]
+fn reused_pid_is_never_paired_with_the_old_process() {
+    // Paired in the kernel, and in userspace.
+    reused_pid(&[]);
+    reused_pid(&["--events"]);
+}
+
+fn reused_pid(mode: &[&str]) {
+    let mut args = vec!["--threshold", "500ms"];
+    args.extend_from_slice(mode);
+    let mut tracer = Tracer::start(&args);
+    let me = u64::from(std::process::id());
+    let mut reused = None;
+    for _ in 0..20 {
+        let old = fork_exiting(1);
+        // A zombie for a moment, then reaped well before the threshold.
+        thread::sleep(Duration::from_millis(20));
+        reap(old);
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (old - 1).to_string())
+            .expect("writing ns_last_pid (as root)");
+        let new = fork_exiting(2);
+        if new == old {
+            reused = Some(new);
+            break;
+        }
+        // Another process took the pid first: try again.
+        reap(new);
+    }
+    let pid = u64::from(
+        reused
+            .expect("the pid was never reused in 20 tries")
+            .cast_unsigned(),
+    );
+    thread::sleep(Duration::from_millis(1500));
+    let zombie = tracer.wait_for("the new process's report", |v| is(v, "zombie", pid));
+    assert_eq!(
+        zombie["exit_code"], 2,
+        "the new process, not the old: {zombie}"
+    );
+    assert_eq!(zombie["ppid"], me, "{zombie}");
+    reap(pid as i32);
+    let reaped = tracer.wait_for("the new process's reap", |v| is(v, "reap", pid));
+    assert_eq!(reaped["reaper_pid"], me, "{reaped}");
+    assert!(ms(&reaped, "zombie_ms") >= 1000, "{reaped}");
+    let (all, _) = tracer.stop();
+    let reports: Vec<&Value> = all.iter().filter(|v| is(v, "zombie", pid)).collect();
+    assert_eq!(
+        reports.len(),
+        1,
+        "one report, of the new process: {reports:?}"
+    );
+}
+
+/// Forks a child that exits at once with `status`; its pid.
+fn fork_exiting(status: i32) -> i32 {
+    // SAFETY: the child only calls _exit.
+    match unsafe { libc::fork() } {
+        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+        // SAFETY: ends the child at once, running nothing of the parent's.
+        0 => unsafe { libc::_exit(status) },
+        pid => pid,
+    }
+}
+
+fn reap(pid: i32) {
+    // SAFETY: waits for a child of this process.
+    let got = unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    assert_eq!(got, pid, "waitpid({pid})");
+}
+
 /// Two tracers at once: each has its own programs and maps, both see the
 /// same zombie, and stopping one leaves the other working.
 #[test]
