@@ -11,6 +11,7 @@ use aya::{
     maps::{HashMap, Map, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
+use caps::{CapSet, Capability, CapsHashSet};
 use thiserror::Error;
 use zombie_trace_common::{
     COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
@@ -30,10 +31,6 @@ const MIN_KERNEL: (u32, u32) = (5, 8);
 /// Linux 5.14: tracing programs may ask for the current task's cgroup
 /// ancestors (`bpf_get_current_ancestor_cgroup_id`), which `--cgroup` needs.
 const MIN_KERNEL_CGROUP: (u32, u32) = (5, 14);
-
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -153,7 +150,8 @@ pub struct Options {
     pub stream: bool,
 }
 
-pub fn check_machine() -> Result<(), LoadError> {
+/// Whether this machine can run the programs `options` ask for.
+fn check_machine(options: &Options) -> Result<(), LoadError> {
     if PROGRAMS.is_empty() {
         return Err(LoadError::NotBuilt);
     }
@@ -161,25 +159,21 @@ pub fn check_machine() -> Result<(), LoadError> {
         return Err(LoadError::NoPrivileges { missing });
     }
     let release = kernel_release();
-    if let Some(version) = parse_kernel_version(&release)
-        && version < MIN_KERNEL
-    {
+    let version = parse_kernel_version(&release);
+    if version.is_some_and(|v| v < MIN_KERNEL) {
         return Err(LoadError::KernelTooOld { release });
     }
     if !PathBuf::from(VMLINUX_BTF).exists() {
         return Err(LoadError::NoBtf);
     }
+    if options.filter.cgroup_id != 0 && version.is_some_and(|v| v < MIN_KERNEL_CGROUP) {
+        return Err(LoadError::CgroupFilterUnsupported { release });
+    }
     Ok(())
 }
 
 pub fn load(options: &Options) -> Result<Tracer, LoadError> {
-    check_machine()?;
-    if options.filter.cgroup_id != 0 {
-        let release = kernel_release();
-        if parse_kernel_version(&release).is_some_and(|v| v < MIN_KERNEL_CGROUP) {
-            return Err(LoadError::CgroupFilterUnsupported { release });
-        }
-    }
+    check_machine(options)?;
     raise_memlock_limit();
     raise_nofile_limit();
 
@@ -481,22 +475,21 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 /// Root, or the capabilities that stand in for it for BPF tracing.
 /// What this process lacks to load the programs, by its effective set.
 fn missing_privileges() -> Option<&'static str> {
-    let Ok(status) = fs::read_to_string("/proc/self/status") else {
+    match caps::read(None, CapSet::Effective) {
+        Ok(effective) => missing_capabilities(&effective),
         // SAFETY: geteuid has no preconditions.
-        return (unsafe { libc::geteuid() } != 0).then_some("root");
-    };
-    let effective = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    missing_capabilities(effective)
+        Err(_) => (unsafe { libc::geteuid() } != 0).then_some("root"),
+    }
 }
 
 /// `CAP_SYS_ADMIN` alone will do, or `CAP_BPF` with `CAP_PERFMON`.
-fn missing_capabilities(effective: u64) -> Option<&'static str> {
-    let has = |cap: u32| effective & (1u64 << cap) != 0;
-    match (has(CAP_SYS_ADMIN), has(CAP_BPF), has(CAP_PERFMON)) {
+fn missing_capabilities(effective: &CapsHashSet) -> Option<&'static str> {
+    let has = |cap| effective.contains(&cap);
+    match (
+        has(Capability::CAP_SYS_ADMIN),
+        has(Capability::CAP_BPF),
+        has(Capability::CAP_PERFMON),
+    ) {
         (true, _, _) | (false, true, true) => None,
         (false, true, false) => Some("CAP_PERFMON"),
         (false, false, true) => Some("CAP_BPF"),
@@ -556,12 +549,16 @@ mod tests {
 
     #[test]
     fn the_missing_capability_is_named() {
-        let bit = |cap: u32| 1u64 << cap;
-        assert_eq!(missing_capabilities(bit(CAP_SYS_ADMIN)), None);
-        assert_eq!(missing_capabilities(bit(CAP_BPF) | bit(CAP_PERFMON)), None);
-        assert_eq!(missing_capabilities(bit(CAP_BPF)), Some("CAP_PERFMON"));
-        assert_eq!(missing_capabilities(bit(CAP_PERFMON)), Some("CAP_BPF"));
-        assert_eq!(missing_capabilities(0), Some("CAP_BPF and CAP_PERFMON"));
+        let set = |caps: &[Capability]| caps.iter().copied().collect::<CapsHashSet>();
+        use Capability::{CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN};
+        assert_eq!(missing_capabilities(&set(&[CAP_SYS_ADMIN])), None);
+        assert_eq!(missing_capabilities(&set(&[CAP_BPF, CAP_PERFMON])), None);
+        assert_eq!(missing_capabilities(&set(&[CAP_BPF])), Some("CAP_PERFMON"));
+        assert_eq!(missing_capabilities(&set(&[CAP_PERFMON])), Some("CAP_BPF"));
+        assert_eq!(
+            missing_capabilities(&set(&[])),
+            Some("CAP_BPF and CAP_PERFMON")
+        );
         let message = LoadError::NoPrivileges {
             missing: "CAP_PERFMON",
         }
