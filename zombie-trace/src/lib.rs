@@ -2,10 +2,11 @@
 //!
 //! `loader` loads and attaches the kernel programs, `decode` turns
 //! ring-buffer bytes into `event`s, the `engine` pairs exits with reaps
-//! (pure, no I/O), `inspect` reads `/proc`, `output` renders `report` lines
-//! as text or JSON and `writer` sends them to stdout. `session` runs the
-//! event loop that wires them, `ps` is the `/proc`-only snapshot; `main.rs`
-//! only parses the command line.
+//! (pure, no I/O), `inspect` reads `/proc` and `procfile` parses what it
+//! reads, `output` renders `report` lines as text or JSON and `writer`
+//! sends them to stdout. `session` runs the event loop that wires them,
+//! `ps` is the `/proc`-only snapshot; `main.rs` only parses the command
+//! line.
 
 pub mod cli;
 pub mod clock;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod output;
 pub mod privileges;
+pub mod procfile;
 pub mod ps;
 pub mod report;
 pub mod session;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::{
     event::{Comm, ExitStatus, WaitTarget},
-    inspect::state_name,
+    procfile::state_name,
     report::{
         Exited, Latency, Line, Lost, ParentGroup, Placement, ProcessInfo, Ready, Reaped, Sigchld,
         Snapshot, Summary, WaitStats, Zombie,
