@@ -4,7 +4,8 @@
 //! whatever it orphans is reaped and no zombie outlives a test.
 
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader, ErrorKind, Read, Write as _},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex, OnceLock, mpsc},
@@ -1103,8 +1104,7 @@ fn http_get(addr: &str, path: &str) -> String {
 /// Sends `request` as it is; what came back before the server closed (a
 /// reset, as for a refused request, ends it too).
 fn http(addr: &str, request: &[u8]) -> String {
-    use std::io::Write as _;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -1171,6 +1171,35 @@ fn metrics_endpoint_is_scraped_over_http() {
     let refused = http(&addr, huge.as_bytes());
     assert!(!refused.starts_with("HTTP/1.1 200"), "{refused}");
     assert!(http_get(&addr, "/metrics").starts_with("HTTP/1.1 200"));
+    // 16 clients at a time: idle ones that hold every slot keep a 17th
+    // waiting (not the tracer's descriptors), and it is served once they go.
+    let idle: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{addr}: {e}")))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let mut waiting = TcpStream::connect(&addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    waiting
+        .write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    match waiting.read(&mut first) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("a 17th client was answered while 16 held every slot: {other:?}"),
+    }
+    drop(idle);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = waiting.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "the waiting client once the idle ones went: {response:?}"
+    );
     tracer.stop();
 }
 
