@@ -91,9 +91,9 @@ impl Log2Hist {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
-        let mut seen = 0;
+        let mut seen = 0u64;
         for (upper, n) in self.buckets() {
-            seen += n;
+            seen = seen.saturating_add(n);
             if seen >= rank {
                 return Some(upper.min(self.max));
             }
@@ -338,6 +338,24 @@ mod tests {
         assert_eq!(h.summary().max_ns, Some(u64::MAX));
         // 0 and 1 share the first bucket, [0, 2).
         assert_eq!(h.quantile(0.0), Some(2));
+    }
+
+    /// Found by the `kernel_maps` fuzz target: the kernel's counts may sum
+    /// past `u64::MAX` (as read, not as lived), which overflowed the walk.
+    #[test]
+    fn histogram_counts_that_overflow_saturate() {
+        let mut k = LatencyHist {
+            buckets: [0; LATENCY_BUCKETS],
+            sum_ns: 0,
+            max_ns: 1 << 20,
+        };
+        k.buckets[3] = u64::MAX;
+        k.buckets[10] = u64::MAX;
+        let h = Log2Hist::from(&k);
+        assert_eq!(h.count(), u64::MAX);
+        assert_eq!(h.quantile(0.5), Some(16));
+        assert_eq!(h.quantile(1.0), Some(16));
+        assert_eq!(h.summary().max_ns, Some(1 << 20));
     }
 
     fn group(ppid: u32, zombies: &[u32], oldest: u64) -> ParentGroup {
