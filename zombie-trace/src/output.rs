@@ -260,9 +260,13 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `humantime` panics before the epoch; a clock that far off is clamped.
+/// `humantime`'s RFC 3339 covers 1970 to 9999 and panics outside it; a
+/// clock that far off is clamped.
 fn since_epoch(ts: SystemTime) -> Duration {
-    ts.duration_since(UNIX_EPOCH).unwrap_or_default()
+    const END_OF_9999: Duration = Duration::new(253_402_300_799, 999_000_000);
+    ts.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .min(END_OF_9999)
 }
 
 /// `(exit_code, signal, core_dumped)`.
@@ -1652,6 +1656,23 @@ mod tests {
             Encoder::new(Format::Text)
                 .encode(&line)
                 .starts_with("00:00:00.000 LOST")
+        );
+    }
+
+    /// Found by the `report_line` fuzz target: a clock past the year 9999
+    /// made humantime's formatter fail, and `to_string` panic.
+    #[test]
+    fn json_ts_after_9999() {
+        let line = Line::Lost(Lost {
+            ts: UNIX_EPOCH + Duration::from_secs(300_000_000_000),
+            count: 1,
+            total: 1,
+        });
+        assert_eq!(json_of(&line)["ts"], "9999-12-31T23:59:59.999Z");
+        assert!(
+            Encoder::new(Format::Text)
+                .encode(&line)
+                .starts_with("23:59:59.999 LOST")
         );
     }
 
