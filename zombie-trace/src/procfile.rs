@@ -109,14 +109,17 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
         .ok()?
         .split_ascii_whitespace()
         .collect();
-    let mut state = fields.first()?.chars();
-    let (Some(state_char), None) = (state.next(), state.next()) else {
+    // Every kernel's states are single ASCII letters (`R`, `S`, `Z`, ...).
+    let &[state] = fields.first()?.as_bytes() else {
         return None;
     };
+    if !state.is_ascii_alphabetic() {
+        return None;
+    }
     // Field numbers from proc_pid_stat(5), minus 3 for pid, comm and state.
     Some(Stat {
         comm: bytes[open + 1..close].to_vec(),
-        state: state_char,
+        state: char::from(state),
         ppid: fields.get(1)?.parse().ok()?,
         threads: fields.get(17)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
@@ -306,6 +309,11 @@ mod tests {
             b"4242 )x( Z 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
             b"pid (x) Z 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
             b"4242 (x) ZZ 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            // Found by the `proc_stat` fuzz target: a vertical tab (which
+            // split_ascii_whitespace keeps) was taken as the state.
+            b"4242 (x) \x0b 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
+            "4242 (x) \u{a0} 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5".as_bytes(),
+            b"4242 (x) 7 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
             b"4242 (x) Z -1 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
             b"4242 (x) Z 99999999999 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5",
             b"4242 (x) Z 4200 4200 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99999999999999999999999",
