@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod fuzz;
 mod guest;
 mod plot;
 mod run;
@@ -83,6 +84,26 @@ enum Cmd {
         #[arg(long, hide = true)]
         no_build: bool,
     },
+    /// Fuzz every parser of bytes from outside the tracer (ring-buffer
+    /// records, kernel maps, /proc files, the command line, output of
+    /// hostile names), each target for a while, from the corpus kept in
+    /// fuzz/corpus/ (libFuzzer with AddressSanitizer; built with the eBPF
+    /// nightly).
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets at once (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Then add the inputs that reached new code to fuzz/corpus/ (to
+        /// commit).
+        #[arg(long)]
+        merge: bool,
+        /// Only these targets (default: all, the files in
+        /// fuzz/fuzz_targets/).
+        targets: Vec<String>,
+    },
     /// Inside a guest of `vmtest`: run the scenarios against this tracer.
     #[command(hide = true)]
     Guest { zombie_trace: PathBuf },
@@ -129,14 +150,38 @@ fn real_main() -> Result<()> {
             soak_children,
         }),
         Cmd::Vmtest { kernels, no_build } => vmtest::vmtest(&kernels, !no_build),
+        Cmd::Fuzz {
+            seconds,
+            jobs,
+            merge,
+            targets,
+        } => fuzz::fuzz(&fuzz::Options {
+            seconds,
+            jobs: jobs.unwrap_or_else(cores),
+            targets,
+            merge,
+        }),
         Cmd::Guest { zombie_trace } => guest::guest(&zombie_trace),
-        Cmd::Soak { children, parallel } => soak::soak(
-            children,
-            parallel.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
-            }),
-        ),
+        Cmd::Soak { children, parallel } => {
+            soak::soak(children, parallel.unwrap_or_else(|| cores() as u64))
+        }
     }
+}
+
+/// This machine's cores (1 if unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The host's target triple (`x86_64-unknown-linux-gnu`), from rustc.
+pub fn host_triple() -> Result<String> {
+    let version = output_of(Command::new("rustc").arg("-vV"))
+        .context("`rustc -vV` failed: run ./x.sh, which installs the toolchain")?;
+    version
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("`rustc -vV` printed no host line")
 }
 
 /// The workspace root (xtask's parent folder).

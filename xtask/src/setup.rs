@@ -21,8 +21,8 @@ use crate::{cargo_bin_dir, output_of, root_command, run_cmd, which};
 
 /// The LLVM major version of the eBPF toolchain's rustc and of bpf-linker.
 const LLVM: u32 = 22;
-/// Packages for bpf-linker (LLVM), the tests (python3, gcc, bpftool, procps)
-/// and cargo itself (ca-certificates).
+/// Packages for bpf-linker (LLVM), the tests (python3, gcc, bpftool, procps,
+/// g++), and cargo itself (ca-certificates).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -34,14 +34,18 @@ const APT_PACKAGES: &[&str] = &[
     "bpftool",
     "procps",
     "ca-certificates",
+    // libFuzzer, which the fuzz targets build, is C++.
+    "g++",
 ];
 const BPF_LINKER_VERSION: &str = "0.13";
+const CARGO_FUZZ_VERSION: &str = "0.13";
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 pub fn setup() -> Result<()> {
     apt_packages()?;
     ebpf_toolchain()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     tracefs();
     Ok(())
 }
@@ -362,6 +366,40 @@ fn bpf_linker_status() -> Result<String, String> {
         return Err(format!("linked to {lib}, not LLVM {LLVM}"));
     }
     Ok(version)
+}
+
+/// cargo-fuzz, which builds and runs the fuzz targets (`cargo xtask fuzz`).
+fn cargo_fuzz() -> Result<()> {
+    let version = || {
+        let out = output_of(Command::new("cargo").args(["fuzz", "--version"]))?;
+        let version = out.split_whitespace().nth(1)?.to_owned();
+        version
+            .starts_with(&format!("{CARGO_FUZZ_VERSION}."))
+            .then_some(version)
+    };
+    if let Some(found) = version() {
+        println!("cargo-fuzz: {found}: found");
+        return Ok(());
+    }
+    run_cmd(
+        Command::new("cargo").args([
+            "install",
+            "cargo-fuzz",
+            "--version",
+            &format!("^{CARGO_FUZZ_VERSION}"),
+            "--locked",
+            "--force",
+        ]),
+        "check the network (cargo must reach crates.io), then run `cargo xtask setup` again",
+    )?;
+    let installed = version().with_context(|| {
+        format!(
+            "cargo-fuzz was installed but `cargo fuzz --version` does not say              {CARGO_FUZZ_VERSION}.x: is {} first in PATH?",
+            cargo_bin_dir().display()
+        )
+    })?;
+    println!("cargo-fuzz: {installed}: installed");
+    Ok(())
 }
 
 /// The tracer mounts tracefs itself; mounting here only helps the tests and

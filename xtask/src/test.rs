@@ -1,6 +1,6 @@
-//! `cargo xtask test`: set up, then fmt, clippy, the whole test suite, and
-//! the end-to-end scenarios on the oldest kernel of the matrix (`vmtest`),
-//! stopping at the first failure.
+//! `cargo xtask test`: set up, then fmt, clippy, the whole test suite, a
+//! minute of each fuzz target (`fuzz`), and the end-to-end scenarios on the
+//! oldest kernel of the matrix (`vmtest`), stopping at the first failure.
 //!
 //! The end-to-end tests load eBPF programs, so the test binaries must run as
 //! root. As root everything runs directly. Otherwise cargo builds as the
@@ -11,11 +11,14 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{is_root, output_of, run_cmd, setup, vmtest, which};
+use crate::{cores, fuzz, host_triple, is_root, run_cmd, setup, vmtest, which};
 
 /// The kernel of the matrix every test run boots: the oldest, the most
 /// unlike the hosts'.
 const OLDEST: &str = "5.10";
+/// How long each fuzz target runs: long enough to get past the corpus kept
+/// in fuzz/corpus/ into new inputs.
+const FUZZ_SECONDS: u64 = 60;
 
 pub fn test() -> Result<()> {
     let runner = if is_root() {
@@ -30,12 +33,18 @@ pub fn test() -> Result<()> {
     };
     setup::setup()?;
 
-    let steps: [Step; 4] = [
+    let steps: [Step; 6] = [
         (
             "formatting",
             &["fmt", "--all", "--", "--check"],
             &[],
             "run `cargo fmt --all` and look at the diff",
+        ),
+        (
+            "formatting of the fuzz targets",
+            &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"],
+            &[],
+            "run `cargo fmt --manifest-path fuzz/Cargo.toml` and look at the diff",
         ),
         (
             "lints",
@@ -48,6 +57,21 @@ pub fn test() -> Result<()> {
                 "warnings",
             ],
             &[],
+            "fix the clippy warnings above",
+        ),
+        // The fuzz targets need no kernel programs.
+        (
+            "lints of the fuzz targets",
+            &[
+                "clippy",
+                "--manifest-path",
+                "fuzz/Cargo.toml",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[("AYA_BUILD_SKIP", "1")],
             "fix the clippy warnings above",
         ),
         (
@@ -74,8 +98,8 @@ pub fn test() -> Result<()> {
             "fix the failing tests above (rerun one with `ZOMBIE_TRACE_COMPAT=1 cargo test --release -p zombie-trace --test e2e NAME -- --test-threads=1` as root)",
         ),
     ];
-    // And the matrix's oldest kernel, booted under qemu.
-    let total = steps.len() + 1;
+    // Then the fuzz targets, and the matrix's oldest kernel under qemu.
+    let total = steps.len() + 2;
     for (i, (name, args, env, hint)) in steps.into_iter().enumerate() {
         let env: &[(&str, &str)] = env;
         println!();
@@ -88,14 +112,26 @@ pub fn test() -> Result<()> {
         );
         let mut cmd = Command::new("cargo");
         cmd.args(args)
-            .envs(env.iter().copied())
-            .env_remove("AYA_BUILD_SKIP");
+            .env_remove("AYA_BUILD_SKIP")
+            .envs(env.iter().copied());
         if let Some((key, value)) = &runner {
             cmd.env(key, value);
         }
         run_cmd(&mut cmd, hint)
             .with_context(|| format!("step {}/{total} ({name}) failed", i + 1))?;
     }
+    println!();
+    println!(
+        "==> [{}/{total}] fuzzing, {FUZZ_SECONDS} s a target: cargo xtask fuzz --seconds {FUZZ_SECONDS}",
+        total - 1
+    );
+    fuzz::run(&fuzz::Options {
+        seconds: FUZZ_SECONDS,
+        jobs: cores(),
+        targets: Vec::new(),
+        merge: false,
+    })
+    .with_context(|| format!("step {}/{total} (fuzzing) failed", total - 1))?;
     println!();
     println!(
         "==> [{total}/{total}] the scenarios on Linux {OLDEST} under qemu: cargo xtask vmtest --kernel {OLDEST}"
@@ -131,12 +167,7 @@ type Step = (
 /// `CARGO_TARGET_<HOST>_RUNNER=sudo --preserve-env`: cargo then runs the
 /// test binaries as root.
 fn root_runner() -> Result<(String, String)> {
-    let version = output_of(Command::new("rustc").arg("-vV"))
-        .context("`rustc -vV` failed: run ./x.sh, which installs the toolchain")?;
-    let host = version
-        .lines()
-        .find_map(|l| l.strip_prefix("host: "))
-        .context("`rustc -vV` printed no host line")?;
+    let host = host_triple()?;
     let key = format!(
         "CARGO_TARGET_{}_RUNNER",
         host.to_uppercase().replace(['-', '.'], "_")

@@ -1,0 +1,29 @@
+//! `/proc/PID/status`: the signal masks and the namespaced pid, in a file
+//! whose `Name:` line the process chooses.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use zombie_trace::{
+    procfile::{parse_ns_pid, parse_sigchld},
+    report::Sigchld,
+};
+
+/// The kernel's own mask lines come after `Name:`, so they are the last.
+const REAL: &[u8] = b"\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n\
+SigCgt:\t0000000000010000\n";
+
+fuzz_target!(|bytes: &[u8]| {
+    parse_sigchld(bytes);
+    parse_ns_pid(bytes);
+    // Whatever comes before them cannot change what they say.
+    let status = [bytes, REAL].concat();
+    assert_eq!(
+        parse_sigchld(&status),
+        Some(Sigchld {
+            ignored: false,
+            caught: true,
+            blocked: false,
+        })
+    );
+});

@@ -1,0 +1,18 @@
+//! `/proc/PID/syscall` and `/proc/PID/task/TID/syscall`: the syscall a
+//! thread is blocked in and its arguments.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use zombie_trace::procfile::{parse_syscall, parse_wait_call};
+
+fuzz_target!(|bytes: &[u8]| {
+    let name = parse_syscall(bytes);
+    // A line read as a wait call is one the process view names so too.
+    if parse_wait_call(bytes).is_some() && cfg!(target_arch = "x86_64") {
+        assert!(
+            matches!(name.as_deref(), Some("wait4" | "waitid")),
+            "{name:?}"
+        );
+    }
+});

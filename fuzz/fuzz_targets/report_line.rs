@@ -1,0 +1,154 @@
+//! Output lines about processes with hostile names and arguments, as
+//! `/proc` and the kernel hand them over (control bytes, terminal escapes,
+//! newlines, invalid UTF-8, direction overrides). Text: one line, and no
+//! byte that a terminal would act on. JSON: one line, valid, and every name
+//! exact (as lossy UTF-8 where it is not text).
+
+#![no_main]
+
+use std::time::{Duration, SystemTime};
+
+use libfuzzer_sys::{
+    arbitrary::{Result, Unstructured},
+    fuzz_target,
+};
+use serde_json::{Value, json};
+use zombie_trace::{
+    decode::wait_target,
+    event::{Comm, ExitStatus},
+    output::{Encoder, Format, diagnose},
+    procfile::{parse_cgroup, parse_syscall, parse_wchan, split_cmdline},
+    report::{Exited, Line, Placement, ProcessInfo, Reaped, ReaperKind, WaitStats, Zombie},
+};
+
+fuzz_target!(|bytes: &[u8]| {
+    let _ = run(&mut Unstructured::new(bytes));
+});
+
+fn run(u: &mut Unstructured) -> Result<()> {
+    let ts = SystemTime::UNIX_EPOCH + Duration::from_millis(u.arbitrary()?);
+    let boot_now_ns = u.arbitrary()?;
+    let comm = Comm::new(field(u, 16)?);
+    let parent_comm = field(u, 64)?.to_vec();
+    let cmdline = split_cmdline(field(u, 4096)?);
+    let cgroup = parse_cgroup(field(u, 512)?);
+    let mut waits = WaitStats {
+        calls: u.arbitrary()?,
+        last_ns: u.arbitrary()?,
+        ..WaitStats::default()
+    };
+    for _ in 0..u.int_in_range(0..=3)? {
+        if let Ok(target) = wait_target(u.int_in_range(0..=3)?, u.arbitrary()?) {
+            waits.targets.push(target);
+        }
+    }
+    let parent = ProcessInfo {
+        pid: u.arbitrary()?,
+        comm: parent_comm.clone(),
+        cmdline: cmdline.clone(),
+        state: u.arbitrary()?,
+        wchan: parse_wchan(field(u, 64)?),
+        syscall: parse_syscall(field(u, 64)?),
+        sigchld: None,
+        ppid: u.arbitrary()?,
+        threads: u.arbitrary()?,
+        start_ticks: u.arbitrary()?,
+        placement: Placement {
+            cgroup: cgroup.clone(),
+            ns_pid: u.arbitrary()?,
+            container_id: None,
+        },
+    };
+    let pid = u.arbitrary()?;
+    let status = ExitStatus::from_wait_status(u.arbitrary()?);
+    let zombie = Zombie {
+        ts,
+        pid,
+        comm,
+        status: Some(status),
+        age_ns: u.arbitrary()?,
+        preexisting: u.arbitrary()?,
+        ppid_at_exit: u.arbitrary()?,
+        ppid: parent.pid,
+        diagnosis: diagnose(pid, u.arbitrary()?, Some(&parent), &waits, true),
+        parent: Some(parent),
+        placement: Placement {
+            cgroup,
+            ns_pid: None,
+            container_id: None,
+        },
+        parent_waits: Some(waits),
+    };
+    let reaper_comm = Comm::new(field(u, 16)?);
+    let reaped = Reaped {
+        ts,
+        pid,
+        comm,
+        reaper_pid: u.arbitrary()?,
+        reaper_comm: Some(reaper_comm),
+        reaper_kind: ReaperKind::Parent,
+        zombie_ns: u.arbitrary()?,
+        was_reported: true,
+        preexisting: false,
+    };
+    let exited = Exited {
+        ts,
+        pid,
+        tid: u.arbitrary()?,
+        ppid: u.arbitrary()?,
+        comm,
+        parent_comm: Comm::new(&parent_comm),
+        status,
+        auto_reap: u.arbitrary()?,
+    };
+
+    let lossy = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let args: Vec<String> = cmdline.iter().map(|a| lossy(a)).collect();
+    let zombie_line = Line::Zombie(Box::new(zombie));
+    check_text(&zombie_line, boot_now_ns);
+    let v = check_json(&zombie_line, boot_now_ns);
+    assert_eq!(v["comm"], json!(lossy(comm.as_bytes())));
+    assert_eq!(v["parent_comm"], json!(lossy(&parent_comm)));
+    assert_eq!(v["parent_cmdline"], json!(args));
+
+    let reaped_line = Line::Reaped(reaped);
+    check_text(&reaped_line, boot_now_ns);
+    let v = check_json(&reaped_line, boot_now_ns);
+    assert_eq!(v["reaper_comm"], json!(lossy(reaper_comm.as_bytes())));
+
+    let exited_line = Line::Exited(exited);
+    check_text(&exited_line, boot_now_ns);
+    let v = check_json(&exited_line, boot_now_ns);
+    assert_eq!(
+        v["parent_comm"],
+        json!(lossy(Comm::new(&parent_comm).as_bytes()))
+    );
+    Ok(())
+}
+
+/// Up to `max` bytes of the input, as a file or a name would hold them.
+fn field<'a>(u: &mut Unstructured<'a>, max: usize) -> Result<&'a [u8]> {
+    let len = u.int_in_range(0..=max)?;
+    u.bytes(len.min(u.len()))
+}
+
+fn check_text(line: &Line, boot_now_ns: Option<u64>) {
+    let text = Encoder::new(Format::Text).encode_at(line, boot_now_ns);
+    let body = text.strip_suffix('\n').expect("a line ends with a newline");
+    for c in body.chars() {
+        // Control characters (C0, DEL, C1), and those that reorder text
+        // (Trojan Source) or end a line in some terminals.
+        let hidden = matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        );
+        assert!(!c.is_control() && !hidden, "{c:?} in {body:?}");
+    }
+}
+
+fn check_json(line: &Line, boot_now_ns: Option<u64>) -> Value {
+    let text = Encoder::new(Format::Json).encode_at(line, boot_now_ns);
+    let body = text.strip_suffix('\n').expect("a line ends with a newline");
+    assert!(!body.contains('\n'), "{body:?}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+}

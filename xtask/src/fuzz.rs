@@ -1,0 +1,259 @@
+//! `cargo xtask fuzz`: every fuzz target in `fuzz/` (issue 6) for a while,
+//! starting from the corpus kept in `fuzz/corpus/`. cargo-fuzz builds them
+//! with the eBPF nightly (libFuzzer, AddressSanitizer, overflow checks);
+//! the kernel programs are not needed, so the build leaves them out.
+//!
+//! New inputs go to `target/fuzz/corpus/`, crashes to
+//! `target/fuzz/artifacts/`; `--merge` then adds the inputs that reached
+//! new code to `fuzz/corpus/`, to commit.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{host_triple, run_cmd, setup, show};
+
+const FUZZ_DIR: &str = "fuzz";
+const WORK_DIR: &str = "target/fuzz";
+
+pub struct Options {
+    /// How long each target runs.
+    pub seconds: u64,
+    /// Targets running at once.
+    pub jobs: usize,
+    /// Only these (all when empty).
+    pub targets: Vec<String>,
+    /// Add what reached new code to `fuzz/corpus/` afterwards.
+    pub merge: bool,
+}
+
+/// Sets up, then fuzzes.
+pub fn fuzz(options: &Options) -> Result<()> {
+    setup::setup()?;
+    run(options)
+}
+
+/// Builds the targets and runs them, `jobs` at a time; fails on the first
+/// crash found, with how to reproduce it.
+pub fn run(options: &Options) -> Result<()> {
+    let all = targets(Path::new(FUZZ_DIR))?;
+    let targets: Vec<String> = if options.targets.is_empty() {
+        all
+    } else {
+        for t in &options.targets {
+            if !all.contains(t) {
+                bail!("no fuzz target {t:?}: the targets are {}", all.join(", "));
+            }
+        }
+        options.targets.clone()
+    };
+    let toolchain = setup::ebpf_toolchain_name()?;
+    run_cmd(
+        Command::new("cargo")
+            .arg(format!("+{toolchain}"))
+            .args(["fuzz", "build", "--debug-assertions"])
+            .env("AYA_BUILD_SKIP", "1"),
+        "fix the build error above (is cargo-fuzz installed? `cargo xtask setup` installs it)",
+    )?;
+    let bin_dir = Path::new(FUZZ_DIR)
+        .join("target")
+        .join(host_triple()?)
+        .join("release");
+
+    println!(
+        "fuzz: {} targets, {} s each, {} at a time",
+        targets.len(),
+        options.seconds,
+        options.jobs
+    );
+    let mut queue = targets.iter();
+    let mut running: Vec<(&str, Child)> = Vec::new();
+    let mut failed = Vec::new();
+    loop {
+        while running.len() < options.jobs.max(1)
+            && let Some(target) = queue.next()
+        {
+            running.push((target, start(&bin_dir, target, options.seconds)?));
+        }
+        if running.is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+        let mut i = 0;
+        while i < running.len() {
+            let Some(status) = running[i].1.try_wait()? else {
+                i += 1;
+                continue;
+            };
+            let (target, _) = running.swap_remove(i);
+            let log = fs::read_to_string(log_path(target)).unwrap_or_default();
+            if status.success() {
+                println!("fuzz: {target}: {}", final_line(&log));
+            } else {
+                report_crash(target, &log, &toolchain);
+                failed.push(target);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "fuzz target(s) {} found a crash (above): fix the code, then keep the input in \
+             fuzz/corpus/<target>/ so that it stays checked",
+            failed.join(", ")
+        );
+    }
+    if options.merge {
+        for target in &targets {
+            merge(&bin_dir, target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The targets: one file each in `fuzz/fuzz_targets/`.
+fn targets(fuzz_dir: &Path) -> Result<Vec<String>> {
+    let dir = fuzz_dir.join("fuzz_targets");
+    let mut targets: Vec<String> = fs::read_dir(&dir)
+        .with_context(|| format!("cannot list {} (run from the workspace)", dir.display()))?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            if path.extension()? != "rs" {
+                return None;
+            }
+            Some(path.file_stem()?.to_str()?.to_owned())
+        })
+        .collect();
+    targets.sort();
+    Ok(targets)
+}
+
+fn log_path(target: &str) -> PathBuf {
+    Path::new(WORK_DIR).join(format!("{target}.log"))
+}
+
+fn start(bin_dir: &Path, target: &str, seconds: u64) -> Result<Child> {
+    let corpus = Path::new(WORK_DIR).join("corpus").join(target);
+    let artifacts = Path::new(WORK_DIR).join("artifacts").join(target);
+    let seeds = Path::new(FUZZ_DIR).join("corpus").join(target);
+    for dir in [&corpus, &artifacts, &seeds] {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let log = fs::File::create(log_path(target))
+        .with_context(|| format!("creating {}", log_path(target).display()))?;
+    let mut cmd = Command::new(bin_dir.join(target));
+    cmd.arg(format!("-max_total_time={seconds}"))
+        // An input that takes this long is a hang: reported as a crash.
+        .arg("-timeout=10")
+        .arg("-rss_limit_mb=2048")
+        .arg(format!("-artifact_prefix={}/", artifacts.display()));
+    let dict = Path::new(FUZZ_DIR).join(format!("{target}.dict"));
+    if dict.exists() {
+        cmd.arg(format!("-dict={}", dict.display()));
+    }
+    // New inputs go to the first folder; the kept corpus is only read.
+    cmd.arg(&corpus)
+        .arg(&seeds)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    println!("$ {} > {}", show(&cmd), log_path(target).display());
+    cmd.spawn()
+        .with_context(|| format!("cannot start the fuzz target {target}"))
+}
+
+/// libFuzzer's last status line (`#runs DONE cov: ... corp: ... exec/s`).
+fn final_line(log: &str) -> &str {
+    log.lines()
+        .rev()
+        .find(|l| l.starts_with('#') && l.contains(" cov: "))
+        .unwrap_or("finished (no status line)")
+}
+
+fn report_crash(target: &str, log: &str, toolchain: &str) {
+    let lines: Vec<&str> = log.lines().collect();
+    // From the panic (or sanitizer report) on; the whole log is kept.
+    let from = lines
+        .iter()
+        .position(|l| l.contains("panicked at") || l.starts_with("==") && l.contains("ERROR"))
+        .unwrap_or(lines.len().saturating_sub(40));
+    eprintln!("fuzz: {target}: CRASH");
+    for line in lines[from..].iter().take(60) {
+        eprintln!("  {line}");
+    }
+    let artifact = lines
+        .iter()
+        .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
+        .unwrap_or("target/fuzz/artifacts/<target>/crash-...");
+    eprintln!(
+        "fuzz: {target}: whole log in {}; reproduce with `cargo +{toolchain} fuzz run \
+         --debug-assertions {target} {artifact}`",
+        log_path(target).display()
+    );
+}
+
+/// Adds the inputs of this run that reached new code to `fuzz/corpus/`
+/// (libFuzzer keeps the inputs already there).
+fn merge(bin_dir: &Path, target: &str) -> Result<()> {
+    let seeds = Path::new(FUZZ_DIR).join("corpus").join(target);
+    let corpus = Path::new(WORK_DIR).join("corpus").join(target);
+    let count = |dir: &Path| fs::read_dir(dir).map_or(0, |d| d.count());
+    let before = count(&seeds);
+    // The fewest inputs that cover what the kept ones and the new ones do.
+    let status = Command::new(bin_dir.join(target))
+        .arg("-set_cover_merge=1")
+        .arg(&seeds)
+        .arg(&corpus)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot start the fuzz target {target}"))?;
+    if !status.success() {
+        bail!("merging the corpus of {target} failed ({status})");
+    }
+    println!(
+        "fuzz: {target}: {} → {} inputs in {}",
+        before,
+        count(&seeds),
+        seeds.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target file without its `[[bin]]` would not be built, and its run
+    /// would fail to start.
+    #[test]
+    fn every_target_is_declared() {
+        let fuzz_dir = crate::workspace_root().join(FUZZ_DIR);
+        let manifest = fs::read_to_string(fuzz_dir.join("Cargo.toml")).unwrap();
+        let targets = targets(&fuzz_dir).unwrap();
+        assert!(targets.len() >= 9, "{targets:?}");
+        for target in targets {
+            assert!(
+                manifest.contains(&format!(
+                    "name = \"{target}\"\npath = \"fuzz_targets/{target}.rs\""
+                )),
+                "fuzz/Cargo.toml has no [[bin]] for {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_line() {
+        let log = "INFO: seed\n#2\tINITED cov: 5 ft: 6 corp: 1/1b\n#90\tDONE   cov: 9 ft: 9 corp: 3/7b exec/s: 45\nDone 90 runs in 2 second(s)\n";
+        assert_eq!(
+            final_line(log),
+            "#90\tDONE   cov: 9 ft: 9 corp: 3/7b exec/s: 45"
+        );
+        assert_eq!(final_line(""), "finished (no status line)");
+    }
+}
