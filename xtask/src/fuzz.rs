@@ -67,10 +67,11 @@ pub fn run(options: &Options) -> Result<()> {
         .join("release");
 
     println!(
-        "fuzz: {} targets, {} s each, {} at a time",
+        "fuzz: {} target{}, {} s each, {} at a time",
         targets.len(),
+        if targets.len() == 1 { "" } else { "s" },
         options.seconds,
-        options.jobs
+        options.jobs.max(1)
     );
     let mut queue = targets.iter();
     let mut running: Vec<(&str, Child)> = Vec::new();
@@ -176,25 +177,49 @@ fn final_line(log: &str) -> &str {
 }
 
 fn report_crash(target: &str, log: &str, toolchain: &str) {
-    let lines: Vec<&str> = log.lines().collect();
-    // From the panic (or sanitizer report) on; the whole log is kept.
-    let from = lines
-        .iter()
-        .position(|l| l.contains("panicked at") || l.starts_with("==") && l.contains("ERROR"))
-        .unwrap_or(lines.len().saturating_sub(40));
     eprintln!("fuzz: {target}: CRASH");
-    for line in lines[from..].iter().take(60) {
+    for line in crash_summary(log) {
         eprintln!("  {line}");
     }
-    let artifact = lines
-        .iter()
+    let artifact = log
+        .lines()
         .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
         .unwrap_or("target/fuzz/artifacts/<target>/crash-...");
     eprintln!(
         "fuzz: {target}: whole log in {}; reproduce with `cargo +{toolchain} fuzz run \
-         --debug-assertions {target} {artifact}`",
+         --debug-assertions {target} {artifact}` (or from the Base64 input above)",
         log_path(target).display()
     );
+}
+
+/// What a crash log says in short: the panic's message (or the sanitizer's
+/// report), libFuzzer's summary, and the input in base64, which outlives
+/// a CI machine's artifacts.
+fn crash_summary(log: &str) -> Vec<&str> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut summary: Vec<&str> = match lines.iter().position(|l| l.contains("panicked at")) {
+        Some(from) => lines[from..]
+            .iter()
+            .take_while(|l| !l.starts_with("stack backtrace:"))
+            .take(20)
+            .copied()
+            .collect(),
+        None => {
+            let from = lines
+                .iter()
+                .position(|l| l.starts_with("==") && l.contains("ERROR"))
+                .unwrap_or(lines.len().saturating_sub(30));
+            lines[from..].iter().take(30).copied().collect()
+        }
+    };
+    let tail: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("SUMMARY:") || l.starts_with("Base64:"))
+        .filter(|l| !summary.contains(l))
+        .copied()
+        .collect();
+    summary.extend(tail);
+    summary
 }
 
 /// Adds the inputs of this run that reached new code to `fuzz/corpus/`
@@ -245,6 +270,27 @@ mod tests {
                 "fuzz/Cargo.toml has no [[bin]] for {target}"
             );
         }
+    }
+
+    #[test]
+    fn crash_in_short() {
+        let log = "INFO: seed\n\nthread '<unnamed>' (7) panicked at fuzz_targets/x.rs:20:5:\n\
+                   planted\nstack backtrace:\n   0: frame\n==7== ERROR: libFuzzer: deadly signal\n\
+                   SUMMARY: libFuzzer: deadly signal\nBase64: NDI=\n";
+        assert_eq!(
+            crash_summary(log),
+            [
+                "thread '<unnamed>' (7) panicked at fuzz_targets/x.rs:20:5:",
+                "planted",
+                "SUMMARY: libFuzzer: deadly signal",
+                "Base64: NDI=",
+            ]
+        );
+        let asan = "INFO: x\n==9==ERROR: AddressSanitizer: heap-buffer-overflow\n  #0 f\nSUMMARY: AddressSanitizer: heap-buffer-overflow\n";
+        assert_eq!(
+            crash_summary(asan)[0],
+            "==9==ERROR: AddressSanitizer: heap-buffer-overflow"
+        );
     }
 
     #[test]
