@@ -1114,6 +1114,15 @@ fn http(addr: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&response).into_owned()
 }
 
+/// This machine's address towards the outside, if it has one: a UDP socket
+/// "connected" anywhere takes the route's source address, sending nothing.
+fn outward_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 /// `--metrics`: scraped over HTTP while a zombie is out, and after its reap.
 #[test]
 fn metrics_endpoint_is_scraped_over_http() {
@@ -1157,6 +1166,17 @@ fn metrics_endpoint_is_scraped_over_http() {
         .unwrap_or_else(|| panic!("no histogram count: {after}"));
     assert!(count >= 1.0, "{after}");
     assert!(http_get(&addr, "/").starts_with("HTTP/1.1 404"));
+    // A port alone binds loopback: the machine's own address is refused.
+    match outward_address() {
+        Some(ip) => {
+            let outside = TcpStream::connect_timeout(
+                &std::net::SocketAddr::new(ip, port),
+                Duration::from_secs(2),
+            );
+            assert!(outside.is_err(), "metrics reachable on {ip}:{port}");
+        }
+        None => eprintln!("no address but loopback: the bind is checked on loopback only"),
+    }
     // Reading only, and no more of a request than a scrape needs.
     let post = http(
         &addr,
