@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -39,11 +39,12 @@ pub fn fuzz(options: &Options) -> Result<()> {
     run(options)
 }
 
-/// Builds the targets and runs them, `jobs` at a time; fails on the first
-/// crash found, with how to reproduce it.
+/// Builds the targets and runs them, `jobs` at a time; stops at the first
+/// that fails (its crash shown, with how to reproduce it), the others
+/// killed.
 pub fn run(options: &Options) -> Result<()> {
     let all = targets(Path::new(FUZZ_DIR))?;
-    let targets: Vec<String> = if options.targets.is_empty() {
+    let mut targets: Vec<String> = if options.targets.is_empty() {
         all
     } else {
         for t in &options.targets {
@@ -53,34 +54,45 @@ pub fn run(options: &Options) -> Result<()> {
         }
         options.targets.clone()
     };
+    targets.sort();
+    targets.dedup();
     let toolchain = setup::ebpf_toolchain_name()?;
+    let target_dir = Path::new(FUZZ_DIR).join("target");
     run_cmd(
         Command::new("cargo")
             .arg(format!("+{toolchain}"))
-            .args(["fuzz", "build", "--debug-assertions"])
+            .args(["fuzz", "build", "--debug-assertions", "--target-dir"])
+            .arg(&target_dir)
             .env("AYA_BUILD_SKIP", "1"),
         "fix the build error above (is cargo-fuzz installed? `cargo xtask setup` installs it)",
     )?;
-    let bin_dir = Path::new(FUZZ_DIR)
-        .join("target")
-        .join(host_triple()?)
-        .join("release");
+    let bin_dir = target_dir.join(host_triple()?).join("release");
+    for target in &targets {
+        if !bin_dir.join(target).is_file() {
+            bail!(
+                "cargo fuzz built no {}: is there a [[bin]] for it in fuzz/Cargo.toml?",
+                bin_dir.join(target).display()
+            );
+        }
+    }
 
+    let jobs = options.jobs.max(1);
     println!(
-        "fuzz: {} target{}, {} s each, {} at a time",
+        "fuzz: {} target{}, {} s each, {jobs} at a time",
         targets.len(),
         if targets.len() == 1 { "" } else { "s" },
         options.seconds,
-        options.jobs.max(1)
     );
+    // Beyond its time, a target has this long to load its corpus and stop.
+    let grace = Duration::from_secs(120);
+    let deadline = Duration::from_secs(options.seconds) + grace;
     let mut queue = targets.iter();
-    let mut running: Vec<(&str, Child)> = Vec::new();
-    let mut failed = Vec::new();
+    let mut running: Vec<Fuzzer> = Vec::new();
     loop {
-        while running.len() < options.jobs.max(1)
+        while running.len() < jobs
             && let Some(target) = queue.next()
         {
-            running.push((target, start(&bin_dir, target, options.seconds)?));
+            running.push(Fuzzer::start(&bin_dir, target, options.seconds)?);
         }
         if running.is_empty() {
             break;
@@ -88,26 +100,39 @@ pub fn run(options: &Options) -> Result<()> {
         thread::sleep(Duration::from_millis(200));
         let mut i = 0;
         while i < running.len() {
-            let Some(status) = running[i].1.try_wait()? else {
+            let fuzzer = &mut running[i];
+            let status = fuzzer
+                .child
+                .try_wait()
+                .with_context(|| format!("waiting for the fuzz target {}", fuzzer.target))?;
+            if status.is_none() && fuzzer.started.elapsed() <= deadline {
                 i += 1;
                 continue;
-            };
-            let (target, _) = running.swap_remove(i);
-            let log = fs::read_to_string(log_path(target)).unwrap_or_default();
-            if status.success() {
-                println!("fuzz: {target}: {}", final_line(&log));
-            } else {
-                report_crash(target, &log, &toolchain);
-                failed.push(target);
+            }
+            let target = fuzzer.target.clone();
+            // Dropping it kills it, if it still runs.
+            drop(running.swap_remove(i));
+            let log = fs::read_to_string(log_path(&target)).unwrap_or_default();
+            match status {
+                Some(status) if status.success() => {
+                    println!("fuzz: {target}: {}", final_line(&log));
+                }
+                Some(status) => {
+                    report_failure(&target, &log, &status.to_string(), &toolchain);
+                    bail!(
+                        "fuzz target {target} failed (above): fix the code, then keep the input \
+                         in fuzz/corpus/{target}/ so that it stays checked"
+                    );
+                }
+                None => {
+                    report_failure(&target, &log, "still running", &toolchain);
+                    bail!(
+                        "fuzz target {target} ran {} s past its time and was killed: see its log",
+                        grace.as_secs()
+                    );
+                }
             }
         }
-    }
-    if !failed.is_empty() {
-        bail!(
-            "fuzz target(s) {} found a crash (above): fix the code, then keep the input in \
-             fuzz/corpus/<target>/ so that it stays checked",
-            failed.join(", ")
-        );
     }
     if options.merge {
         for target in &targets {
@@ -115,6 +140,61 @@ pub fn run(options: &Options) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A running fuzz target, killed if dropped before it ends (an error, or
+/// another target's failure, stops the run).
+struct Fuzzer {
+    target: String,
+    child: Child,
+    started: Instant,
+}
+
+impl Fuzzer {
+    fn start(bin_dir: &Path, target: &str, seconds: u64) -> Result<Self> {
+        let corpus = Path::new(WORK_DIR).join("corpus").join(target);
+        let artifacts = Path::new(WORK_DIR).join("artifacts").join(target);
+        let seeds = Path::new(FUZZ_DIR).join("corpus").join(target);
+        for dir in [&corpus, &artifacts, &seeds] {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let log = fs::File::create(log_path(target))
+            .with_context(|| format!("creating {}", log_path(target).display()))?;
+        let mut cmd = Command::new(bin_dir.join(target));
+        cmd.arg(format!("-max_total_time={seconds}"))
+            // An input that takes this long is a hang: reported as a crash.
+            .arg("-timeout=10")
+            .arg("-rss_limit_mb=2048")
+            .arg(format!("-artifact_prefix={}/", artifacts.display()));
+        let dict = Path::new(FUZZ_DIR).join(format!("{target}.dict"));
+        if dict.exists() {
+            cmd.arg(format!("-dict={}", dict.display()));
+        }
+        // New inputs go to the first folder; the kept corpus is only read.
+        cmd.arg(&corpus)
+            .arg(&seeds)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        println!("$ {} > {}", show(&cmd), log_path(target).display());
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start the fuzz target {target}"))?;
+        Ok(Self {
+            target: target.to_owned(),
+            child,
+            started: Instant::now(),
+        })
+    }
+}
+
+impl Drop for Fuzzer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// The targets: one file each in `fuzz/fuzz_targets/`.
@@ -138,36 +218,6 @@ fn log_path(target: &str) -> PathBuf {
     Path::new(WORK_DIR).join(format!("{target}.log"))
 }
 
-fn start(bin_dir: &Path, target: &str, seconds: u64) -> Result<Child> {
-    let corpus = Path::new(WORK_DIR).join("corpus").join(target);
-    let artifacts = Path::new(WORK_DIR).join("artifacts").join(target);
-    let seeds = Path::new(FUZZ_DIR).join("corpus").join(target);
-    for dir in [&corpus, &artifacts, &seeds] {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let log = fs::File::create(log_path(target))
-        .with_context(|| format!("creating {}", log_path(target).display()))?;
-    let mut cmd = Command::new(bin_dir.join(target));
-    cmd.arg(format!("-max_total_time={seconds}"))
-        // An input that takes this long is a hang: reported as a crash.
-        .arg("-timeout=10")
-        .arg("-rss_limit_mb=2048")
-        .arg(format!("-artifact_prefix={}/", artifacts.display()));
-    let dict = Path::new(FUZZ_DIR).join(format!("{target}.dict"));
-    if dict.exists() {
-        cmd.arg(format!("-dict={}", dict.display()));
-    }
-    // New inputs go to the first folder; the kept corpus is only read.
-    cmd.arg(&corpus)
-        .arg(&seeds)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    println!("$ {} > {}", show(&cmd), log_path(target).display());
-    cmd.spawn()
-        .with_context(|| format!("cannot start the fuzz target {target}"))
-}
-
 /// libFuzzer's last status line (`#runs DONE cov: ... corp: ... exec/s`).
 fn final_line(log: &str) -> &str {
     log.lines()
@@ -176,20 +226,28 @@ fn final_line(log: &str) -> &str {
         .unwrap_or("finished (no status line)")
 }
 
-fn report_crash(target: &str, log: &str, toolchain: &str) {
-    eprintln!("fuzz: {target}: CRASH");
+fn report_failure(target: &str, log: &str, status: &str, toolchain: &str) {
+    let crashed = log.contains("panicked at") || log.contains("Test unit written to ");
+    eprintln!(
+        "fuzz: {target}: {} ({status})",
+        if crashed { "CRASH" } else { "FAILED" }
+    );
     for line in crash_summary(log) {
         eprintln!("  {line}");
     }
-    let artifact = log
-        .lines()
-        .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
-        .unwrap_or("target/fuzz/artifacts/<target>/crash-...");
     eprintln!(
-        "fuzz: {target}: whole log in {}; reproduce with `cargo +{toolchain} fuzz run \
-         --debug-assertions {target} {artifact}` (or from the Base64 input above)",
+        "fuzz: {target}: whole log in {}",
         log_path(target).display()
     );
+    if let Some(artifact) = log
+        .lines()
+        .find_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
+    {
+        eprintln!(
+            "fuzz: {target}: reproduce with `AYA_BUILD_SKIP=1 cargo +{toolchain} fuzz run \
+             --debug-assertions {target} {artifact}` (or from the Base64 input above)"
+        );
+    }
 }
 
 /// What a crash log says in short: the panic's message (or the sanitizer's
@@ -239,7 +297,13 @@ fn merge(bin_dir: &Path, target: &str) -> Result<()> {
         .status()
         .with_context(|| format!("cannot start the fuzz target {target}"))?;
     if !status.success() {
-        bail!("merging the corpus of {target} failed ({status})");
+        bail!(
+            "merging the corpus of {target} failed ({status}): run `{} -set_cover_merge=1 {} {}` \
+             to see why",
+            bin_dir.join(target).display(),
+            seeds.display(),
+            corpus.display()
+        );
     }
     println!(
         "fuzz: {target}: {} → {} inputs in {}",

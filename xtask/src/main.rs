@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what building and testing need (apt packages, the eBPF
-    /// toolchain, bpf-linker); fast when everything is there.
+    /// toolchain, bpf-linker, cargo-fuzz); fast when everything is there.
     Setup,
     /// Set up, then build the tracer (release unless --debug).
     Build {
@@ -51,7 +51,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then run fmt, clippy and the whole test suite (as root).
+    /// Set up, then run fmt, clippy, the whole test suite (as root), a
+    /// minute of each fuzz target, and the scenarios on Linux 5.10 under
+    /// qemu.
     Test,
     /// Cost against exitsnoop and bpftrace: each workload under no tracer,
     /// zombie-trace (default and --events), exitsnoop and bpftrace, each
@@ -91,7 +93,7 @@ enum Cmd {
     /// nightly).
     Fuzz {
         /// How long each target runs.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         seconds: u64,
         /// Targets at once (default: one per core).
         #[arg(long)]

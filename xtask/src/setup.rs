@@ -394,7 +394,8 @@ fn cargo_fuzz() -> Result<()> {
     )?;
     let installed = version().with_context(|| {
         format!(
-            "cargo-fuzz was installed but `cargo fuzz --version` does not say              {CARGO_FUZZ_VERSION}.x: is {} first in PATH?",
+            "cargo-fuzz was installed but `cargo fuzz --version` does not say \
+             {CARGO_FUZZ_VERSION}.x: is {} first in PATH?",
             cargo_bin_dir().display()
         )
     })?;

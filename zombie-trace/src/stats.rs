@@ -349,11 +349,12 @@ mod tests {
             sum_ns: 0,
             max_ns: 1 << 20,
         };
+        k.buckets[0] = 1;
         k.buckets[3] = u64::MAX;
-        k.buckets[10] = u64::MAX;
         let h = Log2Hist::from(&k);
         assert_eq!(h.count(), u64::MAX);
         assert_eq!(h.quantile(0.5), Some(16));
+        // The walk adds u64::MAX to 1 on its way to the last rank.
         assert_eq!(h.quantile(1.0), Some(16));
         assert_eq!(h.summary().max_ns, Some(1 << 20));
     }
