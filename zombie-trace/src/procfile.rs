@@ -26,15 +26,21 @@ pub fn parse_cgroup(bytes: &[u8]) -> Option<String> {
 }
 
 /// The pid inside the innermost pid namespace (`NSpid:` lists it last),
-/// when the process is in one below the host's.
+/// when the process is in one below the host's. The last `NSpid:` line
+/// counts, as for the signal masks (see `status_mask`), and a line that is
+/// not all pids says nothing.
 pub fn parse_ns_pid(status: &[u8]) -> Option<u32> {
     let text = String::from_utf8_lossy(status);
-    let line = text.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let line = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("NSpid:"))
+        .next_back()?;
     let pids: Vec<u32> = line
         .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    (pids.len() > 1).then(|| pids.last().copied()).flatten()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    pids.last().copied().filter(|_| pids.len() > 1)
 }
 
 /// A container id in a cgroup path: the 64-hex-digit id that Docker,
@@ -557,6 +563,12 @@ SigBlk:\t0000000000000000\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180000002\
         assert_eq!(parse_ns_pid(b"NSpid:\t4242\n"), None, "the host's own");
         assert_eq!(parse_ns_pid(b"Name:\tx\n"), None);
         assert_eq!(parse_ns_pid(b"NSpid:\tx y\n"), None);
+        assert_eq!(parse_ns_pid(b"NSpid:\t4242 x 7\n"), None);
+        assert_eq!(
+            parse_ns_pid(b"Name:\tx\nNSpid:\t1\t2\nNSpid:\t4242\t7\n"),
+            Some(7),
+            "the last line counts"
+        );
     }
 
     #[test]
