@@ -1611,12 +1611,19 @@ fn two_tracers_work_independently() {
 /// runs, and still nothing stays in the kernel.
 #[test]
 fn killed_or_crashed_tracer_leaves_nothing_attached() {
-    let no_core = libc::rlimit {
+    // The tracers inherit the soft limit, so their crashes leave no core
+    // file in the work tree; the test's own is put back at the end.
+    let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: a plain syscall on a valid struct; the tracers inherit the
-    // limit, so their crashes leave no core file in the work tree.
+    // SAFETY: plain syscalls on a valid struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) }, 0);
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        ..limit
+    };
+    // SAFETY: as above.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) }, 0);
     for (signal, name) in [
         (libc::SIGKILL, "SIGKILL"),
@@ -1637,4 +1644,6 @@ fn killed_or_crashed_tracer_leaves_nothing_attached() {
         // Links and programs go with the last file descriptor.
         assert_programs_back_to(before, &format!("after {name}"));
     }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) }, 0);
 }
