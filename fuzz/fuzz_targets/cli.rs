@@ -1,5 +1,6 @@
 //! The command line: the duration flags' values above all, and any
-//! arguments at all. A value that parses is within its documented range.
+//! arguments at all. A value that parses is within its documented range,
+//! and filters that pass their checks fit the kernel's.
 
 #![no_main]
 
@@ -7,7 +8,8 @@ use std::{ffi::OsString, os::unix::ffi::OsStringExt as _, time::Duration};
 
 use clap::Parser as _;
 use libfuzzer_sys::fuzz_target;
-use zombie_trace::cli::Cli;
+use zombie_trace::{cli::Cli, filter::Filters};
+use zombie_trace_common::{COMM_LEN, FILTER_MAX};
 
 /// The flags whose value is parsed by zombie-trace itself, not clap.
 const FLAGS: [&str; 4] = [
@@ -50,4 +52,16 @@ fuzz_target!(|bytes: &[u8]| {
     if let Some(addr) = cli.metrics {
         assert_ne!(addr.port(), 0, "{args:?}");
     }
+    // The filters the kernel gets: within what its programs hold, and
+    // matching what they were made from.
+    let Ok(filters) = Filters::new(cli.pid, cli.ppid, cli.comm, None) else {
+        return;
+    };
+    assert!(filters.pids.len() <= FILTER_MAX && filters.ppids.len() <= FILTER_MAX);
+    let comm = filters.comm.clone().unwrap_or_default();
+    assert!(comm.len() < COMM_LEN, "{comm:?}");
+    filters.to_kernel();
+    let pid = filters.pids.first().copied().unwrap_or(1);
+    let ppid = filters.ppids.first().copied().unwrap_or(1);
+    assert!(filters.matches(pid, ppid, &comm, None), "{filters:?}");
 });

@@ -43,8 +43,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     config.max_wait_callers = 4;
     config.max_orphan_reaps = 4;
     config.memory_ns = u.arbitrary()?;
-    let max_pending = config.max_pending;
-    let mut engine = Engine::new(config);
+    let mut engine = Engine::new(config.clone());
     let mut now: u64 = u.arbitrary()?;
     let mut out = Vec::new();
     while !u.is_empty() {
@@ -89,7 +88,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
             }
         }
         out.clear();
-        assert!(engine.pending_len() <= max_pending);
+        assert!(engine.pending_len() <= config.max_pending);
+        assert!(engine.wait_callers_len() <= config.max_wait_callers);
+        assert!(engine.orphan_reaps_len() <= config.max_orphan_reaps);
     }
     Ok(())
 }

@@ -9,15 +9,16 @@ use zombie_trace::{
     report::Sigchld,
 };
 
-/// The kernel's own mask lines come after `Name:`, so they are the last.
-const REAL: &[u8] = b"\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n\
-SigCgt:\t0000000000010000\n";
+/// The kernel's own lines come after `Name:`, so they are the last.
+const REAL: &[u8] = b"\nNSpid:\t4242\t7\nSigBlk:\t0000000000000000\n\
+SigIgn:\t0000000000000000\nSigCgt:\t0000000000010000\n";
 
 fuzz_target!(|bytes: &[u8]| {
     parse_sigchld(bytes);
     parse_ns_pid(bytes);
     // Whatever comes before them cannot change what they say.
     let status = [bytes, REAL].concat();
+    assert_eq!(parse_ns_pid(&status), Some(7));
     assert_eq!(
         parse_sigchld(&status),
         Some(Sigchld {

@@ -1,8 +1,9 @@
 //! Output lines about processes with hostile names and arguments, as
 //! `/proc` and the kernel hand them over (control bytes, terminal escapes,
-//! newlines, invalid UTF-8, direction overrides). Text: one line, and no
-//! byte that a terminal would act on. JSON: one line, valid, and every name
-//! exact (as lossy UTF-8 where it is not text).
+//! newlines, invalid UTF-8, direction overrides). Text: one line (or as
+//! many as with plain names, for a summary), and no character that a
+//! terminal would act on. JSON: one line, valid, and every name exact (as
+//! lossy UTF-8 where it is not text).
 
 #![no_main]
 
@@ -17,8 +18,11 @@ use zombie_trace::{
     decode::wait_target,
     event::{Comm, ExitStatus},
     output::{Encoder, Format, diagnose},
-    procfile::{parse_cgroup, parse_syscall, parse_wchan, split_cmdline},
-    report::{Exited, Line, Placement, ProcessInfo, Reaped, ReaperKind, WaitStats, Zombie},
+    procfile::{container_id, parse_cgroup, parse_syscall, parse_wchan, split_cmdline},
+    report::{
+        Exited, Latency, Line, ParentGroup, ParentRow, Placement, ProcessInfo, Reaped, ReaperKind,
+        Sigchld, Snapshot, Summary, WaitStats, Zombie,
+    },
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -49,14 +53,18 @@ fn run(u: &mut Unstructured) -> Result<()> {
         state: u.arbitrary()?,
         wchan: parse_wchan(field(u, 64)?),
         syscall: parse_syscall(field(u, 64)?),
-        sigchld: None,
+        sigchld: Some(Sigchld {
+            ignored: u.arbitrary()?,
+            caught: u.arbitrary()?,
+            blocked: u.arbitrary()?,
+        }),
         ppid: u.arbitrary()?,
         threads: u.arbitrary()?,
         start_ticks: u.arbitrary()?,
         placement: Placement {
+            container_id: cgroup.as_deref().and_then(container_id),
             cgroup: cgroup.clone(),
             ns_pid: u.arbitrary()?,
-            container_id: None,
         },
     };
     let pid = u.arbitrary()?;
@@ -73,9 +81,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
         diagnosis: diagnose(pid, u.arbitrary()?, Some(&parent), &waits, true),
         parent: Some(parent),
         placement: Placement {
+            container_id: cgroup.as_deref().and_then(container_id),
             cgroup,
-            ns_pid: None,
-            container_id: None,
+            ns_pid: u.arbitrary()?,
         },
         parent_waits: Some(waits),
     };
@@ -86,7 +94,13 @@ fn run(u: &mut Unstructured) -> Result<()> {
         comm,
         reaper_pid: u.arbitrary()?,
         reaper_comm: Some(reaper_comm),
-        reaper_kind: ReaperKind::Parent,
+        reaper_kind: *u.choose(&[
+            ReaperKind::Parent,
+            ReaperKind::Kernel,
+            ReaperKind::Init,
+            ReaperKind::Subreaper,
+            ReaperKind::Unknown,
+        ])?,
         zombie_ns: u.arbitrary()?,
         was_reported: true,
         preexisting: false,
@@ -123,6 +137,65 @@ fn run(u: &mut Unstructured) -> Result<()> {
         v["parent_comm"],
         json!(lossy(Comm::new(&parent_comm).as_bytes()))
     );
+
+    // The summary and `ps` take several lines: hostile names add none.
+    let latency = Latency {
+        count: u.arbitrary()?,
+        p50_ns: u.arbitrary()?,
+        p99_ns: u.arbitrary()?,
+        max_ns: u.arbitrary()?,
+    };
+    let zombies: Vec<u32> = u.arbitrary()?;
+    let lines = |comm: &[u8], args: &[Vec<u8>]| {
+        let group = ParentGroup {
+            ppid: 7,
+            parent_comm: comm.to_vec(),
+            zombies: zombies.clone(),
+            oldest_ns: latency.max_ns,
+        };
+        let summary = Line::Summary(Summary {
+            ts,
+            last: true,
+            duration_ns: latency.count,
+            exits: latency.count,
+            reaps: 0,
+            zombies: 1,
+            preexisting: 0,
+            lost: 0,
+            outstanding: vec![group.clone()],
+            parents: vec![ParentRow {
+                ppid: 7,
+                comm: comm.to_vec(),
+                cmdline: args.to_vec(),
+                zombies_now: 1,
+                zombies_ever: latency.count,
+                leak_per_min: 1.5,
+                oldest_ns: latency.max_ns,
+                reaps: latency,
+            }],
+            reap_latency: latency,
+            reap_latency_by_comm: vec![(comm.to_vec(), latency)],
+        });
+        let snapshot = Line::Snapshot(Snapshot {
+            ts,
+            zombies: zombies.len(),
+            by_parent: vec![group],
+            full_detail: true,
+        });
+        [summary, snapshot]
+    };
+    let plain = lines(b"x", &[b"x".to_vec()]);
+    for (hostile, plain) in lines(&parent_comm, &cmdline).iter().zip(&plain) {
+        check_text(hostile, boot_now_ns);
+        let text = |line| Encoder::new(Format::Text).encode_at(line, boot_now_ns);
+        assert_eq!(
+            text(hostile).lines().count(),
+            text(plain).lines().count(),
+            "{}",
+            text(hostile)
+        );
+        check_json(hostile, boot_now_ns);
+    }
     Ok(())
 }
 
@@ -132,10 +205,14 @@ fn field<'a>(u: &mut Unstructured<'a>, max: usize) -> Result<&'a [u8]> {
     u.bytes(len.min(u.len()))
 }
 
+/// No character a terminal acts on; a line break only where the encoder
+/// puts one (between a summary's lines).
 fn check_text(line: &Line, boot_now_ns: Option<u64>) {
     let text = Encoder::new(Format::Text).encode_at(line, boot_now_ns);
     let body = text.strip_suffix('\n').expect("a line ends with a newline");
-    for c in body.chars() {
+    let single = !matches!(line, Line::Summary(_) | Line::Snapshot(_));
+    assert!(!(single && body.contains('\n')), "{body:?}");
+    for c in body.chars().filter(|&c| c != '\n') {
         // Control characters (C0, DEL, C1), and those that reorder text
         // (Trojan Source) or end a line in some terminals.
         let hidden = matches!(

@@ -267,6 +267,17 @@ impl Engine {
         self.pending.len()
     }
 
+    /// Callers of wait with a tally now (at most `max_wait_callers`).
+    pub fn wait_callers_len(&self) -> usize {
+        self.waits.len()
+    }
+
+    /// Reaps remembered without their exit now (at most
+    /// `max_orphan_reaps`).
+    pub fn orphan_reaps_len(&self) -> usize {
+        self.orphan_reaps.len()
+    }
+
     fn ticks(&self, ns: u64) -> u64 {
         ns_to_ticks(ns, self.config.ticks_per_sec)
     }
