@@ -287,7 +287,7 @@ fn merge(bin_dir: &Path, target: &str) -> Result<()> {
     let corpus = Path::new(WORK_DIR).join("corpus").join(target);
     let count = |dir: &Path| fs::read_dir(dir).map_or(0, |d| d.count());
     let before = count(&seeds);
-    // The fewest inputs that cover what the kept ones and the new ones do.
+    // Of the new inputs, the fewest that cover what the kept ones do not.
     let status = Command::new(bin_dir.join(target))
         .arg("-set_cover_merge=1")
         .arg(&seeds)
