@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build, is_root, output_of, plot, run_cmd, soak, which, workspace_root};
+use crate::{build, cores, is_root, output_of, plot, run_cmd, soak, which, workspace_root};
 
 mod kernel;
 mod page;
@@ -176,7 +176,7 @@ pub fn bench(options: &Options) -> Result<()> {
         children,
         soak_children,
     } = options;
-    let cores = thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let cores = cores() as u64;
     if rounds == 0 || children == 0 || soak_children < cores {
         bail!("--rounds and --children must be at least 1, --soak-children at least {cores}");
     }
@@ -614,7 +614,7 @@ fn machine() -> Vec<(&'static str, String)> {
             })
             .unwrap_or_else(|| "unknown".to_owned())
     };
-    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let mem_gib = field(&read("/proc/meminfo"), "MemTotal")
         .split_whitespace()
         .next()
