@@ -186,14 +186,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
     };
     let plain = lines(b"x", &[b"x".to_vec()]);
     for (hostile, plain) in lines(&parent_comm, &cmdline).iter().zip(&plain) {
-        check_text(hostile, boot_now_ns);
-        let text = |line| Encoder::new(Format::Text).encode_at(line, boot_now_ns);
-        assert_eq!(
-            text(hostile).lines().count(),
-            text(plain).lines().count(),
-            "{}",
-            text(hostile)
-        );
+        let text = check_text(hostile, boot_now_ns);
+        let plain = Encoder::new(Format::Text).encode_at(plain, boot_now_ns);
+        assert_eq!(text.lines().count(), plain.lines().count(), "{text}");
         check_json(hostile, boot_now_ns);
     }
     Ok(())
@@ -206,8 +201,8 @@ fn field<'a>(u: &mut Unstructured<'a>, max: usize) -> Result<&'a [u8]> {
 }
 
 /// No character a terminal acts on; a line break only where the encoder
-/// puts one (between a summary's lines).
-fn check_text(line: &Line, boot_now_ns: Option<u64>) {
+/// puts one (between a summary's lines). Returns the text.
+fn check_text(line: &Line, boot_now_ns: Option<u64>) -> String {
     let text = Encoder::new(Format::Text).encode_at(line, boot_now_ns);
     let body = text.strip_suffix('\n').expect("a line ends with a newline");
     let single = !matches!(line, Line::Summary(_) | Line::Snapshot(_));
@@ -221,6 +216,7 @@ fn check_text(line: &Line, boot_now_ns: Option<u64>) {
         );
         assert!(!c.is_control() && !hidden, "{c:?} in {body:?}");
     }
+    text
 }
 
 fn check_json(line: &Line, boot_now_ns: Option<u64>) -> Value {
