@@ -249,6 +249,18 @@ impl Scenario {
             .unwrap_or_else(|_| panic!("scenario printed nothing within {EVENT_TIMEOUT:?}"))
     }
 
+    /// Reads a `WORD N N ...` line: the numbers.
+    fn numbers(&mut self, word: &str) -> Vec<u64> {
+        let line = self.line();
+        line.strip_prefix(word)
+            .and_then(|rest| {
+                rest.split_whitespace()
+                    .map(|n| n.parse().ok())
+                    .collect::<Option<Vec<u64>>>()
+            })
+            .unwrap_or_else(|| panic!("expected `{word}N...`, got {line:?}"))
+    }
+
     /// Reads a `parent P child C` line.
     fn parent_and_child(&mut self) -> (u64, u64) {
         let line = self.line();
@@ -1304,7 +1316,10 @@ fn wait_calls_are_reported(env: &[(&str, &str)]) {
     );
     let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
     assert!(
-        diagnosis.contains(&format!("waits only for pid {sleeper}")),
+        diagnosis.contains(&format!(
+            "is blocked in wait4 for pid {sleeper}, a live child; this one will wait until \
+             {sleeper} exits"
+        )),
         "{zombie}"
     );
 }
@@ -1646,4 +1661,413 @@ fn killed_or_crashed_tracer_leaves_nothing_attached() {
     }
     // SAFETY: as above.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) }, 0);
+}
+
+/// Whether `/proc` shows `pid` as a zombie.
+fn is_zombie(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// A parent reaped 20 children by pid, leaked one, and now blocks in a wait
+/// for a live child (two threads, two children, with `threads`): the report
+/// names the calls in progress first, lists the pids it waited for most
+/// recently (not the first ever) as gone, and says what this child waits
+/// for.
+fn waits_now_not_first_ever(how: &str, syscalls: &[&str]) {
+    let mut tracer = Tracer::start(&["--threshold", "1s"]);
+    let mode = format!("reap-then-block-{how}");
+    let mut scenario = Scenario::python("children.py", &[&mode, "30"]);
+    let reaped = scenario.numbers("reaped ");
+    let (parent, child) = scenario.parent_and_child();
+    let waiting = scenario.numbers("waiting ");
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["ppid"], parent, "{zombie}");
+    let names = strings(&zombie["parent_wait_targets"]);
+    for (i, w) in waiting.iter().enumerate() {
+        assert_eq!(names.get(i), Some(&&*format!("pid {w}")), "{zombie}");
+    }
+    let list = zombie["parent_wait_target_list"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no parent_wait_target_list: {zombie}"));
+    let (now, recent): (Vec<&Value>, Vec<&Value>) =
+        list.iter().partition(|t| t["in_progress"] == true);
+    assert_eq!(now.len(), waiting.len(), "{zombie}");
+    for ((call, w), syscall) in now.iter().zip(&waiting).zip(syscalls) {
+        assert_eq!(call["kind"], "pid", "{zombie}");
+        assert_eq!(call["id"], *w, "{zombie}");
+        assert_eq!(call["pid"], *w, "{zombie}");
+        assert_eq!(call["state"], "live_child", "{zombie}");
+        assert_eq!(call["syscall"], *syscall, "{zombie}");
+        assert_eq!(call["blocking"], true, "{zombie}");
+        assert_eq!(call["ms_ago"], 0, "{zombie}");
+        assert!(call["tid"].as_u64().is_some(), "{zombie}");
+    }
+    // The last 8 it reaped, each gone now, with how long ago: not the
+    // first 8 ever.
+    let recent_pids: Vec<u64> = recent
+        .iter()
+        .map(|t| {
+            assert_eq!(t["kind"], "pid", "{zombie}");
+            assert_eq!(t["state"], "gone", "{zombie}");
+            assert!(t["ms_ago"].as_u64().is_some(), "{zombie}");
+            t["id"].as_u64().unwrap()
+        })
+        .collect();
+    let mut last_eight = reaped[12..].to_vec();
+    last_eight.reverse();
+    assert_eq!(recent_pids, last_eight, "{zombie}");
+    let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
+    match waiting[..] {
+        [w] => assert!(
+            diagnosis.ends_with(&format!(
+                "is blocked in {} for pid {w}, a live child; this one will wait until {w} exits",
+                syscalls[0]
+            )),
+            "{zombie}"
+        ),
+        [w1, w2] => {
+            for part in [
+                format!("is blocked in wait4 for pid {w1}, a live child (thread "),
+                format!("and in waitid for pid {w2}, a live child (thread "),
+                "; this one will wait until one of them returns".to_owned(),
+            ] {
+                assert!(diagnosis.contains(&part), "{part:?}: {zombie}");
+            }
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn parent_blocked_in_wait4_for_another_child_is_named() {
+    waits_now_not_first_ever("wait4", &["wait4"]);
+}
+
+#[test]
+fn parent_blocked_in_waitid_for_another_child_is_named() {
+    waits_now_not_first_ever("waitid", &["waitid"]);
+}
+
+#[test]
+fn parent_threads_blocked_for_two_children_are_both_named() {
+    waits_now_not_first_ever("threads", &["wait4", "waitid"]);
+}
+
+/// A zombie whose exit record was lost is found again in `/proc`: its exit
+/// time is unknown, and the diagnosis claims nothing about what its parent
+/// did since; it says what the parent waited for lately.
+#[test]
+fn zombie_found_after_lost_records_makes_no_claim_about_its_exit() {
+    let mut tracer = Tracer::start(&["--threshold", "2s", "--events"]);
+    send_signal(&tracer.child, libc::SIGSTOP);
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    let storms: Vec<_> = (0..cores)
+        .map(|_| thread::spawn(|| run_storm(40_000)))
+        .collect();
+    for storm in storms {
+        storm.join().expect("a storm");
+    }
+    // Its exit comes while the ring buffer is full: the record is lost.
+    let mut scenario = Scenario::python("children.py", &["leak-then-poll", "30"]);
+    let (parent, child) = scenario.parent_and_child();
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !is_zombie(child) {
+        assert!(Instant::now() < deadline, "{child} never became a zombie");
+        thread::sleep(Duration::from_millis(20));
+    }
+    send_signal(&tracer.child, libc::SIGCONT);
+    tracer.wait_for("lost line", |v| v["type"] == "lost");
+    // SAFETY: kill(2) on the scenario's parent.
+    unsafe { libc::kill(parent as i32, libc::SIGUSR1) };
+    let polled = scenario.numbers("polled ")[0];
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    assert_eq!(zombie["age_ms"], Value::Null, "{zombie}");
+    assert_eq!(zombie["ppid_at_exit"], Value::Null, "{zombie}");
+    assert_eq!(zombie["preexisting"], false, "{zombie}");
+    let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
+    assert!(!diagnosis.contains("since this child exited"), "{zombie}");
+    assert!(
+        diagnosis.contains(&format!(
+            "has waited only for pid {polled} since tracing began"
+        )),
+        "{zombie}"
+    );
+    assert!(diagnosis.contains("exited is unknown"), "{zombie}");
+    let recent = zombie["parent_wait_target_list"]
+        .as_array()
+        .and_then(|l| l.iter().find(|t| t["id"] == polled))
+        .unwrap_or_else(|| panic!("pid {polled} not among the targets: {zombie}"));
+    assert_eq!(recent["in_progress"], false, "{zombie}");
+    assert_eq!(recent["state"], "live_child", "{zombie}");
+    assert!(recent["ms_ago"].as_u64().is_some(), "{zombie}");
+}
+
+/// A scratch path in the test's temporary directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// One parent leaks 3,000 children at once: text for people gets a few
+/// lines a second and a sum (the parent's details once), the JSON file one
+/// line per zombie and per reap.
+#[test]
+fn a_flood_is_summed_up_in_text_and_whole_in_json() {
+    require_root();
+    let flood = compiled("flood");
+    let file = scratch("flood.jsonl");
+    let mut child = Command::new(BIN)
+        .args(["--threshold", "500ms", "--output"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+    let lines = line_reader(child.stdout.take().unwrap());
+    let stderr = collect_stderr(child.stderr.take().unwrap());
+    let ready = lines.recv_timeout(READY_TIMEOUT).expect("a first line");
+    assert!(ready.contains(" READY "), "{ready}");
+    let mut scenario = Scenario::start(&[flood.to_str().unwrap(), "3000", "3"]);
+    let parent = scenario.numbers("parent ")[0];
+    assert_eq!(scenario.numbers("forked "), [3000]);
+    scenario.finish();
+    // The last second's sums come when it is over.
+    thread::sleep(Duration::from_millis(2500));
+    send_signal(&child, libc::SIGTERM);
+    let status = wait_timeout(&mut child, Duration::from_secs(20)).expect("stops on SIGTERM");
+    assert!(status.success(), "{status}: {}", stderr.lock().unwrap());
+    let text: Vec<String> = lines.try_iter().collect();
+    let shown = |kind: &str, of: &str| -> Vec<&String> {
+        text.iter()
+            .filter(|l| l.get(13..21) == Some(kind) && l.contains(of))
+            .collect()
+    };
+    let sum = |lines: &[&String]| -> u64 {
+        lines
+            .iter()
+            .map(|l| {
+                let after = l.split(": ").nth(1).unwrap_or_default();
+                after
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no count in {l:?}"))
+            })
+            .sum()
+    };
+    let zombies = shown("ZOMBIE  ", &format!("| parent {parent} "));
+    let zombie_sums = shown("ZOMBIES ", &format!("parent {parent} flood: "));
+    let reaps = shown("REAP    ", &format!("reaped-by={parent} "));
+    let reap_sums = shown("REAPS   ", &format!("reaped-by {parent} flood: "));
+    let all = text.join("\n");
+    assert_eq!(zombies.len() as u64 + sum(&zombie_sums), 3000, "{all}");
+    assert_eq!(reaps.len() as u64 + sum(&reap_sums), 3000, "{all}");
+    assert!(!zombie_sums.is_empty() && !reap_sums.is_empty(), "{all}");
+    // At most three lines a parent a second, its details on the first.
+    let windows = zombie_sums.len();
+    assert!(zombies.len() <= 3 * windows + 3, "{all}");
+    let details = zombies.iter().filter(|l| l.contains(" cmd=[")).count();
+    assert!(details >= 1 && details <= windows + 1, "{all}");
+    assert!(
+        zombies
+            .iter()
+            .filter(|l| !l.contains(" cmd=["))
+            .all(|l| l.contains(&format!("| parent {parent} flood (as above)"))),
+        "{all}"
+    );
+    assert!(text.len() < 60, "{} lines of text: {all}", text.len());
+    // JSON has every one.
+    let json = std::fs::read_to_string(&file).expect("the --output file");
+    let values: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    let count = |kind: &str, field: &str| {
+        values
+            .iter()
+            .filter(|v| v["type"] == kind && v[field] == parent)
+            .count()
+    };
+    assert_eq!(count("zombie", "ppid"), 3000);
+    assert_eq!(count("reap", "reaper_pid"), 3000);
+}
+
+/// Zombies that exist when the tracer starts are reported with `ready`: a
+/// tracer stopped at once has reported them, and its summary agrees.
+#[test]
+fn preexisting_zombies_come_with_ready_and_the_summary_agrees() {
+    require_root();
+    let (_scenario, parent, children) = three_zombies_under_sleep();
+    let tracer = Tracer::start(&["--threshold", "1h"]);
+    let preexisting = ms(&tracer.ready, "preexisting");
+    assert!(preexisting >= 3, "{}", tracer.ready);
+    let (all, status) = tracer.stop();
+    assert!(status.success());
+    let reported: Vec<&Value> = all.iter().filter(|v| v["type"] == "zombie").collect();
+    assert_eq!(reported.len() as u64, preexisting, "{all:?}");
+    for child in &children {
+        assert!(
+            reported
+                .iter()
+                .any(|z| z["pid"] == *child && z["preexisting"] == true),
+            "{child} not reported: {all:?}"
+        );
+    }
+    let summary = all.last().expect("summary");
+    assert_eq!(summary["type"], "summary", "{summary}");
+    assert_eq!(ms(summary, "preexisting"), preexisting, "{summary}");
+    let group = summary["outstanding"]
+        .as_array()
+        .and_then(|o| o.iter().find(|g| g["ppid"] == parent))
+        .unwrap_or_else(|| panic!("parent {parent} not outstanding: {summary}"));
+    assert_eq!(
+        group["zombies"].as_array().map(Vec::len),
+        Some(3),
+        "{summary}"
+    );
+}
+
+/// `zombie-trace | head -1` on a quiet host: once the reader is gone the
+/// tracer stops and detaches, though it has nothing more to write.
+#[test]
+fn a_quiet_tracer_stops_when_its_reader_goes() {
+    require_root();
+    let before = programs_at_rest();
+    // Only pid 1, which never exits: nothing more is written.
+    let mut child = Command::new(BIN)
+        .args(["--pid", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+    let stderr = collect_stderr(child.stderr.take().unwrap());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).expect("the ready line");
+    assert!(first.contains(" READY "), "{first}");
+    drop(out);
+    let status = wait_timeout(&mut child, Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("still running 3s after its reader went"));
+    assert!(status.success(), "{status}");
+    assert_programs_back_to(before, "after its reader went");
+    let stderr = stderr.lock().unwrap().clone();
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+/// `>&-`: findings would go nowhere, and it says so; with `--output` they
+/// go to the file.
+#[test]
+fn started_with_stdout_closed_it_says_so_unless_it_has_a_file() {
+    require_root();
+    let closed = |args: &[&str]| {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exec \"$0\" \"$@\" >&-", BIN])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    };
+    for args in [&["--threshold", "1s"][..], &["ps"]] {
+        let out = closed(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("zombie-trace: error: standard output is closed")
+                && stderr.contains("--output FILE"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let file = scratch("closed-stdout.jsonl");
+    let mut child = closed(&["--output", file.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = collect_stderr(child.stderr.take().unwrap());
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !std::fs::read_to_string(&file).is_ok_and(|s| s.contains("\"type\":\"ready\"")) {
+        assert!(
+            Instant::now() < deadline,
+            "no ready line in {}: {}",
+            file.display(),
+            stderr.lock().unwrap()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    send_signal(&child, libc::SIGTERM);
+    let status = wait_timeout(&mut child, Duration::from_secs(20)).expect("stops on SIGTERM");
+    assert!(status.success(), "{status}: {}", stderr.lock().unwrap());
+    let written = std::fs::read_to_string(&file).unwrap();
+    let last: Value = serde_json::from_str(written.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["type"], &last["final"]),
+        (&"summary".into(), &true.into())
+    );
+}
+
+/// `--pid 0` is refused; a pid that is no process is traced, with a
+/// warning (`zombie-trace: warning:`, as the README says).
+#[test]
+fn pid_filters_that_name_no_process_are_said() {
+    for flag in ["--pid", "--ppid"] {
+        let out = Command::new(BIN).args([flag, "0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} 0");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("0 is not a process"), "{stderr}");
+    }
+    // Above PID_MAX_LIMIT: never a process.
+    let tracer = Tracer::start(&["--pid", "4194305", "--ppid", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let warned = "zombie-trace: warning: --pid 4194305: no such process now";
+    while !tracer.stderr.lock().unwrap().contains(warned) {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            tracer.stderr.lock().unwrap()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = tracer.stderr.lock().unwrap().clone();
+    assert!(!stderr.contains("--ppid 1"), "{stderr}");
+    let (_, status) = tracer.stop();
+    assert!(status.success());
+}
+
+/// `--output` through a symbolic link is refused, saying why and what to
+/// give instead.
+#[test]
+fn output_through_a_symlink_is_refused_with_the_reason() {
+    require_root();
+    let real = scratch("real.jsonl");
+    let link = scratch("link.jsonl");
+    std::fs::write(&real, "").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = Command::new(BIN)
+        .arg("--output")
+        .arg(&link)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is a symbolic link") && stderr.contains("readlink -f"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "");
 }

@@ -1,5 +1,6 @@
 //! What the tracer reads out of the kernel's maps: a process's wait-call
-//! tally and the reap-latency histograms, with any values in them.
+//! tally (its most recent targets) and the reap-latency histograms, with
+//! any values in them.
 
 #![no_main]
 
@@ -30,12 +31,23 @@ fn run(u: &mut Unstructured) -> Result<()> {
         *target = WaitTargetId {
             idtype: u.int_in_range(0..=4)?,
             id: u.arbitrary()?,
+            last_ns: u.arbitrary()?,
         };
     }
     let stats = wait_tally(&tally);
+    // Distinct, at most what the kernel keeps, the most recent first.
     assert!(stats.targets.len() <= WAIT_TARGETS);
-    for (i, target) in stats.targets.iter().enumerate() {
-        assert!(!stats.targets[..i].contains(target), "{:?}", stats.targets);
+    for (i, recent) in stats.targets.iter().enumerate() {
+        assert!(
+            !stats.targets[..i].iter().any(|r| r.target == recent.target),
+            "{:?}",
+            stats.targets
+        );
+        assert!(
+            i == 0 || stats.targets[i - 1].last_ns >= recent.last_ns,
+            "{:?}",
+            stats.targets
+        );
     }
 
     let a = Log2Hist::from(&hist(u)?);

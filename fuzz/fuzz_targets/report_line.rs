@@ -16,12 +16,13 @@ use libfuzzer_sys::{
 use serde_json::{Value, json};
 use zombie_trace::{
     decode::wait_target,
-    event::{Comm, ExitStatus},
+    event::{Comm, ExitStatus, WaitSyscall},
+    flood::{Flood, Kind},
     output::{Encoder, Format, diagnose},
     procfile::{container_id, parse_cgroup, parse_syscall, parse_wchan, split_cmdline},
     report::{
         Exited, Latency, Line, ParentGroup, ParentRow, Placement, ProcessInfo, Reaped, ReaperKind,
-        Sigchld, Snapshot, Summary, WaitStats, Zombie,
+        RecentWait, Sigchld, Snapshot, Summary, TargetState, WaitNow, WaitStats, Zombie,
     },
 };
 
@@ -41,9 +42,33 @@ fn run(u: &mut Unstructured) -> Result<()> {
         last_ns: u.arbitrary()?,
         ..WaitStats::default()
     };
+    let states = [
+        None,
+        Some(TargetState::LiveChild),
+        Some(TargetState::ZombieChild),
+        Some(TargetState::NotAChild),
+        Some(TargetState::Gone),
+    ];
     for _ in 0..u.int_in_range(0..=3)? {
         if let Ok(target) = wait_target(u.int_in_range(0..=3)?, u.arbitrary()?) {
-            waits.targets.push(target);
+            waits.targets.push(RecentWait {
+                target,
+                last_ns: u.arbitrary()?,
+                state: *u.choose(&states)?,
+            });
+        }
+    }
+    let mut waits_now = Vec::new();
+    for _ in 0..u.int_in_range(0..=2)? {
+        if let Ok(target) = wait_target(u.int_in_range(0..=3)?, u.arbitrary()?) {
+            waits_now.push(WaitNow {
+                tid: u.arbitrary()?,
+                syscall: *u.choose(&[WaitSyscall::Wait4, WaitSyscall::Waitid])?,
+                target,
+                options: u.arbitrary()?,
+                child: u.arbitrary()?,
+                state: *u.choose(&states)?,
+            });
         }
     }
     let parent = ProcessInfo {
@@ -53,6 +78,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         state: u.arbitrary()?,
         wchan: parse_wchan(field(u, 64)?),
         syscall: parse_syscall(field(u, 64)?),
+        waits_now,
         sigchld: Some(Sigchld {
             ignored: u.arbitrary()?,
             caught: u.arbitrary()?,
@@ -69,7 +95,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     };
     let pid = u.arbitrary()?;
     let status = ExitStatus::from_wait_status(u.arbitrary()?);
-    let zombie = Zombie {
+    let mut zombie = Zombie {
         ts,
         pid,
         comm,
@@ -78,15 +104,31 @@ fn run(u: &mut Unstructured) -> Result<()> {
         preexisting: u.arbitrary()?,
         ppid_at_exit: u.arbitrary()?,
         ppid: parent.pid,
-        diagnosis: diagnose(pid, u.arbitrary()?, Some(&parent), &waits, true),
+        diagnosis: String::new(),
         parent: Some(parent),
         placement: Placement {
             container_id: cgroup.as_deref().and_then(container_id),
             cgroup,
             ns_pid: u.arbitrary()?,
         },
-        parent_waits: Some(waits),
+        parent_waits: u.arbitrary::<bool>()?.then_some(waits),
     };
+    zombie.diagnosis = diagnose(&zombie, u.arbitrary()?, u.arbitrary()?);
+    // A flood's brief lines, and its sums, name the parent too.
+    let brief = Encoder::new(Format::Text).encode_brief(&zombie, u.arbitrary()?);
+    check_text_line(&brief);
+    let flood = Flood {
+        kind: *u.choose(&[Kind::Zombies, Kind::Reaps])?,
+        pid: u.arbitrary()?,
+        comm: parent_comm.clone(),
+        count: u.arbitrary()?,
+        min_pid: u.arbitrary()?,
+        max_pid: u.arbitrary()?,
+        oldest_exit_ns: u.arbitrary()?,
+        longest_zombie_ns: u.arbitrary()?,
+        window_ns: u.arbitrary()?,
+    };
+    check_text_line(&Encoder::new(Format::Text).encode_flood(&flood, ts, u.arbitrary()?));
     let reaper_comm = Comm::new(field(u, 16)?);
     let reaped = Reaped {
         ts,
@@ -204,9 +246,23 @@ fn field<'a>(u: &mut Unstructured<'a>, max: usize) -> Result<&'a [u8]> {
 /// puts one (between a summary's lines). Returns the text.
 fn check_text(line: &Line, boot_now_ns: Option<u64>) -> String {
     let text = Encoder::new(Format::Text).encode_at(line, boot_now_ns);
-    let body = text.strip_suffix('\n').expect("a line ends with a newline");
     let single = !matches!(line, Line::Summary(_) | Line::Snapshot(_));
-    assert!(!(single && body.contains('\n')), "{body:?}");
+    if single {
+        check_text_line(&text);
+    } else {
+        check_chars(text.strip_suffix('\n').expect("a line ends with a newline"));
+    }
+    text
+}
+
+/// One line, with no character a terminal acts on.
+fn check_text_line(text: &str) {
+    let body = text.strip_suffix('\n').expect("a line ends with a newline");
+    assert!(!body.contains('\n'), "{body:?}");
+    check_chars(body);
+}
+
+fn check_chars(body: &str) {
     for c in body.chars().filter(|&c| c != '\n') {
         // Control characters (C0, DEL, C1), and those that reorder text
         // (Trojan Source) or end a line in some terminals.
@@ -216,7 +272,6 @@ fn check_text(line: &Line, boot_now_ns: Option<u64>) -> String {
         );
         assert!(!c.is_control() && !hidden, "{c:?} in {body:?}");
     }
-    text
 }
 
 fn check_json(line: &Line, boot_now_ns: Option<u64>) -> Value {

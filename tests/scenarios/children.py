@@ -20,12 +20,21 @@ usage: children.py MODE [SECONDS]
             parent reaps in its SIGCHLD handler with one waitpid per signal;
             four children exit while SIGCHLD is blocked, so one signal
             stands for four and three stay zombies
+  reap-then-block-wait4, reap-then-block-waitid, reap-then-block-threads
+            parent reaps 20 children by pid (prints `reaped P...`), leaks
+            one, then blocks for SECONDS in wait4(W) (or waitid(P_PID, W)),
+            W a live child (prints `waiting W...`); with `threads`, two
+            threads block, one in wait4 and one in waitid, for two children
+  leak-then-poll
+            parent leaks a child, then on SIGUSR1 polls another, live child
+            with waitpid(W, WNOHANG) (prints `polled W`) and sleeps SECONDS
 """
 import ctypes
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 mode = sys.argv[1]
@@ -143,5 +152,52 @@ elif mode == "sigchld-once":
     time.sleep(0.5)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
     time.sleep(seconds)
+elif mode.startswith("reap-then-block-"):
+    how = mode.removeprefix("reap-then-block-")
+    reaped = []
+    for _ in range(20):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        reaped.append(pid)
+    print("reaped " + " ".join(map(str, reaped)), flush=True)
+    leaked = spawn(exit_with(0))
+    sleepers = []
+    for _ in range(2 if how == "threads" else 1):
+        sleeper = os.fork()
+        if sleeper == 0:
+            time.sleep(seconds)
+            os._exit(0)
+        sleepers.append(sleeper)
+    print("waiting " + " ".join(map(str, sleepers)), flush=True)
+    if how == "wait4":
+        os.waitpid(sleepers[0], 0)
+    elif how == "waitid":
+        os.waitid(os.P_PID, sleepers[0], os.WEXITED)
+    else:
+        threads = [
+            threading.Thread(target=os.waitpid, args=(sleepers[0], 0)),
+            threading.Thread(target=os.waitid, args=(os.P_PID, sleepers[1], os.WEXITED)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    os.waitpid(leaked, 0)
+elif mode == "leak-then-poll":
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    leaked = spawn(exit_with(0))
+    sleeper = os.fork()
+    if sleeper == 0:
+        time.sleep(seconds + 30)
+        os._exit(0)
+    signal.sigwait([signal.SIGUSR1])
+    os.waitpid(sleeper, os.WNOHANG)
+    print(f"polled {sleeper}", flush=True)
+    time.sleep(seconds)
+    os.kill(sleeper, signal.SIGKILL)
+    os.waitpid(sleeper, 0)
+    os.waitpid(leaked, 0)
 else:
     sys.exit(f"unknown mode {mode}")

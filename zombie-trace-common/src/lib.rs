@@ -28,6 +28,9 @@ pub const EXIT_NOT_SIGCHLD: u32 = 1 << 2;
 /// The leader thread died before the group (e.g. `pthread_exit` in main):
 /// the zombie clock starts now, at group death, not at the leader's exit.
 pub const EXIT_LEADER_WENT_FIRST: u32 = 1 << 3;
+/// The process is in a pid namespace below the host's, so it has a pid of
+/// its own there (or its namespace could not be read).
+pub const EXIT_IN_PID_NS: u32 = 1 << 4;
 
 /// A process (thread group) died: the last live thread passed
 /// `sched_process_exit`. Identity is the leader's, since that is the task its
@@ -228,15 +231,25 @@ pub struct ReaperLatency {
     pub hist: LatencyHist,
 }
 
-/// Distinct wait targets a [`WaitTally`] keeps.
+/// Distinct wait targets a [`WaitTally`] keeps: the most recently asked
+/// for.
 pub const WAIT_TARGETS: usize = 8;
 
-/// What a wait call asked for: `P_*` and the id.
+/// What a wait call asked for (`P_*` and the id), and when it last did.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WaitTargetId {
     pub idtype: u32,
     pub id: i32,
+    /// `bpf_ktime_get_boot_ns()` when the last call for it returned.
+    pub last_ns: u64,
+}
+
+impl WaitTargetId {
+    /// Whether both ask for the same children, whenever they did.
+    pub fn same_target(&self, other: &Self) -> bool {
+        self.idtype == other.idtype && self.id == other.id
+    }
 }
 
 /// The wait calls of one process since it started its program, kept in the
@@ -258,6 +271,8 @@ pub struct WaitTally {
     /// How many of `targets` are set.
     pub n_targets: u32,
     pub _pad: u32,
+    /// The distinct targets most recently asked for, in no order; when all
+    /// are set, a new one replaces the least recently asked for.
     pub targets: [WaitTargetId; WAIT_TARGETS],
 }
 
@@ -391,7 +406,7 @@ mod tests {
             size_of::<Filter>(),
             2 * FILTER_MAX * 4 + 2 * 4 + COMM_LEN + 2 * 4 + 8
         );
-        assert_eq!(size_of::<WaitTally>(), 6 * 8 + 2 * 4 + WAIT_TARGETS * 8);
+        assert_eq!(size_of::<WaitTally>(), 6 * 8 + 2 * 4 + WAIT_TARGETS * 16);
         assert_eq!(size_of::<LatencyHist>(), (LATENCY_BUCKETS + 2) * 8);
         assert_eq!(size_of::<ReaperLatency>(), 8 + size_of::<LatencyHist>());
     }

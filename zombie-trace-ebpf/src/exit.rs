@@ -7,8 +7,8 @@ use aya_ebpf::{
 use aya_log_ebpf::error;
 use zombie_trace_common::{
     COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT,
-    COUNTER_PENDING_FULL, COUNTER_READ_ERRORS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD,
-    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord, KIND_EXIT,
+    COUNTER_PENDING_FULL, COUNTER_READ_ERRORS, EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST,
+    EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord, KIND_EXIT,
 };
 
 use crate::{
@@ -109,6 +109,13 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     };
     if tid != tgid {
         flags |= EXIT_LEADER_WENT_FIRST;
+    }
+    // Userspace then asks /proc for its pid in its own namespace; for the
+    // rest (most processes), it need not.
+    let ns_level =
+        read::<KPtr>(leader, o.task_thread_pid).and_then(|pid| read::<u32>(pid, o.pid_level));
+    if ns_level != Ok(0) {
+        flags |= EXIT_IN_PID_NS;
     }
 
     let record = ExitRecord {

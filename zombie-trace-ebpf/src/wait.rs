@@ -302,10 +302,11 @@ fn tally(tgid: u32, args: &WaitArgs, ret: i64, reported: bool, reaped: bool, now
     let target = WaitTargetId {
         idtype: args.idtype,
         id: args.id,
+        last_ns: now,
     };
     // SAFETY: a map value. Threads of one process may wait at once: the
-    // counts are added atomically; the time and the target list may lose
-    // a race, which only shortens a list of examples.
+    // counts are added atomically; the times and the target list may lose
+    // a race, which only makes an example a little stale.
     unsafe {
         atomic_add(&raw mut (*slot).calls, 1);
         if ret < 0 {
@@ -321,17 +322,34 @@ fn tally(tgid: u32, args: &WaitArgs, ret: i64, reported: bool, reaped: bool, now
         if now > (*slot).last_ns {
             (*slot).last_ns = now;
         }
+        // The same target's slot, else a free one, else the one asked for
+        // least recently: what the parent waited for lately, not first.
         let n = (*slot).n_targets as usize;
+        let mut same = WAIT_TARGETS;
+        let mut oldest = 0;
         let mut i = 0;
         while i < WAIT_TARGETS {
-            if i < n && (*slot).targets[i] == target {
-                return;
+            if i < n {
+                if (*slot).targets[i].same_target(&target) {
+                    same = i;
+                    break;
+                }
+                if (*slot).targets[i].last_ns < (*slot).targets[oldest].last_ns {
+                    oldest = i;
+                }
             }
             i += 1;
         }
-        if n < WAIT_TARGETS {
-            (*slot).targets[n] = target;
+        let at = if same < WAIT_TARGETS {
+            same
+        } else if n < WAIT_TARGETS {
             (*slot).n_targets = n as u32 + 1;
+            n
+        } else {
+            oldest
+        };
+        if at < WAIT_TARGETS {
+            (*slot).targets[at] = target;
         }
     }
 }

@@ -65,8 +65,9 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Report a child that stays unreaped longer than this (e.g. 500ms, 5s,
-    /// 2m). Shells and servers often take a moment to reap: too low a
-    /// threshold reports children that are about to be collected.
+    /// 2m; at least 1ms, at most 7 days). Shells and servers often take a
+    /// moment to reap: too low a threshold reports children that are about
+    /// to be collected.
     #[arg(
         short,
         long,
@@ -94,12 +95,18 @@ pub struct Cli {
     pub output: Option<PathBuf>,
 
     /// Only these processes (comma-separated, or repeated; at most 8).
-    #[arg(short, long, value_name = "PID", value_delimiter = ',')]
+    #[arg(short, long, value_name = "PID", value_delimiter = ',', value_parser = parse_pid)]
     pub pid: Vec<u32>,
 
     /// Only children of these parents (comma-separated, or repeated; at
     /// most 8).
-    #[arg(short = 'P', long, value_name = "PID", value_delimiter = ',')]
+    #[arg(
+        short = 'P',
+        long,
+        value_name = "PID",
+        value_delimiter = ',',
+        value_parser = parse_pid
+    )]
     pub ppid: Vec<u32>,
 
     /// Only processes with this name (as `ps -o comm` shows it: at most 15
@@ -158,14 +165,24 @@ impl From<FormatArg> for Format {
     }
 }
 
-/// A duration such as `500ms`, `5s` or `2m`: positive, at most a week.
+/// A process id: 1 or more (0 is the kernel's idle task, which never
+/// exits and has no children to reap).
+fn parse_pid(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(0) => Err("0 is not a process: give a pid of 1 or more (see `ps -e`)".into()),
+        Ok(pid) => Ok(pid),
+        Err(e) => Err(format!("{e}: give a process id, such as 1234")),
+    }
+}
+
+/// A duration such as `500ms`, `5s` or `2m`: at least 1ms, at most a week.
 fn parse_threshold(s: &str) -> Result<Duration, String> {
     let d = humantime_duration(s)?;
-    if d.is_zero() {
-        return Err("must be more than zero: every child is a zombie for an instant".into());
-    }
     if d < Duration::from_millis(1) {
-        return Err("must be at least 1ms".into());
+        return Err(
+            "must be at least 1ms: every child is a zombie for an instant before it is reaped"
+                .into(),
+        );
     }
     if d > MAX_THRESHOLD {
         return Err("must be at most 7 days".into());
@@ -270,6 +287,20 @@ mod tests {
         // Tracing options do not mix with `ps`.
         let err = Cli::try_parse_from(["zombie-trace", "--events", "ps"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn pids_are_one_or_more() {
+        let cli = Cli::try_parse_from(["zombie-trace", "--pid", "1,42", "--ppid", " 7"]).unwrap();
+        assert_eq!((cli.pid, cli.ppid), (vec![1, 42], vec![7]));
+        for bad in ["0", "-1", "x", "4294967296", ""] {
+            for flag in ["--pid", "--ppid"] {
+                let err = Cli::try_parse_from(["zombie-trace", flag, bad]).unwrap_err();
+                assert_eq!(err.exit_code(), 2, "{flag} {bad:?}");
+            }
+        }
+        let err = Cli::try_parse_from(["zombie-trace", "--pid", "5,0"]).unwrap_err();
+        assert!(err.to_string().contains("0 is not a process"), "{err}");
     }
 
     #[test]

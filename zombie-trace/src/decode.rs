@@ -5,17 +5,17 @@ use std::mem::size_of;
 
 use thiserror::Error;
 use zombie_trace_common::{
-    EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED,
-    ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL, P_PGID, P_PID,
-    P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord, WaitTally,
-    collects_exit, exit_status_word,
+    EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD,
+    EXIT_PTRACED, ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL,
+    P_PGID, P_PID, P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
+    WaitTally, WaitTargetId, collects_exit, exit_status_word,
 };
 
 use crate::{
     event::{
         Comm, Event, Exec, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
     },
-    report::WaitStats,
+    report::{RecentWait, WaitStats},
 };
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -79,6 +79,7 @@ pub fn exit(r: ExitRecord) -> Exit {
         ptraced: r.flags & EXIT_PTRACED != 0,
         not_sigchld: r.flags & EXIT_NOT_SIGCHLD != 0,
         leader_went_first: r.flags & EXIT_LEADER_WENT_FIRST != 0,
+        in_pid_ns: r.flags & EXIT_IN_PID_NS != 0,
     }
 }
 
@@ -99,6 +100,22 @@ fn reap(r: ReapRecord) -> Reap {
 /// The wait calls the kernel counted for one process (the default mode).
 pub fn wait_tally(t: &WaitTally) -> WaitStats {
     let n = (t.n_targets as usize).min(t.targets.len());
+    let mut kept: Vec<&WaitTargetId> = t.targets[..n].iter().collect();
+    kept.sort_by_key(|t| std::cmp::Reverse(t.last_ns));
+    let mut targets: Vec<RecentWait> = Vec::with_capacity(n);
+    // Distinct, though two threads adding at once may have doubled one:
+    // the newest of each stays.
+    for id in kept {
+        if let Ok(target) = wait_target(id.idtype, id.id)
+            && !targets.iter().any(|r| r.target == target)
+        {
+            targets.push(RecentWait {
+                target,
+                last_ns: id.last_ns,
+                state: None,
+            });
+        }
+    }
     WaitStats {
         calls: t.calls,
         reaped: t.reaped,
@@ -106,16 +123,7 @@ pub fn wait_tally(t: &WaitTally) -> WaitStats {
         errors: t.errors,
         peeks: t.peeks,
         last_ns: (t.calls > 0).then_some(t.last_ns),
-        // Distinct, though two threads adding at once may have doubled one.
-        targets: t.targets[..n]
-            .iter()
-            .filter_map(|t| wait_target(t.idtype, t.id).ok())
-            .fold(Vec::new(), |mut targets, target| {
-                if !targets.contains(&target) {
-                    targets.push(target);
-                }
-                targets
-            }),
+        targets,
     }
 }
 
@@ -184,7 +192,7 @@ mod tests {
             start_ns: 123,
             ts_ns: 456,
             status: 77 << 8,
-            flags: EXIT_PARENT_IGNORES_SIGCHLD | EXIT_LEADER_WENT_FIRST,
+            flags: EXIT_PARENT_IGNORES_SIGCHLD | EXIT_LEADER_WENT_FIRST | EXIT_IN_PID_NS,
             comm: comm(b"child"),
             parent_comm: comm(b"parent"),
         }
@@ -225,7 +233,7 @@ mod tests {
         assert_eq!(e.status, ExitStatus::Exited(77));
         assert_eq!(e.comm.as_bytes(), b"child");
         assert_eq!(e.parent_comm.as_bytes(), b"parent");
-        assert!(e.parent_ignores_sigchld && e.leader_went_first);
+        assert!(e.parent_ignores_sigchld && e.leader_went_first && e.in_pid_ns);
         assert!(!e.ptraced && !e.not_sigchld);
     }
 
@@ -438,12 +446,18 @@ mod tests {
         t.targets[0] = WaitTargetId {
             idtype: P_ALL,
             id: 0,
+            last_ns: 10,
         };
         t.targets[1] = WaitTargetId {
             idtype: P_PID,
             id: 7,
+            last_ns: 40,
         };
-        t.targets[2] = WaitTargetId { idtype: 77, id: 0 };
+        t.targets[2] = WaitTargetId {
+            idtype: 77,
+            id: 0,
+            last_ns: 50,
+        };
         let stats = wait_tally(&t);
         assert_eq!(
             (
@@ -456,8 +470,17 @@ mod tests {
             (5, 2, 1, 1, 1)
         );
         assert_eq!(stats.last_ns, Some(42));
-        // The unknown idtype is left out; the unset slots read as P_ALL, once.
-        assert_eq!(stats.targets, [WaitTarget::Any, WaitTarget::Pid(7)]);
+        // Most recent first; the unknown idtype is left out; the unset slots
+        // read as P_ALL at time 0, and only the newest P_ALL stays.
+        let recent = |target, last_ns| RecentWait {
+            target,
+            last_ns,
+            state: None,
+        };
+        assert_eq!(
+            stats.targets,
+            [recent(WaitTarget::Pid(7), 40), recent(WaitTarget::Any, 10)]
+        );
         assert_eq!(wait_tally(&WaitTally::default()).last_ns, None);
     }
 }

@@ -16,14 +16,9 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use crate::{
     event::{Comm, Event, Exit, ExitStatus, ProcKey, Reap, WNOHANG, WNOWAIT, Wait},
     inspect::ns_to_ticks,
-    report::{ParentGroup, ReaperKind, WaitStats},
+    report::{ParentGroup, RECENT_TARGETS, ReaperKind, RecentWait, WaitStats},
 };
 
-/// Distinct wait targets remembered per caller.
-const MAX_WAIT_TARGETS: usize = 8;
-/// A zombie found at start-up is checked again after this long (or the
-/// threshold, if shorter) before it is reported.
-const PREEXISTING_GRACE_NS: u64 = 1_000_000_000;
 /// When `/proc` says an overdue child is not a zombie yet, ask again after.
 const RETRY_NS: u64 = 1_000_000_000;
 
@@ -81,6 +76,9 @@ pub struct Overdue {
     pub id: Id,
     pub pid: u32,
     pub start_ticks: u64,
+    /// It may have a pid of its own in a pid namespace (always, when its
+    /// exit was not seen): `/proc` must be asked.
+    pub in_pid_ns: bool,
 }
 
 /// What `/proc` says about a pending child.
@@ -179,6 +177,15 @@ struct Pending {
 }
 
 impl Pending {
+    fn overdue(&self, id: Id) -> Overdue {
+        Overdue {
+            id,
+            pid: self.pid,
+            start_ticks: self.start_ticks,
+            in_pid_ns: self.exit.as_ref().is_none_or(|e| e.in_pid_ns),
+        }
+    }
+
     fn finding(&self, id: Id, now_ns: u64) -> Finding {
         Finding {
             id,
@@ -470,10 +477,10 @@ impl Engine {
             .is_some_and(|p| p.start_ticks == start_ticks)
     }
 
-    /// Tracks a zombie found in `/proc`. Pre-existing ones are due after a
-    /// short grace (one that dies as the tracer starts may be reaped at
-    /// once); ones found after lost records get the threshold like any
-    /// other.
+    /// Tracks a zombie found in `/proc`. Pre-existing ones are due at once:
+    /// they were zombies before tracing began, for an unknown time, and are
+    /// reported with `ready`. Ones found after lost records get the
+    /// threshold like any other.
     /// `false` if it is already tracked or there is no room.
     pub fn add_unseen(&mut self, unseen: Unseen, now_ns: u64) -> bool {
         if self.knows(unseen.pid, unseen.start_ticks) {
@@ -484,7 +491,7 @@ impl Engine {
             return false;
         }
         let wait = if unseen.preexisting {
-            self.config.threshold_ns.min(PREEXISTING_GRACE_NS)
+            0
         } else {
             self.config.threshold_ns
         };
@@ -524,11 +531,7 @@ impl Engine {
             };
             entry.deadline = None;
             match entry.state {
-                State::Waiting => due.push(Overdue {
-                    id,
-                    pid: entry.pid,
-                    start_ticks: entry.start_ticks,
-                }),
+                State::Waiting => due.push(entry.overdue(id)),
                 State::Gone { .. } => {
                     self.remove(id);
                 }
@@ -612,11 +615,7 @@ impl Engine {
         self.pending
             .iter()
             .filter(|(_, p)| p.state == State::Reported)
-            .map(|(&id, p)| Overdue {
-                id,
-                pid: p.pid,
-                start_ticks: p.start_ticks,
-            })
+            .map(|(&id, p)| p.overdue(id))
             .collect()
     }
 
@@ -721,9 +720,21 @@ fn record_wait(stats: &mut WaitStats, wait: &Wait) {
     if wait.options & WNOWAIT != 0 && wait.reported_pid.is_some() {
         stats.peeks += 1;
     }
-    if !stats.targets.contains(&wait.target) && stats.targets.len() < MAX_WAIT_TARGETS {
-        stats.targets.push(wait.target);
+    // The most recently asked for, newest first (as the kernel's tally).
+    let mut last_ns = wait.ts_ns;
+    if let Some(i) = stats.targets.iter().position(|t| t.target == wait.target) {
+        last_ns = last_ns.max(stats.targets.remove(i).last_ns);
     }
+    let at = stats.targets.partition_point(|t| t.last_ns > last_ns);
+    stats.targets.insert(
+        at,
+        RecentWait {
+            target: wait.target,
+            last_ns,
+            state: None,
+        },
+    );
+    stats.targets.truncate(RECENT_TARGETS);
 }
 
 #[cfg(test)]
@@ -757,6 +768,7 @@ mod tests {
             ptraced: false,
             not_sigchld: false,
             leader_went_first: false,
+            in_pid_ns: false,
         }
     }
 
@@ -1138,15 +1150,15 @@ mod tests {
     }
 
     #[test]
-    fn preexisting_zombie_is_due_after_a_grace_and_pairs_by_ticks() {
+    fn preexisting_zombie_is_due_at_once_and_pairs_by_ticks() {
         let mut e = engine();
         let mut out = Vec::new();
+        assert!(e.tick(50 * SEC - 1).is_empty());
         assert!(e.add_unseen(unseen(100, 250, true), 50 * SEC));
         assert!(!e.add_unseen(unseen(100, 250, true), 50 * SEC), "known");
         assert!(e.knows(100, 250));
         assert!(!e.knows(100, 251));
-        assert!(e.tick(50 * SEC + PREEXISTING_GRACE_NS - 1).is_empty());
-        let due = e.tick(50 * SEC + PREEXISTING_GRACE_NS);
+        let due = e.tick(50 * SEC);
         assert_eq!(due.len(), 1);
         let f = report(e.resolve(due[0].id, zombie(10), 50 * SEC));
         assert!(f.preexisting);
@@ -1228,18 +1240,39 @@ mod tests {
             (4, 1, 1, 1, 1)
         );
         assert_eq!(s.last_ns, Some(4 * SEC));
+        let targets = |s: &WaitStats| -> Vec<(WaitTarget, u64)> {
+            s.targets.iter().map(|t| (t.target, t.last_ns)).collect()
+        };
+        // Newest first; `Any` asked twice keeps its last time.
         assert_eq!(
-            s.targets,
-            vec![WaitTarget::Any, WaitTarget::Pid(100), WaitTarget::Pgid(0)]
+            targets(&s),
+            [
+                (WaitTarget::Pgid(0), 4 * SEC),
+                (WaitTarget::Any, 3 * SEC),
+                (WaitTarget::Pid(100), 2 * SEC)
+            ]
         );
         assert_eq!(e.wait_stats(11), WaitStats::default());
         for pid in 0..100 {
             e.on_wait(
-                &wait(10, 5 * SEC, WaitTarget::Pid(pid), 0, -10),
+                &wait(10, 5 * SEC + pid as u64, WaitTarget::Pid(pid), 0, -10),
                 &mut Vec::new(),
             );
         }
-        assert_eq!(e.wait_stats(10).targets.len(), MAX_WAIT_TARGETS);
+        // The last ones asked for, not the first.
+        let last: Vec<(WaitTarget, u64)> = (92..100)
+            .rev()
+            .map(|pid| (WaitTarget::Pid(pid), 5 * SEC + pid as u64))
+            .collect();
+        assert_eq!(targets(&e.wait_stats(10)), last);
+        // A record that arrives late (another CPU's) sorts by its time.
+        e.on_wait(
+            &wait(10, 5 * SEC + 95, WaitTarget::Pgid(3), 0, -10),
+            &mut Vec::new(),
+        );
+        let s = e.wait_stats(10);
+        assert_eq!(s.targets.len(), RECENT_TARGETS);
+        assert_eq!(s.targets[4].target, WaitTarget::Pgid(3), "{s:?}");
         // The caller's exit ends its history (its pid may be reused).
         e.on_exit(&exit(10, 1, 1, 6 * SEC), &mut Vec::new());
         assert_eq!(e.wait_stats(10), WaitStats::default());

@@ -99,6 +99,9 @@ pub struct Exit {
     pub not_sigchld: bool,
     /// The leader thread exited before the rest of its group.
     pub leader_went_first: bool,
+    /// It has a pid of its own in a pid namespace below the host's (or
+    /// that is not known).
+    pub in_pid_ns: bool,
 }
 
 impl Exit {

@@ -77,6 +77,16 @@ impl Filters {
         *self == Self::default()
     }
 
+    /// The `--pid`/`--ppid` values that are no process now, as
+    /// `(flag, pid)`: likely a typo, or a process that is gone.
+    pub fn absent_pids(&self) -> Vec<(&'static str, u32)> {
+        let pids = self.pids.iter().map(|&pid| ("--pid", pid));
+        let ppids = self.ppids.iter().map(|&pid| ("--ppid", pid));
+        pids.chain(ppids)
+            .filter(|(_, pid)| !Path::new(&format!("/proc/{pid}")).exists())
+            .collect()
+    }
+
     /// For the kernel programs.
     pub fn to_kernel(&self) -> Filter {
         let mut f = Filter::default();

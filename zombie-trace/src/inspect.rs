@@ -17,10 +17,10 @@ use procfs::process::Process;
 use crate::{
     event::{Comm, WaitTarget},
     procfile::{
-        container_id, parse_cgroup, parse_ns_pid, parse_sigchld, parse_stat, parse_syscall,
-        parse_wait_call, parse_wchan, split_cmdline,
+        container_id, parse_cgroup, parse_ns_pid, parse_pidfd_pid, parse_sigchld, parse_stat,
+        parse_syscall, parse_wait_call, parse_wchan, split_cmdline,
     },
-    report::{Placement, ProcessInfo},
+    report::{Placement, ProcessInfo, RECENT_TARGETS, TargetState, WaitNow},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +76,44 @@ pub fn zombies() -> Result<Vec<ProcZombie>, InspectError> {
 /// doubt the answer is not `Zombie`: a wrong "gone" costs a missed report, a
 /// wrong "zombie" a false one.
 pub fn zombie_state(pid: u32, start_ticks: u64) -> ZombieState {
-    let process = match i32::try_from(pid).map(Process::new) {
-        Ok(Ok(process)) => process,
-        Ok(Err(procfs::ProcError::NotFound(_))) | Err(_) => return ZombieState::Gone,
-        // Out of file descriptors, say: that says nothing about the process.
-        Ok(Err(_)) => return ZombieState::Unknown,
+    match open_checked(pid) {
+        Ok(process) => state_of(&process, start_ticks),
+        Err(state) => state,
+    }
+}
+
+/// [`zombie_state`], and where the zombie lived when it still is one (as
+/// [`zombie_placement`]), from one open of its `/proc` directory. Its pid in
+/// its own pid namespace is looked up only if `in_pid_ns`: a child known to
+/// be in the host's has none, and the file that says so is the costliest.
+pub fn zombie_state_and_placement(
+    pid: u32,
+    start_ticks: u64,
+    in_pid_ns: bool,
+) -> (ZombieState, Placement) {
+    let process = match open_checked(pid) {
+        Ok(process) => process,
+        Err(state) => return (state, Placement::default()),
     };
-    let Some(stat) = read(&process, "stat").and_then(|bytes| parse_stat(&bytes)) else {
+    let state = state_of(&process, start_ticks);
+    let placement = match state {
+        ZombieState::Zombie { .. } => zombie_placement_of(&process, in_pid_ns),
+        _ => Placement::default(),
+    };
+    (state, placement)
+}
+
+fn open_checked(pid: u32) -> Result<Process, ZombieState> {
+    match i32::try_from(pid).map(Process::new) {
+        Ok(Ok(process)) => Ok(process),
+        Ok(Err(procfs::ProcError::NotFound(_))) | Err(_) => Err(ZombieState::Gone),
+        // Out of file descriptors, say: that says nothing about the process.
+        Ok(Err(_)) => Err(ZombieState::Unknown),
+    }
+}
+
+fn state_of(process: &Process, start_ticks: u64) -> ZombieState {
+    let Some(stat) = read(process, "stat").and_then(|bytes| parse_stat(&bytes)) else {
         return ZombieState::Gone;
     };
     if stat.start_ticks != start_ticks || stat.state == 'X' {
@@ -100,6 +131,7 @@ pub fn zombie_state(pid: u32, start_ticks: u64) -> ZombieState {
 pub fn process_info(pid: u32) -> Option<ProcessInfo> {
     let process = open(pid)?;
     let stat = parse_stat(&read(&process, "stat")?)?;
+    let placement = placement_of(&process, true);
     Some(ProcessInfo {
         pid,
         comm: stat.comm,
@@ -109,48 +141,104 @@ pub fn process_info(pid: u32) -> Option<ProcessInfo> {
         state: stat.state,
         wchan: read(&process, "wchan").and_then(|bytes| parse_wchan(&bytes)),
         syscall: read(&process, "syscall").and_then(|bytes| parse_syscall(&bytes)),
+        waits_now: waits_now(&process, pid, placement.ns_pid.is_none()),
         sigchld: read(&process, "status").and_then(|bytes| parse_sigchld(&bytes)),
         ppid: stat.ppid,
         threads: stat.threads,
         start_ticks: stat.start_ticks,
-        placement: placement_of(&process),
+        placement,
     })
 }
 
-/// Whom the threads of process `pid` are blocked waiting for now (in
-/// `wait4` or `waitid`), from each thread's `syscall` file: its syscall
-/// number and arguments. This also sees calls begun before the tracer.
-pub fn waits_in_progress(pid: u32) -> Vec<WaitTarget> {
-    let Some(process) = open(pid) else {
-        return Vec::new();
-    };
+/// The wait calls the threads of process `pid` are in now, from each
+/// thread's `syscall` file (its syscall number and arguments): this also
+/// sees calls begun before the tracer. The lowest thread ids first, at most
+/// [`RECENT_TARGETS`]. `host_pids`: the process is in the host's pid
+/// namespace, so the pids it names are the host's.
+fn waits_now(process: &Process, pid: u32, host_pids: bool) -> Vec<WaitNow> {
     let Ok(tasks) = process.tasks() else {
         return Vec::new();
     };
-    tasks
+    let mut tids: Vec<u32> = tasks
         .filter_map(Result::ok)
-        .filter_map(|task| read(&process, &format!("task/{}/syscall", task.tid)))
-        .filter_map(|bytes| parse_wait_call(&bytes))
-        .collect()
+        .filter_map(|task| u32::try_from(task.tid).ok())
+        .collect();
+    tids.sort_unstable();
+    let mut calls = Vec::new();
+    for tid in tids {
+        let Some(call) =
+            read(process, &format!("task/{tid}/syscall")).and_then(|bytes| parse_wait_call(&bytes))
+        else {
+            continue;
+        };
+        // The host pid of the one child it names, where that is known: a
+        // pidfd's fdinfo gives it in the reader's (the host's) namespace.
+        let child = match call.target {
+            WaitTarget::Pid(p) if host_pids => u32::try_from(p).ok().filter(|&p| p > 0),
+            WaitTarget::Pidfd(fd) => {
+                read(process, &format!("fdinfo/{fd}")).and_then(|bytes| parse_pidfd_pid(&bytes))
+            }
+            _ => None,
+        };
+        calls.push(WaitNow {
+            tid,
+            syscall: call.syscall,
+            target: call.target,
+            options: call.options,
+            child,
+            state: child.map(|child| child_state(pid, child)),
+        });
+        if calls.len() == RECENT_TARGETS {
+            break;
+        }
+    }
+    calls
+}
+
+/// The name of process `pid`, `None` when it no longer exists.
+pub fn comm(pid: u32) -> Option<Vec<u8>> {
+    let process = open(pid)?;
+    Some(parse_stat(&read(&process, "stat")?)?.comm)
+}
+
+/// What host pid `pid` is to process `parent` now.
+pub fn child_state(parent: u32, pid: u32) -> TargetState {
+    let Some(process) = open(pid) else {
+        return TargetState::Gone;
+    };
+    match read(&process, "stat").and_then(|bytes| parse_stat(&bytes)) {
+        None => TargetState::Gone,
+        Some(stat) if stat.ppid != parent => TargetState::NotAChild,
+        Some(stat) if stat.is_zombie() => TargetState::ZombieChild,
+        Some(_) => TargetState::LiveChild,
+    }
 }
 
 /// Where zombie `pid` lived (cgroup, namespaced pid, container id). Once a
 /// task has exited, its cgroup v1 paths read as `/`: that says nothing
 /// about where it was, so `/` is left out.
 pub fn zombie_placement(pid: u32) -> Placement {
-    let mut placement = open(pid).map(|p| placement_of(&p)).unwrap_or_default();
+    open(pid)
+        .map(|p| zombie_placement_of(&p, true))
+        .unwrap_or_default()
+}
+
+fn zombie_placement_of(process: &Process, in_pid_ns: bool) -> Placement {
+    let mut placement = placement_of(process, in_pid_ns);
     if placement.cgroup.as_deref() == Some("/") {
         placement.cgroup = None;
     }
     placement
 }
 
-fn placement_of(process: &Process) -> Placement {
+fn placement_of(process: &Process, in_pid_ns: bool) -> Placement {
     let cgroup = read(process, "cgroup").and_then(|bytes| parse_cgroup(&bytes));
     Placement {
         container_id: cgroup.as_deref().and_then(container_id),
         cgroup,
-        ns_pid: read(process, "status").and_then(|bytes| parse_ns_pid(&bytes)),
+        ns_pid: in_pid_ns
+            .then(|| read(process, "status").and_then(|bytes| parse_ns_pid(&bytes)))
+            .flatten(),
     }
 }
 
@@ -181,13 +269,31 @@ fn open(pid: u32) -> Option<Process> {
     Process::new(i32::try_from(pid).ok()?).ok()
 }
 
+/// The whole file, in one read when it fits a page. `/proc` files say they
+/// are empty, so `read_to_end` would ask their size, probe with a small
+/// read, then read once more to find the end: three syscalls more per
+/// file, which count when thousands of zombies are checked. A `/proc/PID`
+/// file fills as much of a read as it has (a `seq_file` copies its whole
+/// output, `cmdline` page after page), so a read that leaves room is the
+/// end.
 fn read(process: &Process, file: &str) -> Option<Vec<u8>> {
-    let mut bytes = Vec::new();
-    process
-        .open_relative(file)
-        .ok()?
-        .read_to_end(&mut bytes)
-        .ok()?;
+    let mut file = process.open_relative(file).ok()?;
+    let mut bytes = vec![0; 4096];
+    let mut len = 0;
+    loop {
+        match file.read(&mut bytes[len..]) {
+            Ok(n) => {
+                len += n;
+                if n == 0 || len < bytes.len() {
+                    break;
+                }
+                bytes.resize(len * 2, 0);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    bytes.truncate(len);
     Some(bytes)
 }
 
@@ -274,7 +380,7 @@ mod tests {
             assert_eq!(read(&process, file), None, "{file}");
         }
         assert!(process_info(pid).is_none());
-        assert!(waits_in_progress(pid).is_empty());
+        assert!(waits_now(&process, pid, true).is_empty());
         assert_eq!(zombie_placement(pid), Placement::default());
     }
 }

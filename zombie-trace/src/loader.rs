@@ -4,11 +4,16 @@
 //! Everything attached is owned by file descriptors in [`Tracer`]: dropping
 //! them, or the process dying in any way, detaches and unloads all of it.
 
-use std::{fs, path::PathBuf};
+use std::{
+    collections::HashSet,
+    fs,
+    os::fd::{AsFd as _, AsRawFd as _},
+    path::PathBuf,
+};
 
 use aya::{
-    Btf, Ebpf, EbpfLoader,
-    maps::{HashMap, Map, MapData, PerCpuArray, RingBuf},
+    Btf, Ebpf, EbpfLoader, Pod,
+    maps::{HashMap, IterableMap as _, Map, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
 use caps::{CapSet, Capability, CapsHashSet};
@@ -17,7 +22,7 @@ use zombie_trace_common::{
     COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
     COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
     COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, Offsets,
-    ReaperLatency, WAIT_ARGS_MAX, WaitTally,
+    PENDING_MAX, ReaperLatency, WAIT_ARGS_MAX, WaitTally,
 };
 
 use crate::offsets::{self, OffsetError, VMLINUX_BTF};
@@ -100,6 +105,10 @@ pub struct Probes {
     /// latencies.
     pending: HashMap<MapData, u32, ExitRecord>,
     handed: HashMap<MapData, u32, u32>,
+    /// What userspace put in `handed`: the kernel puts there only what it
+    /// takes out again at the reap, so a stray entry (a process reaped as
+    /// userspace marked it) is one of these, found without walking the map.
+    handed_here: HashSet<u32>,
     wait_tally: HashMap<MapData, u32, WaitTally>,
     latency: PerCpuArray<MapData, LatencyHist>,
     latency_by_comm: HashMap<MapData, [u8; COMM_LEN], LatencyHist>,
@@ -110,6 +119,89 @@ pub struct Probes {
     pub wait_tracing_error: Option<String>,
     /// Keeps the programs and their links alive: dropping it detaches them.
     _ebpf: Ebpf,
+}
+
+/// Every entry of hash map `map` (at most `max`), read by the kernel in as
+/// few `BPF_MAP_LOOKUP_BATCH` calls as it takes (Linux 5.6+), which aya
+/// does not offer.
+fn lookup_batch<K: Pod, V: Pod>(map: &MapData, max: u32) -> std::io::Result<Vec<(K, V)>> {
+    /// `union bpf_attr`'s `batch` member (include/uapi/linux/bpf.h).
+    #[repr(C)]
+    struct BatchAttr {
+        in_batch: u64,
+        out_batch: u64,
+        keys: u64,
+        values: u64,
+        count: u32,
+        map_fd: u32,
+        elem_flags: u64,
+        flags: u64,
+    }
+    const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+    let n = max as usize;
+    let (key_len, value_len) = (size_of::<K>(), size_of::<V>());
+    let mut keys = vec![0u8; n * key_len];
+    let mut values = vec![0u8; n * value_len];
+    // For a hash map the batch token is a bucket number (a u32).
+    let (mut token_in, mut token_out) = (0u64, 0u64);
+    let mut entries = Vec::new();
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                (&raw const token_in) as u64
+            },
+            out_batch: (&raw mut token_out) as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: max,
+            map_fd: map.fd().as_fd().as_raw_fd() as u32,
+            elem_flags: 0,
+            flags: 0,
+        };
+        // SAFETY: the attribute points to buffers for `max` keys and
+        // values and to 8-byte tokens, all alive for the call; the kernel
+        // writes at most `count` entries.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                &raw mut attr,
+                size_of::<BatchAttr>() as u32,
+            )
+        };
+        // ENOENT: the end of the map, with the last entries read.
+        let end = ret < 0 && {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(e);
+            }
+            true
+        };
+        let filled = (attr.count as usize).min(n);
+        for i in 0..filled {
+            // SAFETY: the kernel wrote `filled` whole keys and values; Pod
+            // types are valid for any bytes, and read unaligned.
+            let entry = unsafe {
+                (
+                    keys.as_ptr().add(i * key_len).cast::<K>().read_unaligned(),
+                    values
+                        .as_ptr()
+                        .add(i * value_len)
+                        .cast::<V>()
+                        .read_unaligned(),
+                )
+            };
+            entries.push(entry);
+        }
+        if end || entries.len() >= n {
+            return Ok(entries);
+        }
+        token_in = token_out;
+        first = false;
+    }
 }
 
 /// What the kernel programs count (since they were loaded).
@@ -290,6 +382,7 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
             counters,
             pending: take_map(&mut ebpf, "PENDING")?,
             handed: take_map(&mut ebpf, "HANDED")?,
+            handed_here: HashSet::new(),
             wait_tally: take_map(&mut ebpf, "WAIT_TALLY")?,
             latency: take_map(&mut ebpf, "LATENCY")?,
             latency_by_comm: take_map(&mut ebpf, "LATENCY_BY_COMM")?,
@@ -374,41 +467,63 @@ impl Probes {
         }
     }
 
-    /// The exits held in the kernel, not yet reaped.
+    /// The exits held in the kernel, not yet reaped: the whole map in one
+    /// batch (a leaking parent fills it with thousands), else entry by
+    /// entry, two syscalls each.
     pub fn held(&self) -> Vec<ExitRecord> {
-        self.pending
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(_, exit)| exit)
-            .collect()
+        match lookup_batch::<u32, ExitRecord>(self.pending.map(), PENDING_MAX) {
+            Ok(entries) => entries.into_iter().map(|(_, exit)| exit).collect(),
+            Err(e) => {
+                log::debug!("batch lookup of PENDING failed ({e}): reading it entry by entry");
+                self.pending
+                    .iter()
+                    .filter_map(Result::ok)
+                    .map(|(_, exit)| exit)
+                    .collect()
+            }
+        }
     }
 
-    /// Takes process `tgid` out of the kernel's `PENDING` map, so that its
-    /// reap comes to userspace; `false` if the kernel paired it meanwhile.
-    /// On `Err`, `HANDED` is full: the process stays in the kernel.
-    pub fn take_over(&mut self, tgid: u32) -> Result<bool, aya::maps::MapError> {
+    /// Takes the process of `exit`, read from the kernel's `PENDING` map
+    /// earlier, out of it, so that its reap comes to userspace; `false` if
+    /// the kernel paired it meanwhile (its pid may even hold another
+    /// process's exit by now, which stays). On `Err`, `HANDED` is full: the
+    /// process stays in the kernel.
+    pub fn take_over(&mut self, exit: &ExitRecord) -> Result<bool, aya::maps::MapError> {
+        let tgid = exit.tgid;
+        if !self
+            .pending
+            .get(&tgid, 0)
+            .is_ok_and(|held| held.start_ns == exit.start_ns)
+        {
+            return Ok(false);
+        }
         // Marked first: a reap between the two steps then still comes.
-        self.handed.insert(&tgid, &0, 0)?;
+        self.track(tgid)?;
         if self.pending.remove(&tgid).is_ok() {
             return Ok(true);
         }
-        let _ = self.handed.remove(&tgid);
+        self.untrack(tgid);
         Ok(false)
     }
 
     /// Asks for the reap of process `tgid` (found in `/proc`) to come to
     /// userspace.
     pub fn track(&mut self, tgid: u32) -> Result<(), aya::maps::MapError> {
-        self.handed.insert(&tgid, &0, 0)
+        self.handed.insert(&tgid, &0, 0)?;
+        self.handed_here.insert(tgid);
+        Ok(())
     }
 
     pub fn untrack(&mut self, tgid: u32) {
         let _ = self.handed.remove(&tgid);
+        self.handed_here.remove(&tgid);
     }
 
-    /// The processes whose reaps come to userspace.
+    /// The processes userspace asked the reaps of and has not untracked
+    /// (the kernel drops each from `HANDED` when it sends its reap).
     pub fn tracked(&self) -> Vec<u32> {
-        self.handed.keys().filter_map(Result::ok).collect()
+        self.handed_here.iter().copied().collect()
     }
 
     /// The wait calls of process `tgid`, as the kernel counted them.

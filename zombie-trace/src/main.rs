@@ -1,4 +1,8 @@
-use std::{io::Write as _, process::ExitCode};
+use std::{
+    io::Write as _,
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use clap::Parser as _;
 use zombie_trace::{
@@ -7,15 +11,47 @@ use zombie_trace::{
     ps, session,
 };
 
+/// Whether descriptor 1 was closed when the process started (`>&-`).
+/// Rust's runtime opens /dev/null on a closed standard descriptor before
+/// `main` runs, so it is looked at earlier, from a constructor that the C
+/// runtime calls first.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CHECK_STDOUT: extern "C" fn() = {
+    extern "C" fn check_stdout() {
+        // SAFETY: fcntl(F_GETFD) reads a descriptor's flags and has no
+        // preconditions; it fails with EBADF on a closed one.
+        if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
+    check_stdout
+};
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Messages for the operator, on stderr: `zombie-trace: warning: ...`.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format(|buf, record| {
-            let level = record.level().as_str().to_lowercase();
+            let level = match record.level() {
+                log::Level::Warn => "warning".to_owned(),
+                level => level.as_str().to_lowercase(),
+            };
             writeln!(buf, "zombie-trace: {level}: {}", record.args())
         })
         .init();
+    let stdout_closed = STDOUT_CLOSED.load(Ordering::Relaxed);
+    // Only tracing with --output has somewhere else to write.
+    if stdout_closed && (cli.command.is_some() || cli.output.is_none()) {
+        eprintln!(
+            "zombie-trace: error: standard output is closed (started with `>&-`?), so what it \
+             finds would go nowhere: give it one (`> FILE`, or `| less`), or write JSON lines \
+             to a file with --output FILE"
+        );
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Some(Command::Ps { format }) => ps::run(format.into()),
         None => {
@@ -26,10 +62,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            for (flag, pid) in filters.absent_pids() {
+                log::warn!(
+                    "{flag} {pid}: no such process now; only a process given this pid later \
+                     will be traced"
+                );
+            }
             let options = session::Options {
                 filters,
                 threshold: cli.threshold,
                 format: cli.format.into(),
+                stdout: !stdout_closed,
                 events: cli.events,
                 duration: cli.duration,
                 output: cli.output,

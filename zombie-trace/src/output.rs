@@ -14,10 +14,11 @@ use serde::Serialize;
 
 use crate::{
     event::{Comm, ExitStatus, WaitTarget},
+    flood::{Flood, Kind},
     procfile::state_name,
     report::{
-        Exited, Latency, Line, Lost, ParentGroup, Placement, ProcessInfo, Ready, Reaped, Sigchld,
-        Snapshot, Summary, WaitStats, Zombie,
+        Exited, Latency, Line, Lost, ParentGroup, Placement, ProcessInfo, Ready, Reaped,
+        RecentWait, Sigchld, Snapshot, Summary, TargetState, WaitNow, WaitStats, Zombie,
     },
 };
 
@@ -53,24 +54,48 @@ impl Encoder {
         out.push('\n');
         out
     }
+
+    /// A zombie line in a flood gate's brief form (see [`Shown::Brief`]):
+    /// text only, JSON always has the whole line.
+    pub fn encode_brief(&self, z: &Zombie, diagnosis: bool) -> String {
+        let mut out = format!(
+            "{} {:<7} {}",
+            text_ts(z.ts),
+            "ZOMBIE",
+            brief_zombie_text(z, diagnosis)
+        );
+        out.push('\n');
+        out
+    }
+
+    /// The line that sums up the reports a flood gate held back (text).
+    pub fn encode_flood(&self, flood: &Flood, ts: SystemTime, boot_now_ns: u64) -> String {
+        let kind = match flood.kind {
+            Kind::Zombies => "ZOMBIES",
+            Kind::Reaps => "REAPS",
+        };
+        let mut out = format!(
+            "{} {kind:<7} {}",
+            text_ts(ts),
+            flood_text(flood, boot_now_ns)
+        );
+        out.push('\n');
+        out
+    }
 }
 
-/// The one sentence on why `child_pid` is not reaped, for
-/// `Zombie::diagnosis`. `child_exited_ns` is when it died (boot ns), if
-/// known; `waits` holds the parent's finished wait calls and the targets of
-/// those it is blocked in now. `wait_tracing` says whether `waits` was
-/// recorded at all: without it, "never called wait" would be a guess.
+/// The one sentence on why zombie `z` is not reaped, for
+/// `Zombie::diagnosis`, from what is known of it and its parent (its
+/// `diagnosis` is not read). `now_ns` is when the facts were read and
+/// `tracing_since_ns` when tracing began (boot ns). It reasons only from
+/// what is known: without the child's exit time it makes no claim about
+/// what the parent did since, and a wait call in progress is named with
+/// what it waits for.
 ///
 /// The parent's name goes in raw (lossy UTF-8); the text encoder escapes
 /// the whole sentence.
-pub fn diagnose(
-    child_pid: u32,
-    child_exited_ns: Option<u64>,
-    parent: Option<&ProcessInfo>,
-    waits: &WaitStats,
-    wait_tracing: bool,
-) -> String {
-    let Some(parent) = parent else {
+pub fn diagnose(z: &Zombie, now_ns: u64, tracing_since_ns: u64) -> String {
+    let Some(parent) = z.parent.as_ref() else {
         return "the parent is gone: init or a subreaper adopts the child and should reap it"
             .to_owned();
     };
@@ -116,67 +141,61 @@ pub fn diagnose(
     } else {
         ""
     };
-    if !wait_tracing {
-        return match parent.syscall.as_deref() {
-            Some(call @ ("wait4" | "waitid")) => format!(
-                "parent {name} is in {call}() but has not collected this child: \
-                 it waits for another child or group{blocked}"
-            ),
-            _ => format!(
-                "parent {name} has not reaped this child{blocked} \
-                 (wait calls are not traced: see its state and syscall)"
-            ),
-        };
-    }
-    let waiting_now = parent
-        .syscall
-        .as_deref()
-        .filter(|call| matches!(*call, "wait4" | "waitid"));
-    // Waited after this child died (unknown: assume so).
-    let waited_since_exit = match (child_exited_ns, waits.last_ns) {
-        (Some(exited), Some(last)) => last >= exited,
-        (Some(_), None) => false,
-        (None, _) => true,
+    // This child's pid as the parent names it: the host's, or, for a parent
+    // in a pid namespace of its own, the child's innermost one.
+    let own_pid = if parent.placement.ns_pid.is_none() {
+        i32::try_from(z.pid).ok()
+    } else {
+        z.placement.ns_pid.and_then(|p| i32::try_from(p).ok())
     };
-    if waiting_now.is_some() || waited_since_exit {
-        let targets = &waits.targets;
-        let numbers = |kind: fn(&WaitTarget) -> Option<i32>| -> Option<String> {
-            let numbers: Option<Vec<String>> = targets
-                .iter()
-                .map(|t| kind(t).map(|n| n.to_string()))
-                .collect();
-            numbers.filter(|n| !n.is_empty()).map(|n| n.join(", "))
+    // Whether a call for `target` names this child.
+    let names_this =
+        |target: &WaitTarget| matches!(target, WaitTarget::Pid(p) if Some(*p) == own_pid);
+
+    let blocking: Vec<&WaitNow> = parent.waits_now.iter().filter(|w| w.blocks()).collect();
+    if !blocking.is_empty() {
+        // A call for any child, or for this one, that still blocks: its
+        // options leave this child out. Groups and pidfds whose pid is not
+        // known are described as they are.
+        let collects_this = |w: &&WaitNow| match (w.target, w.child) {
+            (_, Some(child)) => child == z.pid,
+            (target, None) => matches!(target, WaitTarget::Any) || names_this(&target),
         };
-        let pid = |t: &WaitTarget| match t {
-            WaitTarget::Pid(n) => Some(*n),
-            _ => None,
-        };
-        if let Some(pids) = numbers(pid)
-            && !targets
-                .iter()
-                .any(|t| pid(t) == i32::try_from(child_pid).ok())
-        {
-            return format!("parent {name} waits only for pid {pids}, not for this child{blocked}");
-        }
-        if let Some(groups) = numbers(|t| match t {
-            WaitTarget::Pgid(n) => Some(*n),
-            _ => None,
-        }) {
+        if blocking.iter().any(collects_this) {
+            let call = blocking[0].syscall.name();
             return format!(
-                "parent {name} waits only for process group {groups}: this child may be in \
-                 another group{blocked}"
+                "parent {name} is blocked in {call}() yet has not collected this child: check its \
+                 wait options (WEXITED; __WALL for children that do not signal SIGCHLD){blocked}"
             );
         }
-        if !targets.is_empty() && targets.iter().all(|t| matches!(t, WaitTarget::Pidfd(_))) {
-            return format!("parent {name} waits only through pidfds, not for this child{blocked}");
-        }
-    }
-    if let Some(call) = waiting_now {
+        let threads = blocking.len() > 1;
+        let calls: Vec<String> = blocking.iter().map(|w| call_text(w, threads)).collect();
+        let until = match blocking[..] {
+            [w] => match (w.target, w.child) {
+                (WaitTarget::Pid(p), _) => format!("this one will wait until {p} exits"),
+                (WaitTarget::Pidfd(_), Some(child)) => {
+                    format!("this one will wait until {child} exits")
+                }
+                (WaitTarget::Pgid(_), _) => {
+                    "this child may be in another group, and will wait until that call returns"
+                        .to_owned()
+                }
+                _ => "this one will wait until that call returns".to_owned(),
+            },
+            _ => "this one will wait until one of them returns".to_owned(),
+        };
         return format!(
-            "parent {name} is blocked in {call}() yet has not collected this child: check its \
-             wait options (WEXITED; __WALL for children that do not signal SIGCHLD){blocked}"
+            "parent {name} is blocked in {}; {until}{blocked}",
+            calls.join(", and in ")
         );
     }
+
+    let Some(waits) = z.parent_waits.as_ref() else {
+        return format!(
+            "parent {name} has not reaped this child{blocked} \
+             (wait calls are not traced: see its state and syscall)"
+        );
+    };
     if waits.calls == 0 {
         return if sigchld.ignored {
             format!(
@@ -196,9 +215,25 @@ pub fn diagnose(
             )
         };
     }
-    if !waited_since_exit {
-        let exited = child_exited_ns.unwrap_or_default();
-        let before = waits.last_ns.map_or(0, |last| exited.saturating_sub(last));
+    let last_ns = waits.last_ns.unwrap_or(now_ns);
+    let last_ago = human_ms(ms(now_ns.saturating_sub(last_ns)));
+    // Since when the child has been a zombie, as far as is known.
+    let exited = match (z.age_ns, z.preexisting) {
+        (Some(age), _) => Some((now_ns.saturating_sub(age), "since this child exited")),
+        (None, true) => Some((
+            tracing_since_ns,
+            "since tracing began (this child was already a zombie)",
+        )),
+        (None, false) => None,
+    };
+    let unknown = if exited.is_none() {
+        " (when this child exited is unknown: its exit was not seen)"
+    } else {
+        ""
+    };
+    if let Some((exited_ns, _)) = exited
+        && last_ns < exited_ns
+    {
         let fix = if sigchld.caught {
             "its SIGCHLD handler must reap (waitpid(-1, WNOHANG) in a loop)"
         } else {
@@ -208,41 +243,179 @@ pub fn diagnose(
             "parent {name} has not called wait() since this child exited (its last of {} wait \
              calls was {} before): {fix}{blocked}",
             waits.calls,
-            human_ms(ms(before))
+            human_ms(ms(exited_ns.saturating_sub(last_ns)))
         );
+    }
+    // The targets asked for since the child died (since tracing began when
+    // that is unknown): none for any child, none for this one?
+    let since_ns = exited.map_or(0, |(ns, _)| ns);
+    let asked: Vec<&RecentWait> = waits
+        .targets
+        .iter()
+        .filter(|t| t.last_ns >= since_ns)
+        .collect();
+    if !asked.is_empty()
+        && asked
+            .iter()
+            .all(|t| !matches!(t.target, WaitTarget::Any) && !names_this(&t.target))
+    {
+        let list = asked
+            .iter()
+            .map(|t| recent_text(t))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A group or a pidfd may hold this child: no claim about it then.
+        let not_this = if asked.iter().all(|t| matches!(t.target, WaitTarget::Pid(_))) {
+            "not for this child"
+        } else {
+            "never for any child: this one may be in none of them"
+        };
+        let whole = waits.all_targets_since(since_ns);
+        return match (exited, whole) {
+            (Some((_, since)), true) => format!(
+                "{since}, parent {name} has waited only for {list} (last {last_ago} ago), \
+                 {not_this}{blocked}"
+            ),
+            (None, true) => format!(
+                "parent {name} has waited only for {list} since tracing began (last {last_ago} \
+                 ago), {not_this}{unknown}{blocked}"
+            ),
+            (_, false) => format!(
+                "parent {name}'s most recent wait calls (last {last_ago} ago) were for {list}, \
+                 {not_this}{unknown}{blocked}"
+            ),
+        };
     }
     if waits.reaped > 0 {
         return format!(
             "parent {name} reaps some children ({} so far) but not this one: one wait per \
-             SIGCHLD misses children that exit together (loop on waitpid(-1, WNOHANG)){blocked}",
+             SIGCHLD misses children that exit together (loop on waitpid(-1, WNOHANG)){unknown}{blocked}",
             waits.reaped
         );
     }
     if waits.empty > 0 {
         return format!(
-            "parent {name} polls with WNOHANG ({} empty polls) but has collected nothing, \
-             not even this child{blocked}",
+            "parent {name} polls with WNOHANG ({} empty polls, the last {last_ago} ago) but has \
+             collected nothing, not even this child{unknown}{blocked}",
             waits.empty
         );
     }
     if waits.errors > 0 {
         return format!(
             "parent {name}'s wait calls fail ({} errors, e.g. ECHILD or EINTR) and collect \
-             nothing{blocked}",
+             nothing{unknown}{blocked}",
             waits.errors
         );
     }
     if waits.peeks > 0 {
         return format!(
-            "parent {name} only peeks at its children (WNOWAIT) and never collects them{blocked}"
+            "parent {name} only peeks at its children (WNOWAIT) and never collects them{unknown}{blocked}"
         );
     }
     format!(
-        "parent {name} called wait() {} times but has not collected this child{blocked}",
+        "parent {name} called wait() {} times but has not collected this child{unknown}{blocked}",
         waits.calls
     )
 }
 
+/// `wait4 for pid 123, a live child (thread 456)`.
+fn call_text(w: &WaitNow, with_thread: bool) -> String {
+    let mut out = format!("{} for {}", w.syscall.name(), target_text(&w.target));
+    if let (WaitTarget::Pidfd(_), Some(child)) = (w.target, w.child) {
+        let _ = write!(out, " (pid {child})");
+    }
+    out.push_str(match w.state {
+        Some(TargetState::LiveChild) => ", a live child",
+        Some(TargetState::ZombieChild) => ", a child that has exited too",
+        Some(TargetState::NotAChild) => ", which is not its child",
+        Some(TargetState::Gone) => ", which no longer exists",
+        None => "",
+    });
+    if with_thread {
+        let _ = write!(out, " (thread {})", w.tid);
+    }
+    out
+}
+
+/// `pid 77`, `process group 5`, `any child`.
+fn target_text(target: &WaitTarget) -> String {
+    match target {
+        WaitTarget::Any => "any child".to_owned(),
+        WaitTarget::Pid(n) => format!("pid {n}"),
+        WaitTarget::Pgid(0) => "its own process group".to_owned(),
+        WaitTarget::Pgid(n) => format!("process group {n}"),
+        WaitTarget::Pidfd(n) => format!("pidfd {n}"),
+    }
+}
+
+/// `pid 77 (no longer exists)`.
+fn recent_text(t: &RecentWait) -> String {
+    let mut out = target_text(&t.target);
+    if let Some(state) = t.state
+        && state != TargetState::LiveChild
+    {
+        out.push_str(match state {
+            TargetState::ZombieChild => " (a zombie too)",
+            TargetState::NotAChild => " (not its child now)",
+            _ => " (no longer exists)",
+        });
+    }
+    out
+}
+
+/// A target of the parent's wait calls, as the output lists them.
+struct TargetRow<'a> {
+    target: WaitTarget,
+    /// The call in progress, for one.
+    now: Option<&'a WaitNow>,
+    /// When it was last asked for, for a recent one.
+    last_ns: Option<u64>,
+    /// The host pid of the child it names, when known.
+    pid: Option<u32>,
+    state: Option<TargetState>,
+}
+
+/// What the parent waits for now (a thread each), then what it waited for
+/// most recently (newest first).
+fn target_rows<'a>(p: &'a ProcessInfo, w: &WaitStats) -> Vec<TargetRow<'a>> {
+    let now = p.waits_now.iter().map(|call| TargetRow {
+        target: call.target,
+        now: Some(call),
+        last_ns: None,
+        pid: call.child,
+        state: call.state,
+    });
+    let recent = w.targets.iter().map(|t| TargetRow {
+        target: t.target,
+        now: None,
+        last_ns: Some(t.last_ns),
+        // A state is read only where the pid is the host's.
+        pid: match t.target {
+            WaitTarget::Pid(n) if t.state.is_some() => u32::try_from(n).ok(),
+            _ => None,
+        },
+        state: t.state,
+    });
+    now.chain(recent).collect()
+}
+
+fn target_kind(target: &WaitTarget) -> &'static str {
+    match target {
+        WaitTarget::Any => "any",
+        WaitTarget::Pid(_) => "pid",
+        WaitTarget::Pgid(_) => "pgid",
+        WaitTarget::Pidfd(_) => "pidfd",
+    }
+}
+
+fn target_id(target: &WaitTarget) -> Option<i32> {
+    match *target {
+        WaitTarget::Any => None,
+        WaitTarget::Pid(n) | WaitTarget::Pgid(n) | WaitTarget::Pidfd(n) => Some(n),
+    }
+}
+
+/// `"any"`, `"pid N"`, ...: the strings of `parent_wait_targets`.
 fn target_name(target: &WaitTarget) -> String {
     match target {
         WaitTarget::Any => "any".to_owned(),
@@ -335,6 +508,7 @@ enum JsonLine<'a> {
         parent_wait_errors: Option<u64>,
         parent_last_wait_ms_ago: Option<u64>,
         parent_wait_targets: Option<Vec<String>>,
+        parent_wait_target_list: Option<Vec<JsonWaitTarget>>,
         diagnosis: &'a str,
     },
     Reap {
@@ -388,6 +562,28 @@ enum JsonLine<'a> {
         by_parent: Vec<JsonGroup<'a>>,
         full_detail: bool,
     },
+}
+
+/// One of `parent_wait_target_list`: a wait call in progress now, or a
+/// target recent calls asked for.
+#[derive(Serialize)]
+struct JsonWaitTarget {
+    /// `any`, `pid`, `pgid` or `pidfd`.
+    kind: &'static str,
+    /// The pid, group or descriptor as the caller wrote it (`null` for any).
+    id: Option<i32>,
+    in_progress: bool,
+    /// 0 for a call in progress.
+    ms_ago: Option<u64>,
+    /// The thread in the call, its syscall and whether it sleeps there (no
+    /// `WNOHANG`): calls in progress only.
+    tid: Option<u32>,
+    syscall: Option<&'static str>,
+    blocking: Option<bool>,
+    /// The host pid of the child it names, and what that is now, when
+    /// known.
+    pid: Option<u32>,
+    state: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -577,7 +773,38 @@ fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
         parent_wait_empty: waits.map(|w| w.empty),
         parent_wait_errors: waits.map(|w| w.errors),
         parent_last_wait_ms_ago: waits.and_then(|w| last_wait_ms_ago(w, boot_now_ns)),
-        parent_wait_targets: waits.map(|w| w.targets.iter().map(target_name).collect()),
+        parent_wait_targets: p.zip(waits).map(|(p, w)| {
+            let mut names: Vec<String> = Vec::new();
+            for row in target_rows(p, w) {
+                let name = target_name(&row.target);
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            names
+        }),
+        parent_wait_target_list: p.zip(waits).map(|(p, w)| {
+            target_rows(p, w)
+                .iter()
+                .map(|row| JsonWaitTarget {
+                    kind: target_kind(&row.target),
+                    id: target_id(&row.target),
+                    in_progress: row.now.is_some(),
+                    ms_ago: match row.now {
+                        Some(_) => Some(0),
+                        None => row
+                            .last_ns
+                            .zip(boot_now_ns)
+                            .map(|(last, now)| ms(now.saturating_sub(last))),
+                    },
+                    tid: row.now.map(|w| w.tid),
+                    syscall: row.now.map(|w| w.syscall.name()),
+                    blocking: row.now.map(WaitNow::blocks),
+                    pid: row.pid,
+                    state: row.state.map(TargetState::name),
+                })
+                .collect()
+        }),
         diagnosis: &z.diagnosis,
     }
 }
@@ -773,7 +1000,8 @@ fn ready_text(r: &Ready) -> String {
     )
 }
 
-fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
+/// The child's half of a zombie line.
+fn child_text(z: &Zombie) -> String {
     let mut out = format!("pid={} comm={}", z.pid, comm_text(&z.comm));
     if let Some(status) = z.status {
         let _ = write!(out, " {}", status_text(status));
@@ -791,6 +1019,61 @@ fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
     if let Some(old) = z.ppid_at_exit.filter(|&old| old != z.ppid) {
         let _ = write!(out, " reparented-from={old}");
     }
+    out
+}
+
+/// A zombie line whose parent's details are on the line above it (a flood
+/// gate's brief form); its diagnosis only if it says something else.
+fn brief_zombie_text(z: &Zombie, diagnosis: bool) -> String {
+    let mut out = child_text(z);
+    match &z.parent {
+        Some(p) => {
+            let _ = write!(out, " | parent {} {} (as above)", z.ppid, word(&p.comm));
+        }
+        None => {
+            let _ = write!(out, " | parent {} gone", z.ppid);
+        }
+    }
+    if diagnosis && !z.diagnosis.is_empty() {
+        let _ = write!(out, " | {}", escape_text(z.diagnosis.as_bytes()));
+    }
+    out
+}
+
+/// `parent 1234 leaker: 1997 more zombies in 1.0s, pids 30001..32000,
+/// oldest 5.1s (each has a line in JSON)`, or for reaps `reaped-by 1234
+/// leaker: 1997 more reaps of reported zombies in 1.0s, ..., longest
+/// zombie-for 8.2s (...)`.
+fn flood_text(f: &Flood, boot_now_ns: u64) -> String {
+    let plural = if f.count == 1 { "" } else { "s" };
+    let (who, what) = match f.kind {
+        Kind::Zombies => ("parent", format!("zombie{plural}")),
+        Kind::Reaps => ("reaped-by", format!("reap{plural} of reported zombies")),
+    };
+    let mut out = format!(
+        "{who} {} {}: {} more {what} in {}",
+        f.pid,
+        word(&f.comm),
+        f.count,
+        human_ms(ms(f.window_ns))
+    );
+    if f.min_pid == f.max_pid {
+        let _ = write!(out, ", pid {}", f.min_pid);
+    } else {
+        let _ = write!(out, ", pids {}..{}", f.min_pid, f.max_pid);
+    }
+    if let Some(age) = f.oldest_age_ns(boot_now_ns) {
+        let _ = write!(out, ", oldest {}", human_ms(ms(age)));
+    }
+    if let Some(longest) = f.longest_zombie_ns {
+        let _ = write!(out, ", longest zombie-for {}", human_ms(ms(longest)));
+    }
+    out.push_str(" (each has a line in JSON)");
+    out
+}
+
+fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
+    let mut out = child_text(z);
     match &z.parent {
         Some(p) => {
             let _ = write!(out, " | parent {} {}", z.ppid, word(&p.comm));
@@ -815,7 +1098,7 @@ fn zombie_text(z: &Zombie, boot_now_ns: Option<u64>) -> String {
             let _ = write!(out, " threads={}", p.threads);
             out.push_str(&placement_text(&p.placement));
             match &z.parent_waits {
-                Some(waits) => out.push_str(&waits_text(waits, boot_now_ns)),
+                Some(waits) => out.push_str(&waits_text(p, waits, boot_now_ns)),
                 None => out.push_str(" waits=?"),
             }
         }
@@ -845,24 +1128,43 @@ fn placement_text(p: &Placement) -> String {
     out
 }
 
-fn waits_text(w: &WaitStats, boot_now_ns: Option<u64>) -> String {
+fn waits_text(p: &ProcessInfo, w: &WaitStats, boot_now_ns: Option<u64>) -> String {
     let mut out = format!(" waits={}", w.calls);
-    if w.calls == 0 {
-        return out;
+    if w.calls > 0 {
+        let _ = write!(
+            out,
+            " reaped={} empty={} errors={}",
+            w.reaped, w.empty, w.errors
+        );
+        if let Some(ago) = last_wait_ms_ago(w, boot_now_ns) {
+            let _ = write!(out, " last-wait={}-ago", human_ms(ago));
+        }
     }
-    let _ = write!(
-        out,
-        " reaped={} empty={} errors={}",
-        w.reaped, w.empty, w.errors
-    );
-    if let Some(ago) = last_wait_ms_ago(w, boot_now_ns) {
-        let _ = write!(out, " last-wait={}-ago", human_ms(ago));
-    }
-    if !w.targets.is_empty() {
-        let targets: Vec<String> = w
-            .targets
+    let rows = target_rows(p, w);
+    if !rows.is_empty() {
+        // `pid:123(now,live-child)`, `pid:99(3.1s-ago,gone)`, `any(5.0s-ago)`.
+        let targets: Vec<String> = rows
             .iter()
-            .map(|t| target_name(t).replace(' ', ":"))
+            .map(|row| {
+                let mut notes = Vec::new();
+                match (row.now, row.last_ns.zip(boot_now_ns)) {
+                    (Some(call), _) if call.blocks() => notes.push("now".to_owned()),
+                    (Some(_), _) => notes.push("now,nohang".to_owned()),
+                    (None, Some((last, now))) => {
+                        notes.push(format!("{}-ago", human_ms(ms(now.saturating_sub(last)))));
+                    }
+                    (None, None) => {}
+                }
+                if let Some(state) = row.state {
+                    notes.push(state.name().replace('_', "-"));
+                }
+                let name = target_name(&row.target).replace(' ', ":");
+                if notes.is_empty() {
+                    name
+                } else {
+                    format!("{name}({})", notes.join(","))
+                }
+            })
             .collect();
         let _ = write!(out, " targets={}", targets.join(","));
     }
@@ -1053,6 +1355,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::event::{WNOHANG, WaitSyscall};
     use crate::report::ParentRow;
     use crate::report::ReaperKind;
 
@@ -1081,6 +1384,7 @@ mod tests {
             state: 'S',
             wchan: Some("hrtimer_nanosleep".to_owned()),
             syscall: Some("clock_nanosleep".to_owned()),
+            waits_now: Vec::new(),
             sigchld: Some(Sigchld {
                 ignored: false,
                 caught: false,
@@ -1165,9 +1469,10 @@ mod tests {
                 preexisting: 2,
                 wait_tracing: true,
             }),
-            Line::Zombie(Box::new(Zombie {
-                diagnosis: diagnose(4242, None, Some(&p), &WaitStats::default(), true),
-                ..zombie(comm, Some(p.clone()))
+            Line::Zombie(Box::new({
+                let mut z = zombie(comm, Some(p.clone()));
+                z.diagnosis = diagnose(&z, 10_000_000_000, 0);
+                z
             })),
             Line::Zombie(Box::new(zombie(comm, None))),
             Line::Reaped(Reaped {
@@ -1385,6 +1690,7 @@ mod tests {
         "parent_wait_errors",
         "parent_last_wait_ms_ago",
         "parent_wait_targets",
+        "parent_wait_target_list",
         "diagnosis",
     ];
 
@@ -1416,7 +1722,10 @@ mod tests {
 
     #[test]
     fn json_zombie_with_parent() {
-        let p = parent(b"python3", vec![b"python3".to_vec(), b"seed.py".to_vec()]);
+        let p = ProcessInfo {
+            waits_now: vec![waiting(4201, WaitTarget::Pid(321), Some(321))],
+            ..parent(b"python3", vec![b"python3".to_vec(), b"seed.py".to_vec()])
+        };
         let z = Zombie {
             parent_waits: Some(WaitStats {
                 calls: 4,
@@ -1426,10 +1735,15 @@ mod tests {
                 peeks: 0,
                 last_ns: Some(7_500_000_000),
                 targets: vec![
-                    WaitTarget::Any,
-                    WaitTarget::Pid(123),
-                    WaitTarget::Pgid(5),
-                    WaitTarget::Pidfd(3),
+                    recent(WaitTarget::Pid(123), 7_500_000_000, Some(TargetState::Gone)),
+                    recent(WaitTarget::Any, 7_000_000_000, None),
+                    recent(WaitTarget::Pgid(5), 6_000_000_000, None),
+                    recent(WaitTarget::Pidfd(3), 5_000_000_000, None),
+                    recent(
+                        WaitTarget::Pid(321),
+                        4_000_000_000,
+                        Some(TargetState::LiveChild),
+                    ),
                 ],
             }),
             ..zombie(b"python3", Some(p))
@@ -1462,10 +1776,35 @@ mod tests {
         assert_eq!(map["parent_wait_empty"], 2);
         assert_eq!(map["parent_wait_errors"], 1);
         assert_eq!(map["parent_last_wait_ms_ago"], 2500);
+        // What it waits for now first, then what it waited for most
+        // recently; each target once.
         assert_eq!(
             map["parent_wait_targets"],
-            serde_json::json!(["any", "pid 123", "pgid 5", "pidfd 3"])
+            serde_json::json!(["pid 321", "pid 123", "any", "pgid 5", "pidfd 3"])
         );
+        let list = map["parent_wait_target_list"].as_array().unwrap();
+        assert_eq!(list.len(), 6);
+        assert_eq!(
+            list[0],
+            serde_json::json!({"kind": "pid", "id": 321, "in_progress": true, "ms_ago": 0,
+                "tid": 4201, "syscall": "wait4", "blocking": true, "pid": 321,
+                "state": "live_child"})
+        );
+        assert_eq!(
+            list[1],
+            serde_json::json!({"kind": "pid", "id": 123, "in_progress": false, "ms_ago": 2500,
+                "tid": null, "syscall": null, "blocking": null, "pid": 123, "state": "gone"})
+        );
+        assert_eq!(list[2]["kind"], "any");
+        assert_eq!(list[2]["id"], Value::Null);
+        assert_eq!(list[2]["ms_ago"], 3000);
+        assert_eq!(
+            (&list[3]["kind"], &list[3]["id"]),
+            (&"pgid".into(), &5.into())
+        );
+        assert_eq!(list[4]["kind"], "pidfd");
+        assert_eq!(list[4]["pid"], Value::Null);
+        assert_eq!(list[5]["state"], "live_child");
         assert!(map["diagnosis"].is_string());
     }
 
@@ -1786,7 +2125,10 @@ mod tests {
                 errors: 0,
                 peeks: 0,
                 last_ns: Some(8_000_000_000),
-                targets: vec![WaitTarget::Any, WaitTarget::Pid(7)],
+                targets: vec![
+                    recent(WaitTarget::Any, 8_000_000_000, None),
+                    recent(WaitTarget::Pid(7), 6_500_000_000, Some(TargetState::Gone)),
+                ],
             }),
             ..zombie(b"w", Some(p))
         };
@@ -1801,7 +2143,10 @@ mod tests {
         );
         assert!(out.contains("sigchld=caught+blocked"), "{out}");
         assert!(
-            out.contains("waits=3 reaped=0 empty=3 errors=0 last-wait=2.0s-ago targets=any,pid:7"),
+            out.contains(
+                "waits=3 reaped=0 empty=3 errors=0 last-wait=2.0s-ago \
+                 targets=any(2.0s-ago),pid:7(3.5s-ago,gone)"
+            ),
             "{out}"
         );
         let other = Encoder::new(Format::Text).encode(&Line::Exited(Exited {
@@ -1920,130 +2265,209 @@ mod tests {
         assert_eq!(map["outstanding"][0]["oldest_ms"], Value::Null);
     }
 
-    fn waits(targets: Vec<WaitTarget>) -> WaitStats {
+    fn recent(target: WaitTarget, last_ns: u64, state: Option<TargetState>) -> RecentWait {
+        RecentWait {
+            target,
+            last_ns,
+            state,
+        }
+    }
+
+    /// Thread `tid` blocked in `wait4` for `target`, whose host pid is
+    /// `child`, a live child.
+    fn waiting(tid: u32, target: WaitTarget, child: Option<u32>) -> WaitNow {
+        WaitNow {
+            tid,
+            syscall: WaitSyscall::Wait4,
+            target,
+            options: 0,
+            child,
+            state: child.map(|_| TargetState::LiveChild),
+        }
+    }
+
+    const SEC: u64 = 1_000_000_000;
+    /// Reports are made at 100 s (boot time); tracing began at 10 s.
+    const NOW: u64 = 100 * SEC;
+    const SINCE: u64 = 10 * SEC;
+
+    /// The diagnosis of child 4242 of `p`, dead for `age` (unknown: `None`).
+    fn diagnosis(p: &ProcessInfo, waits: Option<WaitStats>, age: Option<u64>) -> String {
+        let z = Zombie {
+            age_ns: age,
+            parent_waits: waits,
+            ..zombie(b"x", Some(p.clone()))
+        };
+        diagnose(&z, NOW, SINCE)
+    }
+
+    fn waits(calls: u64, last_ns: u64, targets: Vec<RecentWait>) -> WaitStats {
         WaitStats {
-            calls: 2,
+            calls,
+            last_ns: Some(last_ns),
             targets,
             ..WaitStats::default()
         }
     }
 
     #[test]
-    fn diagnoses() {
+    fn diagnoses_of_the_parent_itself() {
         let p = parent(b"python3", vec![]);
-        let none = WaitStats::default();
-        let d = |p: &ProcessInfo, w: &WaitStats| diagnose(4242, None, Some(p), w, true);
-
+        let none = Some(WaitStats::default());
+        let d = |p: &ProcessInfo| diagnosis(p, none.clone(), Some(5 * SEC));
         assert_eq!(
-            d(&p, &none),
+            d(&p),
             "parent python3 has not called wait() since tracing began: it must reap its \
              children (waitpid, or SIGCHLD set to SIG_IGN)"
         );
-        assert!(diagnose(4242, None, None, &none, true).starts_with("the parent is gone"));
+        let orphan = Zombie {
+            parent: None,
+            ..zombie(b"x", None)
+        };
+        assert!(diagnose(&orphan, NOW, SINCE).starts_with("the parent is gone"));
+        let with = |f: fn(&mut ProcessInfo)| {
+            let mut q = p.clone();
+            f(&mut q);
+            d(&q)
+        };
+        assert!(with(|q| q.pid = 1).starts_with("adopted by init (pid 1, python3)"));
+        assert!(with(|q| q.state = 'T').contains("stopped (SIGSTOP/ptrace)"));
+        assert!(with(|q| q.state = 't').contains("tracer"));
         assert!(
-            d(
-                &ProcessInfo {
-                    pid: 1,
-                    ..p.clone()
-                },
-                &none
-            )
-            .starts_with("adopted by init (pid 1, python3)")
-        );
-        assert!(
-            d(
-                &ProcessInfo {
-                    state: 'T',
-                    ..p.clone()
-                },
-                &none
-            )
-            .contains("stopped (SIGSTOP/ptrace)")
-        );
-        assert!(
-            d(
-                &ProcessInfo {
-                    state: 't',
-                    ..p.clone()
-                },
-                &none
-            )
-            .contains("tracer")
-        );
-        assert!(
-            d(
-                &ProcessInfo {
-                    state: 'Z',
-                    threads: 3,
-                    ..p.clone()
-                },
-                &none
-            )
+            with(|q| {
+                q.state = 'Z';
+                q.threads = 3;
+            })
             .contains("2 remaining threads")
         );
-        let blocked = ProcessInfo {
-            sigchld: Some(Sigchld {
+        let text = with(|q| {
+            q.sigchld = Some(Sigchld {
                 ignored: false,
                 caught: true,
                 blocked: true,
-            }),
-            ..p.clone()
-        };
-        let text = d(&blocked, &none);
+            });
+        });
         assert!(
             text.contains("catches SIGCHLD") && text.ends_with("SIGCHLD is blocked"),
             "{text}"
         );
-
-        assert_eq!(
-            d(&p, &waits(vec![WaitTarget::Pid(123), WaitTarget::Pid(124)])),
-            "parent python3 waits only for pid 123, 124, not for this child"
-        );
-        assert!(!d(&p, &waits(vec![WaitTarget::Pid(4242)])).contains("waits only"));
-        assert!(d(&p, &waits(vec![WaitTarget::Pgid(5)])).contains("process group 5"));
-        assert!(d(&p, &waits(vec![WaitTarget::Pidfd(3)])).contains("pidfds"));
-        let any = |f: fn(&mut WaitStats)| {
-            let mut w = waits(vec![WaitTarget::Any]);
-            f(&mut w);
-            d(&p, &w)
-        };
-        assert!(any(|w| w.reaped = 1).contains("reaps some children (1 so far)"));
-        assert!(any(|w| w.empty = 2).contains("polls with WNOHANG (2 empty polls)"));
-        assert!(any(|w| w.errors = 2).contains("fail (2 errors"));
-        assert!(any(|w| w.peeks = 2).contains("WNOWAIT"));
-        assert!(any(|_| ()).contains("called wait() 2 times"));
-
-        let untraced = diagnose(4242, None, Some(&p), &none, false);
+        assert!(with(|q| q.sigchld.as_mut().unwrap().ignored = true).contains("ignores SIGCHLD"));
+        // Not traced (`ps`, or no tracefs): no claim about wait calls.
+        let untraced = diagnosis(&p, None, None);
         assert!(untraced.contains("not traced"), "{untraced}");
-        let in_wait = ProcessInfo {
-            syscall: Some("wait4".to_owned()),
+
+        let hostile = parent(b"\x1b]0;pwned\x07\n", vec![]);
+        let z = Zombie {
+            diagnosis: d(&hostile),
+            ..zombie(b"x", Some(hostile))
+        };
+        assert_safe_text(&Encoder::new(Format::Text).encode(&Line::Zombie(Box::new(z))));
+    }
+
+    /// What the parent's threads are blocked in now says why, whatever the
+    /// tracing: this child waits for the calls in progress to return.
+    #[test]
+    fn diagnoses_of_wait_calls_in_progress() {
+        let p = parent(b"python3", vec![]);
+        let blocked_in = |calls: Vec<WaitNow>, waits: Option<WaitStats>| {
+            let q = ProcessInfo {
+                waits_now: calls,
+                ..p.clone()
+            };
+            diagnosis(&q, waits, Some(5 * SEC))
+        };
+        // Stale targets of earlier calls do not matter: the call now does.
+        let stale = waits(
+            21,
+            NOW - 3 * SEC,
+            (100..108)
+                .map(|pid| recent(WaitTarget::Pid(pid), NOW - 3 * SEC, Some(TargetState::Gone)))
+                .collect(),
+        );
+        let one = vec![waiting(4200, WaitTarget::Pid(77), Some(77))];
+        assert_eq!(
+            blocked_in(one.clone(), Some(stale.clone())),
+            "parent python3 is blocked in wait4 for pid 77, a live child; this one will wait \
+             until 77 exits"
+        );
+        assert_eq!(blocked_in(one.clone(), None), blocked_in(one, Some(stale)));
+        let waitid = WaitNow {
+            syscall: WaitSyscall::Waitid,
+            ..waiting(4201, WaitTarget::Pid(78), Some(78))
+        };
+        assert_eq!(
+            blocked_in(
+                vec![waiting(4200, WaitTarget::Pid(77), Some(77)), waitid],
+                None
+            ),
+            "parent python3 is blocked in wait4 for pid 77, a live child (thread 4200), and \
+             in waitid for pid 78, a live child (thread 4201); this one will wait until one of \
+             them returns"
+        );
+        // A pidfd's pid, read from its fdinfo.
+        assert_eq!(
+            blocked_in(vec![waiting(4200, WaitTarget::Pidfd(5), Some(90))], None),
+            "parent python3 is blocked in wait4 for pidfd 5 (pid 90), a live child; this one \
+             will wait until 90 exits"
+        );
+        assert!(
+            blocked_in(vec![waiting(4200, WaitTarget::Pgid(9), None)], None)
+                .contains("for process group 9; this child may be in another group")
+        );
+        // A call that could collect this child yet blocks: its options.
+        for call in [
+            waiting(4200, WaitTarget::Any, None),
+            waiting(4200, WaitTarget::Pid(4242), Some(4242)),
+            waiting(4200, WaitTarget::Pidfd(3), Some(4242)),
+        ] {
+            let text = blocked_in(vec![call], None);
+            assert!(
+                text.starts_with("parent python3 is blocked in wait4() yet has not collected"),
+                "{text}"
+            );
+        }
+        // A WNOHANG call caught in flight blocks nothing.
+        let polling = WaitNow {
+            options: WNOHANG,
+            ..waiting(4200, WaitTarget::Pid(77), Some(77))
+        };
+        assert!(blocked_in(vec![polling], None).contains("not traced"));
+        // In a pid namespace, the parent names this child by its pid there.
+        let contained = ProcessInfo {
+            placement: Placement {
+                ns_pid: Some(12),
+                ..Placement::default()
+            },
+            waits_now: vec![waiting(4200, WaitTarget::Pid(7), None)],
             ..p.clone()
         };
-        assert!(diagnose(4242, None, Some(&in_wait), &none, false).contains("is in wait4()"));
+        let z = Zombie {
+            placement: Placement {
+                ns_pid: Some(7),
+                ..Placement::default()
+            },
+            ..zombie(b"x", Some(contained))
+        };
+        assert!(diagnose(&z, NOW, SINCE).contains("blocked in wait4() yet"));
+    }
 
-        // Blocked in wait for another child (targets of the call in flight).
-        let blocked_in = |targets| {
-            let w = WaitStats {
-                targets,
-                ..WaitStats::default()
-            };
-            diagnose(4242, Some(10), Some(&in_wait), &w, true)
-        };
+    /// Finished calls: what was asked for since the child died, when that
+    /// is known, and only what is known when it is not.
+    #[test]
+    fn diagnoses_of_wait_calls_made() {
+        let p = parent(b"python3", vec![]);
+        let exited = NOW - 5 * SEC;
+        let d = |w: WaitStats, age| diagnosis(&p, Some(w), age);
+        // Every call came before this child died.
+        let earlier = waits(3, exited - 2_500_000_000, vec![]);
         assert_eq!(
-            blocked_in(vec![WaitTarget::Pid(77)]),
-            "parent python3 waits only for pid 77, not for this child"
-        );
-        assert!(blocked_in(vec![WaitTarget::Any]).contains("is blocked in wait4() yet"));
-        // Its wait calls all came before this child died.
-        let earlier = WaitStats {
-            calls: 3,
-            empty: 3,
-            last_ns: Some(1_000_000_000),
-            targets: vec![WaitTarget::Pid(77)],
-            ..WaitStats::default()
-        };
-        assert_eq!(
-            diagnose(4242, Some(3_500_000_000), Some(&p), &earlier, true),
+            d(
+                WaitStats {
+                    empty: 3,
+                    ..earlier.clone()
+                },
+                Some(5 * SEC)
+            ),
             "parent python3 has not called wait() since this child exited (its last of 3 wait \
              calls was 2.5s before): it must reap its children (waitpid, or SIGCHLD set to \
              SIG_IGN)"
@@ -2057,22 +2481,110 @@ mod tests {
             ..p.clone()
         };
         assert!(
-            diagnose(4242, Some(3_500_000_000), Some(&catcher), &earlier, true)
+            diagnosis(&catcher, Some(earlier), Some(5 * SEC))
                 .contains("its SIGCHLD handler must reap")
         );
-        // Waited since, for others only.
-        assert!(
-            diagnose(4242, Some(500_000_000), Some(&p), &earlier, true)
-                .contains("waits only for pid 77")
+        // Since it died, only for other pids (the first ever no longer count).
+        let others = waits(
+            30,
+            NOW - SEC,
+            vec![
+                recent(
+                    WaitTarget::Pid(123),
+                    NOW - SEC,
+                    Some(TargetState::LiveChild),
+                ),
+                recent(WaitTarget::Pid(124), NOW - 2 * SEC, Some(TargetState::Gone)),
+                recent(WaitTarget::Any, exited - SEC, None),
+            ],
         );
-
-        let hostile = parent(b"\x1b]0;pwned\x07\n", vec![]);
-        let sentence = d(&hostile, &none);
+        assert_eq!(
+            d(others.clone(), Some(5 * SEC)),
+            "since this child exited, parent python3 has waited only for pid 123, pid 124 (no \
+             longer exists) (last 1.0s ago), not for this child"
+        );
+        // Before tracing began (found at start): since tracing began.
         let z = Zombie {
-            diagnosis: sentence,
-            ..zombie(b"x", Some(hostile))
+            age_ns: None,
+            preexisting: true,
+            parent_waits: Some(waits(
+                2,
+                NOW - SEC,
+                vec![recent(WaitTarget::Pid(123), NOW - SEC, None)],
+            )),
+            ..zombie(b"x", Some(p.clone()))
         };
-        assert_safe_text(&Encoder::new(Format::Text).encode(&Line::Zombie(Box::new(z))));
+        assert!(
+            diagnose(&z, NOW, SINCE).starts_with(
+                "since tracing began (this child was already a zombie), parent python3 has \
+                 waited only for pid 123"
+            ),
+            "{}",
+            diagnose(&z, NOW, SINCE)
+        );
+        // Unknown exit time (its record was lost): no "since it exited".
+        let unknown = d(others.clone(), None);
+        assert_eq!(
+            unknown,
+            "parent python3 called wait() 30 times but has not collected this child (when this \
+             child exited is unknown: its exit was not seen)"
+        );
+        let lately = waits(
+            5,
+            NOW - SEC,
+            vec![recent(
+                WaitTarget::Pid(123),
+                NOW - SEC,
+                Some(TargetState::LiveChild),
+            )],
+        );
+        assert_eq!(
+            d(lately, None),
+            "parent python3 has waited only for pid 123 since tracing began (last 1.0s ago), not \
+             for this child (when this child exited is unknown: its exit was not seen)"
+        );
+        // Eight distinct pids since it died: others may have been pushed
+        // out, so no "only".
+        let many = waits(
+            40,
+            NOW - SEC,
+            (0..8)
+                .map(|i| recent(WaitTarget::Pid(200 + i), NOW - SEC - i as u64, None))
+                .collect(),
+        );
+        assert!(d(many, Some(5 * SEC)).starts_with(
+            "parent python3's most recent wait calls (last 1.0s ago) were for pid 200"
+        ));
+        // A group may hold this child: no claim that it was left out.
+        let group = waits(
+            2,
+            NOW - SEC,
+            vec![recent(WaitTarget::Pgid(5), NOW - SEC, None)],
+        );
+        assert!(d(group, Some(5 * SEC)).ends_with(
+            "only for process group 5 (last 1.0s ago), never for any child: this one may \
+                 be in none of them"
+        ));
+        // Calls for any child since it died: what they achieved.
+        let any = |f: fn(&mut WaitStats)| {
+            let mut w = waits(2, NOW - SEC, vec![recent(WaitTarget::Any, NOW - SEC, None)]);
+            f(&mut w);
+            d(w, Some(5 * SEC))
+        };
+        assert!(any(|w| w.reaped = 1).contains("reaps some children (1 so far)"));
+        assert!(
+            any(|w| w.empty = 2).contains("polls with WNOHANG (2 empty polls, the last 1.0s ago)")
+        );
+        assert!(any(|w| w.errors = 2).contains("fail (2 errors"));
+        assert!(any(|w| w.peeks = 2).contains("WNOWAIT"));
+        assert!(any(|_| ()).contains("called wait() 2 times"));
+        // This child's own pid asked for: no "only for others".
+        let own = waits(
+            1,
+            NOW - SEC,
+            vec![recent(WaitTarget::Pid(4242), NOW - SEC, None)],
+        );
+        assert!(!d(own, Some(5 * SEC)).contains("only"));
     }
 
     #[test]

@@ -5,7 +5,11 @@
 
 use zombie_trace_common::wait4_target;
 
-use crate::{decode::wait_target, event::WaitTarget, report::Sigchld};
+use crate::{
+    decode::wait_target,
+    event::{WaitSyscall, WaitTarget},
+    report::Sigchld,
+};
 
 /// The cgroup v2 path (`0::/path`), or on hybrid systems, where v2 often
 /// holds everything at `/`, the first v1 path that says more.
@@ -41,6 +45,18 @@ pub fn parse_ns_pid(status: &[u8]) -> Option<u32> {
         .collect::<Result<_, _>>()
         .ok()?;
     pids.last().copied().filter(|_| pids.len() > 1)
+}
+
+/// The pid a pidfd refers to, from its `/proc/PID/fdinfo/FD` (`Pid:`, in
+/// the reader's pid namespace; `-1` once that process is reaped, and no such
+/// line for a file that is not a pidfd).
+pub fn parse_pidfd_pid(fdinfo: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(fdinfo).ok()?;
+    let line = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Pid:"))
+        .next_back()?;
+    line.trim().parse::<u32>().ok().filter(|&pid| pid > 0)
 }
 
 /// A container id in a cgroup path: the 64-hex-digit id that Docker,
@@ -169,22 +185,37 @@ pub fn parse_syscall(bytes: &[u8]) -> Option<String> {
     })
 }
 
-/// The target of a `/proc/PID/task/TID/syscall` line that shows a blocked
-/// `wait4` or `waitid` (arguments in hex; an `int` may show sign-extended
-/// or not, so only its low 32 bits count).
-pub fn parse_wait_call(bytes: &[u8]) -> Option<WaitTarget> {
+/// A `wait4`/`waitid` call as `/proc/PID/task/TID/syscall` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitCall {
+    pub syscall: WaitSyscall,
+    pub target: WaitTarget,
+    pub options: u32,
+}
+
+/// The wait call of a `/proc/PID/task/TID/syscall` line that shows a
+/// thread in `wait4` or `waitid` (arguments in hex; an `int` may show
+/// sign-extended or not, so only its low 32 bits count).
+pub fn parse_wait_call(bytes: &[u8]) -> Option<WaitCall> {
     let mut fields = std::str::from_utf8(bytes).ok()?.split_ascii_whitespace();
     let nr: i64 = fields.next()?.parse().ok()?;
-    let mut arg =
-        || -> Option<u64> { u64::from_str_radix(fields.next()?.strip_prefix("0x")?, 16).ok() };
-    let (idtype, id) = if nr == libc::SYS_wait4 {
-        wait4_target(arg()? as u32 as i32)
+    let args: Vec<u32> = fields
+        .take(4)
+        .map(|f| Some(u64::from_str_radix(f.strip_prefix("0x")?, 16).ok()? as u32))
+        .collect::<Option<_>>()?;
+    let arg = |i: usize| args.get(i).copied();
+    let (syscall, (idtype, id), options) = if nr == libc::SYS_wait4 {
+        (WaitSyscall::Wait4, wait4_target(arg(0)? as i32), arg(2)?)
     } else if nr == libc::SYS_waitid {
-        (arg()? as u32, arg()? as u32 as i32)
+        (WaitSyscall::Waitid, (arg(0)?, arg(1)? as i32), arg(3)?)
     } else {
         return None;
     };
-    wait_target(idtype, id).ok()
+    Some(WaitCall {
+        syscall,
+        target: wait_target(idtype, id).ok()?,
+        options,
+    })
 }
 
 /// The syscalls a process that fails to reap is likely blocked in.
@@ -386,38 +417,53 @@ mod tests {
         let line = |nr: i64, args: &str| format!("{nr} {args} 0x7ffc 0x7f00\n").into_bytes();
         let wait4 = libc::SYS_wait4;
         let waitid = libc::SYS_waitid;
+        let target = |bytes: &[u8]| parse_wait_call(bytes).map(|c| c.target);
         // As the kernel shows them: an int argument zero-extended or not.
         assert_eq!(
-            parse_wait_call(&line(wait4, "0xffffffff 0x7ffe 0x0 0x0 0x1 0x8")),
+            target(&line(wait4, "0xffffffff 0x7ffe 0x0 0x0 0x1 0x8")),
             Some(WaitTarget::Any)
         );
         assert_eq!(
-            parse_wait_call(&line(wait4, "0xffffffffffffffff 0x0 0x0 0x0 0x0 0x0")),
+            target(&line(wait4, "0xffffffffffffffff 0x0 0x0 0x0 0x0 0x0")),
             Some(WaitTarget::Any)
         );
         assert_eq!(
-            parse_wait_call(&line(wait4, "0x134 0x0 0x0 0x0 0x0 0x0")),
+            target(&line(wait4, "0x134 0x0 0x0 0x0 0x0 0x0")),
             Some(WaitTarget::Pid(0x134))
         );
         assert_eq!(
-            parse_wait_call(&line(wait4, "0x0 0x0 0x0 0x0 0x0 0x0")),
+            target(&line(wait4, "0x0 0x0 0x0 0x0 0x0 0x0")),
             Some(WaitTarget::Pgid(0))
         );
         assert_eq!(
-            parse_wait_call(&line(wait4, "0xfffffff6 0x0 0x0 0x0 0x0 0x0")),
+            target(&line(wait4, "0xfffffff6 0x0 0x0 0x0 0x0 0x0")),
             Some(WaitTarget::Pgid(10))
         );
         assert_eq!(
-            parse_wait_call(&line(waitid, "0x1 0x134 0x7ffc 0x4 0x0 0x0")),
-            Some(WaitTarget::Pid(0x134))
-        );
-        assert_eq!(
-            parse_wait_call(&line(waitid, "0x0 0x0 0x7ffc 0x4 0x0 0x0")),
+            target(&line(waitid, "0x0 0x0 0x7ffc 0x4 0x0 0x0")),
             Some(WaitTarget::Any)
         );
         assert_eq!(
-            parse_wait_call(&line(waitid, "0x3 0x5 0x7ffc 0x4 0x0 0x0")),
+            target(&line(waitid, "0x3 0x5 0x7ffc 0x4 0x0 0x0")),
             Some(WaitTarget::Pidfd(5))
+        );
+        // The syscall and its options (wait4's third argument, waitid's
+        // fourth).
+        assert_eq!(
+            parse_wait_call(&line(wait4, "0x134 0x7ffe 0x1 0x0 0x0 0x0")),
+            Some(WaitCall {
+                syscall: WaitSyscall::Wait4,
+                target: WaitTarget::Pid(0x134),
+                options: 1,
+            })
+        );
+        assert_eq!(
+            parse_wait_call(&line(waitid, "0x1 0x134 0x7ffc 0x1000004 0x0 0x0")),
+            Some(WaitCall {
+                syscall: WaitSyscall::Waitid,
+                target: WaitTarget::Pid(0x134),
+                options: 0x0100_0004,
+            })
         );
         // Not a wait call, an unknown idtype, or odd content.
         assert_eq!(parse_wait_call(&line(0, "0x3 0x0 0x0 0x0 0x0 0x0")), None);
@@ -431,6 +477,8 @@ mod tests {
         assert_eq!(parse_wait_call(format!("{wait4} 0xzz").as_bytes()), None);
         assert_eq!(parse_wait_call(format!("{wait4} 12").as_bytes()), None);
         assert_eq!(parse_wait_call(b"\xff\xfe"), None);
+        // The options are needed: a line cut short is no call.
+        assert_eq!(parse_wait_call(format!("{wait4} 0x1 0x0").as_bytes()), None);
     }
 
     #[test]
@@ -488,6 +536,18 @@ SigBlk:\t0000000000000000\nSigIgn:\t0000000001001000\nSigCgt:\t0000000180000002\
         // A forged line in a name would come before the real one.
         let forged = b"Name:\tx\nSigIgn:\tffffffffffffffff\nSigIgn:\t0000000000000000\n";
         assert_eq!(status_mask(forged, "SigIgn"), Some(0));
+    }
+
+    #[test]
+    fn pidfd_pid() {
+        let fdinfo =
+            b"pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\nPid:\t4242\nNSpid:\t4242\n";
+        assert_eq!(parse_pidfd_pid(fdinfo), Some(4242));
+        assert_eq!(parse_pidfd_pid(b"pos:\t0\nPid:\t-1\nNSpid:\t-1\n"), None);
+        assert_eq!(parse_pidfd_pid(b"pos:\t0\nflags:\t02\n"), None);
+        assert_eq!(parse_pidfd_pid(b"Pid:\t0\n"), None);
+        assert_eq!(parse_pidfd_pid(b"Pid:\tzz\n"), None);
+        assert_eq!(parse_pidfd_pid(b"\xff\xfe"), None);
     }
 
     #[test]

@@ -12,9 +12,10 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
+    clock,
     inspect::{self, ProcZombie},
     output::{self, Encoder, Format},
-    report::{Line, ParentGroup, ProcessInfo, Snapshot, WaitStats, Zombie},
+    report::{Line, ParentGroup, ProcessInfo, Snapshot, Zombie},
 };
 
 pub fn run(format: Format) -> Result<()> {
@@ -32,15 +33,10 @@ pub fn run(format: Format) -> Result<()> {
     for (ppid, children) in group_by_parent(zombies) {
         let parent = inspect::process_info(ppid);
         for child in &children {
-            let diagnosis = output::diagnose(
-                child.pid,
-                None,
-                parent.as_ref(),
-                &WaitStats::default(),
-                false,
-            );
-            let line = Line::Zombie(Box::new(zombie(child, parent.clone(), diagnosis)));
-            out.extend_from_slice(encoder.encode(&line).as_bytes());
+            let mut z = zombie(child, parent.clone());
+            let now = clock::boot_ns();
+            z.diagnosis = output::diagnose(&z, now, now);
+            out.extend_from_slice(encoder.encode(&Line::Zombie(Box::new(z))).as_bytes());
         }
         by_parent.push(ParentGroup {
             ppid,
@@ -82,7 +78,7 @@ fn group_by_parent(zombies: Vec<ProcZombie>) -> BTreeMap<u32, Vec<ProcZombie>> {
     groups
 }
 
-fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, diagnosis: String) -> Zombie {
+fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>) -> Zombie {
     Zombie {
         ts: SystemTime::now(),
         pid: child.pid,
@@ -96,7 +92,7 @@ fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, diagnosis: String) ->
         placement: inspect::zombie_placement(child.pid),
         // Not known without tracing.
         parent_waits: None,
-        diagnosis,
+        diagnosis: String::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use crate::event::{Comm, ExitStatus, WaitTarget};
+use crate::event::{Comm, ExitStatus, WaitSyscall, WaitTarget};
 
 /// How the parent handles SIGCHLD, from `/proc/PID/status`
 /// (`SigIgn`/`SigBlk`/`SigCgt`, bit 16 for signal 17).
@@ -48,8 +48,78 @@ pub struct WaitStats {
     pub peeks: u64,
     /// Boot-time ns of the last call's return.
     pub last_ns: Option<u64>,
-    /// The distinct targets asked for, first few only.
-    pub targets: Vec<WaitTarget>,
+    /// The distinct targets most recently asked for, most recent first (at
+    /// most [`RECENT_TARGETS`]).
+    pub targets: Vec<RecentWait>,
+}
+
+/// Distinct wait targets kept per caller: the most recently asked for.
+pub const RECENT_TARGETS: usize = zombie_trace_common::WAIT_TARGETS;
+
+impl WaitStats {
+    /// Whether every target asked for since `since_ns` (boot ns) is in
+    /// `targets`: none was pushed out by newer ones. One was only if the
+    /// list is full and every kept one is at least as new.
+    pub fn all_targets_since(&self, since_ns: u64) -> bool {
+        self.targets.len() < RECENT_TARGETS || self.targets.iter().any(|t| t.last_ns < since_ns)
+    }
+}
+
+/// A target the parent's finished wait calls asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentWait {
+    pub target: WaitTarget,
+    /// Boot-time ns of the last call for it.
+    pub last_ns: u64,
+    /// For a pid, what that pid is now; `None` when unknown.
+    pub state: Option<TargetState>,
+}
+
+/// What the pid a wait call names is, to its caller, when the report is
+/// made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetState {
+    /// Its child, still running: a call for it blocks until it exits.
+    LiveChild,
+    /// Its child, exited and not yet reaped.
+    ZombieChild,
+    /// Another process's (or the pid now belongs to one).
+    NotAChild,
+    /// No such process now: reaped long ago, perhaps.
+    Gone,
+}
+
+impl TargetState {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LiveChild => "live_child",
+            Self::ZombieChild => "zombie_child",
+            Self::NotAChild => "not_a_child",
+            Self::Gone => "gone",
+        }
+    }
+}
+
+/// A `wait4`/`waitid` call a thread of a process is in now, from
+/// `/proc/PID/task/TID/syscall` (calls begun before tracing included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WaitNow {
+    pub tid: u32,
+    pub syscall: WaitSyscall,
+    pub target: WaitTarget,
+    pub options: u32,
+    /// The host pid it waits for, when one child is named and its pid is
+    /// known (a pid from the host's pid namespace, or a pidfd's).
+    pub child: Option<u32>,
+    /// What `child` is now.
+    pub state: Option<TargetState>,
+}
+
+impl WaitNow {
+    /// Sleeps until a child changes state (no `WNOHANG`).
+    pub fn blocks(&self) -> bool {
+        self.options & crate::event::WNOHANG == 0
+    }
 }
 
 /// Where a process lives, for containers: all `None` when unknown.
@@ -76,6 +146,9 @@ pub struct ProcessInfo {
     pub wchan: Option<String>,
     /// The syscall it is in (`/proc/PID/syscall`), by name when known.
     pub syscall: Option<String>,
+    /// The wait calls its threads are in now (at most
+    /// [`RECENT_TARGETS`], the lowest thread ids).
+    pub waits_now: Vec<WaitNow>,
     pub sigchld: Option<Sigchld>,
     pub ppid: u32,
     pub threads: u32,

@@ -3,11 +3,12 @@
 //! `--metrics`), until it is told to stop.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     io,
     net::SocketAddr,
     os::fd::{AsRawFd, RawFd},
     path::PathBuf,
+    rc::Rc,
     time::{Duration, SystemTime},
 };
 
@@ -26,22 +27,23 @@ use tokio::{
 use crate::{
     clock::{self, Clock},
     decode,
-    engine::{Config, Engine, Finding, Id, Output, Reaping, Resolution, Unseen, Verdict},
-    event::Comm,
+    engine::{Config, Engine, Finding, Id, Output, Overdue, Reaping, Resolution, Unseen, Verdict},
+    event::{Comm, WaitTarget},
     filter::{self, Filters},
+    flood::{FloodGate, Shown},
     inspect::{self, ZombieState},
     loader::{self, Counters, Probes, Tracer},
     metrics::Metrics,
     output::{self, Encoder, Format},
     privileges,
     report::{
-        Exited, Line, Lost, ParentGroup, ProcessInfo, Ready, Reaped, ReaperKind, Summary,
-        WaitStats, Zombie,
+        Exited, Line, Lost, ParentGroup, Placement, ProcessInfo, Ready, Reaped, ReaperKind,
+        Summary, WaitStats, Zombie,
     },
     stats::{KernelLatency, Log2Hist, Stats},
-    writer::{WriteError, Writer},
+    writer::{self, WriteError, Writer},
 };
-use zombie_trace_common::{HANDED_MAX, PENDING_MAX};
+use zombie_trace_common::{ExitRecord, HANDED_MAX, PENDING_MAX};
 
 /// The ring buffer is drained and overdue children are checked this often:
 /// a report comes at most this late after its threshold. (The kernel side
@@ -52,6 +54,8 @@ const COUNTERS_EVERY: u64 = 10;
 /// Reported zombies are re-checked in `/proc` this often, in case their
 /// reap record was lost.
 const RECHECK_EVERY: u64 = 20;
+/// Reported zombies re-checked per pass, at most.
+const RECHECK_MAX: usize = 512;
 /// A reported zombie that `/proc` no longer shows is taken as reaped, its
 /// record lost, only after this long: the kernel's release record comes an
 /// RCU grace period after the reap, and lazy RCU batches those for up to
@@ -59,13 +63,13 @@ const RECHECK_EVERY: u64 = 20;
 const VANISHED_AFTER_NS: u64 = 12_000_000_000;
 /// Ring buffer size: about 50,000 records of slack for a stalled reader.
 const RING_BYTES: u32 = 1 << 22;
-/// Distinct wait targets shown per parent (as the engine keeps).
-const MAX_TARGETS: usize = 8;
 
 pub struct Options {
     pub filters: Filters,
     pub threshold: Duration,
     pub format: Format,
+    /// Whether to write to stdout (it was open at start).
+    pub stdout: bool,
     pub events: bool,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,
@@ -93,16 +97,10 @@ impl AsRawFd for LoggerFd {
 pub async fn run(options: Options) -> Result<()> {
     // Before anything is loaded: a bad path is the operator's to fix first.
     let file = match &options.output {
-        Some(path) => Some(Sink {
-            encoder: Encoder::new(Format::Json),
-            pending: Vec::new(),
-            writer: Writer::file(path).with_context(|| {
-                format!(
-                    "cannot open --output {}: check the path and its permissions",
-                    path.display()
-                )
-            })?,
-        }),
+        Some(path) => Some(Sink::new(
+            Format::Json,
+            Writer::file(path).with_context(|| output_error(path))?,
+        )),
         None => None,
     };
     let listener = match options.metrics {
@@ -197,6 +195,9 @@ pub async fn run(options: Options) -> Result<()> {
                     session.recheck(&mut probes);
                 }
                 session.tick(&mut probes);
+                if let Err(e) = session.watch_stdout() {
+                    break Err(e);
+                }
             }
             () = &mut time_is_up => break Ok(()),
             () = every(summaries.as_mut()) => session.summary(&probes, false),
@@ -239,15 +240,26 @@ pub async fn run(options: Options) -> Result<()> {
     }
 }
 
+/// What to do about an `--output` path that cannot be opened.
+fn output_error(path: &std::path::Path) -> String {
+    let shown = path.display();
+    if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        format!(
+            "--output {shown} is a symbolic link, and zombie-trace refuses to write through one:              as root, it would append to whatever file the link points to, which whoever made              the link chose; give the real path (`readlink -f {shown}`)"
+        )
+    } else {
+        format!("cannot open --output {shown}: check the path and its permissions")
+    }
+}
+
 /// The name of process `pid`, read from `/proc` once per `cache`.
 fn comm_of(cache: &mut HashMap<u32, Vec<u8>>, pid: u32) -> Vec<u8> {
     cache
         .entry(pid)
-        .or_insert_with(|| {
-            inspect::process_info(pid)
-                .map(|p| p.comm)
-                .unwrap_or_default()
-        })
+        .or_insert_with(|| inspect::comm(pid).unwrap_or_default())
         .clone()
 }
 
@@ -296,8 +308,11 @@ struct Session {
     kernel_pairs: bool,
     ticks_per_sec: u64,
     threshold_ns: u64,
-    /// When the oldest exit held in the kernel is due (boot ns).
-    held_due_ns: u64,
+    /// The exits held in the kernel at the last read of its map and not yet
+    /// taken over, oldest first.
+    kernel_held: VecDeque<ExitRecord>,
+    /// When an exit held since that read can be due (boot ns).
+    held_read_due_ns: u64,
     threshold_ms: u64,
     wait_tracing: bool,
     started_ns: u64,
@@ -313,6 +328,9 @@ struct Session {
     overflow_seen: u64,
     /// Reported zombies that `/proc` no longer shows, since when (boot ns).
     missing: HashMap<Id, u64>,
+    /// The last reported zombie the previous re-check got to, when it did
+    /// not get to all.
+    recheck_after: Option<Id>,
     /// Processes the kernel sends the reaps of which the engine no longer
     /// tracks, at the last sweep.
     untracked: HashSet<u32>,
@@ -335,36 +353,42 @@ impl Session {
             events: options.events,
             kernel_pairs: !options.events,
             threshold_ns,
-            held_due_ns: 0,
+            kernel_held: VecDeque::new(),
+            held_read_due_ns: 0,
             threshold_ms: u64::try_from(options.threshold.as_millis()).unwrap_or(u64::MAX),
             wait_tracing,
             started_ns: clock::boot_ns(),
             out: Vec::new(),
-            stdout: Some(Sink {
-                encoder: Encoder::new(options.format),
-                pending: Vec::new(),
-                writer: Writer::stdout(),
-            }),
+            stdout: options
+                .stdout
+                .then(|| Sink::new(options.format, Writer::stdout())),
             file,
             held: Some(Vec::new()),
             counted: Counters::default(),
             overflow_seen: 0,
             missing: HashMap::new(),
+            recheck_after: None,
             untracked: HashSet::new(),
             tracking_full: false,
             decode_errors: 0,
         }
     }
 
-    /// Everything is attached: take in the zombies that already exist, say
-    /// `ready`; they are reported once confirmed.
+    /// Everything is attached: take in the zombies that already exist,
+    /// confirm them, say `ready` with how many, and report them right after
+    /// it.
     fn start(&mut self, events: &mut RingBuf<MapData>, probes: &mut Probes) -> Result<()> {
         self.drain(events);
-        let preexisting = self.scan(probes, true)?;
+        self.scan(probes, true)?;
         // Children that died during the scan: their exits are in the ring,
         // and take over their `/proc` entries (with their real age).
         self.drain(events);
-        // `ready` is the first line; what `--events` saw meanwhile follows.
+        // Pre-existing zombies are due at once; one reaped since the scan is
+        // neither reported nor counted, so `ready` and every summary agree.
+        self.tick(probes);
+        let preexisting = usize::try_from(self.engine.counts().preexisting).unwrap_or(usize::MAX);
+        // `ready` is the first line; the reports and what `--events` saw
+        // meanwhile follow.
         let early = self.held.take().unwrap_or_default();
         self.emit(&Line::Ready(Ready {
             ts: SystemTime::now(),
@@ -378,7 +402,6 @@ impl Session {
         for line in &early {
             self.emit(line);
         }
-        self.tick(probes);
         Ok(())
     }
 
@@ -573,22 +596,42 @@ impl Session {
         }
     }
 
-    /// Overdue children: confirmed in `/proc`, then reported.
+    /// Overdue children: confirmed in `/proc`, then reported. A leaking
+    /// parent may have thousands due at once: what is known of a parent is
+    /// read once a tick, not once a child.
     fn tick(&mut self, probes: &mut Probes) {
         let now = clock::boot_ns();
         if self.kernel_pairs {
             self.take_over_overdue(probes, now);
         }
+        let mut parents: HashMap<u32, Rc<ParentFacts>> = HashMap::new();
         for due in self.engine.tick(now) {
-            let verdict = match inspect::zombie_state(due.pid, due.start_ticks) {
+            let (state, placement) =
+                inspect::zombie_state_and_placement(due.pid, due.start_ticks, due.in_pid_ns);
+            let verdict = match state {
                 ZombieState::Zombie { ppid } => {
-                    let parent = inspect::process_info(ppid);
-                    let parent_comm = parent.as_ref().map(|p| p.comm.clone()).unwrap_or_default();
+                    let facts = match parents.get(&ppid) {
+                        Some(facts) => Rc::clone(facts),
+                        None => {
+                            let facts = Rc::new(self.parent_facts(probes, ppid));
+                            parents.insert(ppid, Rc::clone(&facts));
+                            facts
+                        }
+                    };
+                    let parent_comm = facts
+                        .info
+                        .as_ref()
+                        .map(|p| p.comm.clone())
+                        .unwrap_or_default();
                     let verdict = Verdict::Zombie { ppid, parent_comm };
                     if let Resolution::Report(finding) = self.engine.resolve(due.id, verdict, now) {
-                        self.parent_held_zombie(ppid, parent.as_ref(), now, finding.preexisting);
-                        let waits = self.parent_waits(probes, ppid);
-                        self.report(&finding, parent, waits, now);
+                        self.parent_held_zombie(
+                            ppid,
+                            facts.info.as_ref(),
+                            now,
+                            finding.preexisting,
+                        );
+                        self.report(&finding, &facts, placement, now);
                     }
                     continue;
                 }
@@ -597,35 +640,41 @@ impl Session {
             };
             self.engine.resolve(due.id, verdict, now);
         }
+        self.floods(false);
     }
 
     /// Children held in the kernel past the threshold become the engine's,
     /// which then checks them in `/proc` like any other. The kernel's map
-    /// is read only when its oldest exit can be due: a parent that reaps
-    /// thousands of children just inside the threshold costs one read per
-    /// threshold, not one per tick.
+    /// is read whole only when an exit held since the last read can be due:
+    /// between reads, the exits that read found are taken over as they fall
+    /// due. A parent that reaps thousands of children just inside the
+    /// threshold, or one that leaks thousands, costs one read of the map
+    /// per threshold, not one per tick.
     fn take_over_overdue(&mut self, probes: &mut Probes, now: u64) {
-        if now < self.held_due_ns {
-            return;
+        if now >= self.held_read_due_ns {
+            let mut held = probes.held();
+            held.sort_unstable_by_key(|exit| exit.ts_ns);
+            self.kernel_held = held.into();
+            // Exits held after this read are younger than `now`.
+            self.held_read_due_ns = now.saturating_add(self.threshold_ns);
         }
-        // Exits held after this read are younger than `now`.
-        let mut oldest = now;
-        for exit in probes.held() {
+        while let Some(exit) = self.kernel_held.front() {
             if exit.ts_ns.saturating_add(self.threshold_ns) > now {
-                oldest = oldest.min(exit.ts_ns);
-                continue;
+                break;
             }
-            match probes.take_over(exit.tgid) {
-                Ok(true) => self.engine.on_exit(&decode::exit(exit), &mut self.out),
+            match probes.take_over(exit) {
+                Ok(true) => self.engine.on_exit(&decode::exit(*exit), &mut self.out),
                 // Reaped meanwhile, in the kernel.
                 Ok(false) => {}
+                // No room to track it: it stays in the kernel, and is
+                // tried again next tick.
                 Err(_) => {
                     self.tracking_is_full();
-                    oldest = oldest.min(exit.ts_ns);
+                    break;
                 }
             }
+            self.kernel_held.pop_front();
         }
-        self.held_due_ns = oldest.saturating_add(self.threshold_ns);
     }
 
     /// Asks the kernel for the reap of `pid`, which the engine tracks.
@@ -662,41 +711,38 @@ impl Session {
             .zombie(ppid, comm, cmdline, since, now, preexisting);
     }
 
-    /// The parent's finished wait calls, and the targets of those it is
-    /// blocked in now.
-    fn parent_waits(&self, probes: &Probes, ppid: u32) -> WaitStats {
-        let mut waits = if self.kernel_pairs {
-            probes
-                .wait_tally(ppid)
-                .map(|t| decode::wait_tally(&t))
-                .unwrap_or_default()
-        } else {
-            self.engine.wait_stats(ppid)
-        };
-        for target in inspect::waits_in_progress(ppid) {
-            if !waits.targets.contains(&target) && waits.targets.len() < MAX_TARGETS {
-                waits.targets.push(target);
+    /// Process `ppid` as `/proc` shows it now (the wait calls its threads
+    /// are in included), and the wait calls it made, with what the pids it
+    /// asked for are now.
+    fn parent_facts(&self, probes: &Probes, ppid: u32) -> ParentFacts {
+        let info = inspect::process_info(ppid);
+        let waits = self.wait_tracing.then(|| {
+            let mut waits = if self.kernel_pairs {
+                probes
+                    .wait_tally(ppid)
+                    .map(|t| decode::wait_tally(&t))
+                    .unwrap_or_default()
+            } else {
+                self.engine.wait_stats(ppid)
+            };
+            // Pids are the host's only for a parent in the host's pid
+            // namespace.
+            if info.as_ref().is_some_and(|p| p.placement.ns_pid.is_none()) {
+                for recent in &mut waits.targets {
+                    if let WaitTarget::Pid(pid) = recent.target
+                        && let Ok(pid) = u32::try_from(pid)
+                    {
+                        recent.state = Some(inspect::child_state(ppid, pid));
+                    }
+                }
             }
-        }
-        waits
+            waits
+        });
+        ParentFacts { info, waits }
     }
 
-    fn report(
-        &mut self,
-        finding: &Finding,
-        parent: Option<ProcessInfo>,
-        waits: WaitStats,
-        now: u64,
-    ) {
-        let exited = finding.age_ns.map(|age| now.saturating_sub(age));
-        let diagnosis = output::diagnose(
-            finding.pid,
-            exited,
-            parent.as_ref(),
-            &waits,
-            self.wait_tracing,
-        );
-        self.emit(&Line::Zombie(Box::new(Zombie {
+    fn report(&mut self, finding: &Finding, parent: &ParentFacts, placement: Placement, now: u64) {
+        let mut zombie = Zombie {
             ts: SystemTime::now(),
             pid: finding.pid,
             comm: finding.comm,
@@ -705,11 +751,13 @@ impl Session {
             preexisting: finding.preexisting,
             ppid_at_exit: finding.ppid_at_exit,
             ppid: finding.ppid,
-            parent,
-            placement: inspect::zombie_placement(finding.pid),
-            parent_waits: self.wait_tracing.then_some(waits),
-            diagnosis,
-        })));
+            parent: parent.info.clone(),
+            placement,
+            parent_waits: parent.waits.clone(),
+            diagnosis: String::new(),
+        };
+        zombie.diagnosis = output::diagnose(&zombie, now, self.started_ns);
+        self.emit(&Line::Zombie(Box::new(zombie)));
     }
 
     /// Reported zombies: still there (under which parent), or gone without
@@ -729,33 +777,50 @@ impl Session {
             self.untracked = untracked;
         }
         let now = clock::boot_ns();
-        let mut missing = HashMap::new();
+        let mut reported = self.engine.reported();
+        reported.sort_unstable_by_key(|z| z.id);
+        self.missing
+            .retain(|id, _| reported.binary_search_by_key(id, |z| z.id).is_ok());
+        // A pass checks a bounded batch, going on where the last one
+        // stopped: thousands of zombies are gone through over a few passes
+        // at a steady cost, not all at once.
+        let start = self
+            .recheck_after
+            .map_or(0, |after| reported.partition_point(|z| z.id <= after));
+        let batch: Vec<Overdue> = reported[start..]
+            .iter()
+            .chain(&reported[..start])
+            .take(RECHECK_MAX)
+            .copied()
+            .collect();
+        self.recheck_after = batch
+            .last()
+            .map(|z| z.id)
+            .filter(|_| reported.len() > RECHECK_MAX);
         let mut parents = HashMap::new();
-        for z in self.engine.reported() {
+        for z in batch {
             match inspect::zombie_state(z.pid, z.start_ticks) {
                 ZombieState::Zombie { ppid } => {
+                    self.missing.remove(&z.id);
                     let parent_comm = comm_of(&mut parents, ppid);
                     self.engine
                         .resolve(z.id, Verdict::Zombie { ppid, parent_comm }, now);
                 }
-                ZombieState::Unknown => {
-                    if let Some(&since) = self.missing.get(&z.id) {
-                        missing.insert(z.id, since);
-                    }
-                }
+                // No answer: nothing learnt.
+                ZombieState::Unknown => {}
                 ZombieState::NotZombie | ZombieState::Gone => {
-                    let since = self.missing.get(&z.id).copied().unwrap_or(now);
-                    if now.saturating_sub(since) < VANISHED_AFTER_NS {
-                        missing.insert(z.id, since);
-                    } else if let Resolution::Vanished(r) =
-                        self.engine.resolve(z.id, Verdict::Gone, now)
-                    {
-                        self.reaped(&r);
+                    let since = *self.missing.entry(z.id).or_insert(now);
+                    if now.saturating_sub(since) >= VANISHED_AFTER_NS {
+                        self.missing.remove(&z.id);
+                        if let Resolution::Vanished(r) =
+                            self.engine.resolve(z.id, Verdict::Gone, now)
+                        {
+                            self.reaped(&r);
+                        }
                     }
                 }
             }
         }
-        self.missing = missing;
     }
 
     /// Exits and reaps so far. With `--events` and filters, the kernel
@@ -811,6 +876,9 @@ impl Session {
 
     /// Totals so far; `last` on a clean stop.
     fn summary(&mut self, probes: &Probes, last: bool) {
+        if last {
+            self.floods(true);
+        }
         let now = clock::boot_ns();
         let counts = self.engine.counts();
         let outstanding = self.engine.outstanding(now);
@@ -837,11 +905,20 @@ impl Session {
             held.push(line.clone());
             return;
         }
+        let now = clock::boot_ns();
         if let Some(stdout) = &mut self.stdout {
-            stdout.emit(line);
+            stdout.emit(line, now);
         }
         if let Some(file) = &mut self.file {
-            file.emit(line);
+            file.emit(line, now);
+        }
+    }
+
+    /// Sums up the floods of zombie reports whose second is over, or all of
+    /// them (`all`, when the tracer stops).
+    fn floods(&mut self, all: bool) {
+        if let Some(stdout) = &mut self.stdout {
+            stdout.floods(clock::boot_ns(), all);
         }
     }
 
@@ -849,17 +926,32 @@ impl Session {
         if let Some(stdout) = &mut self.stdout
             && let Err(e) = stdout.flush()
         {
-            // With a file to write, tracing goes on without stdout.
-            if self.file.is_none() {
-                return Err(e);
-            }
-            log::warn!("{e}: findings go on to the --output file only");
-            self.stdout = None;
+            self.stdout_failed(e)?;
         }
         match &mut self.file {
             Some(file) => file.flush(),
             None => Ok(()),
         }
+    }
+
+    /// Whether stdout's reader is still there, asked without writing: a
+    /// quiet tracer piped into `head -1` stops (and detaches) within a tick
+    /// of its reader going, not at its next finding.
+    fn watch_stdout(&mut self) -> Result<(), WriteError> {
+        if self.stdout.is_some() && writer::stdout_reader_gone() {
+            self.stdout_failed(WriteError::Closed)?;
+        }
+        Ok(())
+    }
+
+    /// Stdout failed: with a file to write, tracing goes on without it.
+    fn stdout_failed(&mut self, e: WriteError) -> Result<(), WriteError> {
+        if self.file.is_none() {
+            return Err(e);
+        }
+        log::warn!("{e}: findings go on to the --output file only");
+        self.stdout = None;
+        Ok(())
     }
 
     /// SIGHUP: logrotate moved the `--output` file.
@@ -877,18 +969,66 @@ impl Session {
     }
 }
 
+/// What is known of a parent when its children are reported.
+struct ParentFacts {
+    /// `None` when it is gone.
+    info: Option<ProcessInfo>,
+    /// `None` when wait calls are not traced.
+    waits: Option<WaitStats>,
+}
+
 /// Where lines go: stdout in `--format`, or the `--output` file in JSON.
 struct Sink {
     encoder: Encoder,
+    /// Text for people sums up floods of zombie reports; JSON has them all.
+    flood: Option<FloodGate>,
     /// Encoded lines not yet handed to the writer.
     pending: Vec<u8>,
     writer: Writer,
 }
 
 impl Sink {
-    fn emit(&mut self, line: &Line) {
-        self.pending
-            .extend_from_slice(self.encoder.encode(line).as_bytes());
+    fn new(format: Format, writer: Writer) -> Self {
+        Self {
+            encoder: Encoder::new(format),
+            flood: (format == Format::Text).then(FloodGate::default),
+            pending: Vec::new(),
+            writer,
+        }
+    }
+
+    fn emit(&mut self, line: &Line, now_ns: u64) {
+        let text = match (line, &mut self.flood) {
+            (Line::Zombie(z), Some(gate)) => match gate.admit(z, now_ns) {
+                Shown::Full => self.encoder.encode_at(line, Some(now_ns)),
+                Shown::Brief { diagnosis } => self.encoder.encode_brief(z, diagnosis),
+                Shown::Held => return,
+            },
+            (Line::Reaped(r), Some(gate)) if r.was_reported => {
+                if !gate.admit_reap(r, now_ns) {
+                    return;
+                }
+                self.encoder.encode_at(line, Some(now_ns))
+            }
+            _ => self.encoder.encode_at(line, Some(now_ns)),
+        };
+        self.pending.extend_from_slice(text.as_bytes());
+    }
+
+    /// The sums of the floods whose second is over (`all`: every one).
+    fn floods(&mut self, now_ns: u64, all: bool) {
+        let Some(gate) = &mut self.flood else {
+            return;
+        };
+        let floods = if all {
+            gate.all(now_ns)
+        } else {
+            gate.due(now_ns)
+        };
+        for flood in &floods {
+            let text = self.encoder.encode_flood(flood, SystemTime::now(), now_ns);
+            self.pending.extend_from_slice(text.as_bytes());
+        }
     }
 
     /// Hands what was emitted to the writer, in one piece: a reader sees

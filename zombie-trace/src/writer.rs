@@ -189,6 +189,21 @@ impl Writer {
     }
 }
 
+/// Whether whoever read standard output has gone: a pipe whose reader
+/// closed it (`zombie-trace | head -1`), a socket whose peer did, a
+/// terminal that hung up. `poll` says so without a write, so a tracer with
+/// nothing to say for hours still notices at once.
+pub fn stdout_reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, valid for the call; a zero timeout never blocks.
+    let ready = unsafe { libc::poll(&raw mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
 fn open_append(path: &Path) -> io::Result<File> {
     // Not through a symlink: root writing where a planted link points.
     OpenOptions::new()
