@@ -1064,19 +1064,46 @@ fn filters_report_inside_and_not_outside() {
     );
 }
 
-/// `--cgroup`: only processes in that cgroup v2 (or below it).
-#[test]
-fn cgroup_filter_reports_inside_and_not_outside() {
-    require_root();
+/// The cgroup v2 root, where this machine mounts it.
+fn cgroup2_root() -> PathBuf {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let root = mounts
+    mounts
         .lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
         })
-        .expect("a cgroup v2 mount");
-    let dir = root.join(format!("zombie-trace-test-{}", std::process::id()));
+        .expect("a cgroup v2 mount")
+}
+
+/// A child that left its parent's cgroup is placed where it was, read from
+/// its own `/proc` entry; one that shared its parent's cgroups has its
+/// parent's (see EXIT_PARENT_CGROUPS).
+#[test]
+fn child_in_a_cgroup_of_its_own_is_placed_there() {
+    require_root();
+    let dir = cgroup2_root().join(format!("zombie-trace-own-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    let mut scenario = Scenario::python("children.py", &["own-cgroup", "2", dir.to_str().unwrap()]);
+    let (parent, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("zombie report", |v| is(v, "zombie", child));
+    let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    assert_eq!(zombie["exit_code"], 3, "{zombie}");
+    assert_eq!(zombie["cgroup"], format!("/{name}"), "{zombie}");
+    let own = std::fs::read_to_string(format!("/proc/{parent}/cgroup")).unwrap();
+    assert!(!own.contains(&name), "the parent stayed out: {own}");
+    assert_ne!(zombie["parent_cgroup"], zombie["cgroup"], "{zombie}");
+    scenario.finish();
+    drop(tracer);
+    let _ = std::fs::remove_dir(&dir);
+}
+
+/// `--cgroup`: only processes in that cgroup v2 (or below it).
+#[test]
+fn cgroup_filter_reports_inside_and_not_outside() {
+    require_root();
+    let dir = cgroup2_root().join(format!("zombie-trace-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut leaker = Scenario::python("children.py", &["leak", "0.4"]);
     let (parent, _) = leaker.parent_and_child();

@@ -64,7 +64,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 }
             }
             2 => {
-                for reported in engine.reported() {
+                for reported in engine.reported(now) {
                     let verdict = verdict(u)?;
                     engine.resolve(reported.id, verdict, now);
                 }

@@ -28,6 +28,9 @@ usage: children.py MODE [SECONDS]
   leak-then-poll
             parent leaks a child, then on SIGUSR1 polls another, live child
             with waitpid(W, WNOHANG) (prints `polled W`) and sleeps SECONDS
+  own-cgroup
+            child moves itself into the cgroup v2 directory given as the
+            third argument, then exits 3; parent reaps it after SECONDS
 """
 import ctypes
 import os
@@ -199,5 +202,16 @@ elif mode == "leak-then-poll":
     os.kill(sleeper, signal.SIGKILL)
     os.waitpid(sleeper, 0)
     os.waitpid(leaked, 0)
+elif mode == "own-cgroup":
+    procs = os.path.join(sys.argv[3], "cgroup.procs")
+
+    def move_and_exit():
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+        os._exit(3)
+
+    pid = spawn(move_and_exit)
+    time.sleep(seconds)
+    os.waitpid(pid, 0)
 else:
     sys.exit(f"unknown mode {mode}")

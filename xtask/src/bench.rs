@@ -6,8 +6,9 @@
 //! slowdown is against the mean of the two around it: a machine whose
 //! speed drifts by several percent from minute to minute then drifts for
 //! the run and its baseline alike. Then the kernel's own accounting, the
-//! memory soak and the userspace micro-benchmark; everything lands in
-//! BENCHMARKS.md, with the figure `plot` draws.
+//! memory soak, the userspace micro-benchmark and the flood of zombies of
+//! one parent; everything lands in BENCHMARKS.md, with the figure `plot`
+//! draws.
 
 use std::{
     fs,
@@ -21,6 +22,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{build, cores, is_root, output_of, plot, run_cmd, soak, which, workspace_root};
 
+mod flood;
 mod kernel;
 mod page;
 
@@ -165,6 +167,16 @@ pub struct Options {
     pub rounds: usize,
     pub children: u64,
     pub soak_children: u64,
+    pub flood_children: u64,
+    pub only: Option<Only>,
+}
+
+/// A part of the benchmark that runs alone and rewrites only its section
+/// of BENCHMARKS.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Zombies of one parent (`--flood-children`).
+    Flood,
 }
 
 pub fn bench(options: &Options) -> Result<()> {
@@ -175,19 +187,34 @@ pub fn bench(options: &Options) -> Result<()> {
         rounds,
         children,
         soak_children,
+        flood_children,
+        only,
     } = options;
     let cores = cores() as u64;
-    if rounds == 0 || children == 0 || soak_children < cores {
-        bail!("--rounds and --children must be at least 1, --soak-children at least {cores}");
+    if rounds == 0 || children == 0 || flood_children == 0 || soak_children < cores {
+        bail!(
+            "--rounds, --children and --flood-children must be at least 1, --soak-children at least {cores}"
+        );
     }
     build::build(true)?;
     install_anchors()?;
     let root = workspace_root();
     let dir = root.join("target/xtask/bench");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let storm = soak::build_storm()?;
     let zombie_trace = root.join("target/release/zombie-trace");
     let machine = machine();
+    let out = root.join("BENCHMARKS.md");
+    if only == Some(Only::Flood) {
+        let command = format!(
+            "cargo xtask bench --only flood --rounds {rounds} --flood-children {flood_children}"
+        );
+        let flood = flood::measure(&zombie_trace, &dir, flood_children, rounds)?;
+        let section = flood::section(&flood, &command, &machine);
+        flood::rewrite(&out, &section)?;
+        println!("\n{section}\n(written to {})", out.display());
+        return Ok(());
+    }
+    let storm = soak::build_storm()?;
 
     let mut runs: Vec<(Workload, Tracer, Run)> = Vec::new();
     for round in 1..=rounds {
@@ -237,9 +264,12 @@ pub fn bench(options: &Options) -> Result<()> {
     let soak = soak::run(&storm, soak_children, cores)?;
     println!("{}", soak.text);
     let micro = micro_bench()?;
+    println!("\nflood: {flood_children} zombies of one parent");
+    let flood = flood::measure(&zombie_trace, &dir, flood_children, rounds)?;
 
     let command = format!(
-        "cargo xtask bench --rounds {rounds} --children {children} --soak-children {soak_children}"
+        "cargo xtask bench --rounds {rounds} --children {children} --soak-children {soak_children} \
+         --flood-children {flood_children}"
     );
     let figure = root.join(FIGURE);
     plot::cpu_per_100k(&figure, &page::bars(&runs, children, cores))?;
@@ -254,8 +284,8 @@ pub fn bench(options: &Options) -> Result<()> {
         soak_children,
         micro: &micro,
         kernel: &kernel,
+        flood: &flood::section(&flood, &command, &machine),
     });
-    let out = root.join("BENCHMARKS.md");
     fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
     println!(
         "\n{md}\n(written to {} and {})",

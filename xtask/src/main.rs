@@ -58,8 +58,9 @@ enum Cmd {
     /// Cost against exitsnoop and bpftrace: each workload under no tracer,
     /// zombie-trace (default and --events), exitsnoop and bpftrace, each
     /// tracer's run between two runs without one; then the kernel's own
-    /// accounting, the memory soak and the userspace micro-benchmark.
-    /// Writes BENCHMARKS.md and its figure (as root, about 40 minutes).
+    /// accounting, the memory soak, the userspace micro-benchmark and a
+    /// flood of zombies of one parent. Writes BENCHMARKS.md and its figure
+    /// (as root, about 40 minutes).
     Bench {
         /// Rounds of every tracer on every workload (wall times on a shared
         /// machine drift: fewer rounds make noisier medians).
@@ -71,6 +72,13 @@ enum Cmd {
         /// Children of the memory soak that follows.
         #[arg(long, default_value_t = 1_000_000)]
         soak_children: u64,
+        /// Zombies of the one parent of the flood, the last workload.
+        #[arg(long, default_value_t = 20_000)]
+        flood_children: u64,
+        /// Run only this part (its rounds are --rounds) and rewrite only
+        /// its section of BENCHMARKS.md.
+        #[arg(long, value_enum)]
+        only: Option<bench::Only>,
     },
     /// The kernel matrix: the release binary's end-to-end scenarios on
     /// Debian's 5.10, 6.1 and 6.12 cloud kernels, each booted under qemu
@@ -146,10 +154,14 @@ fn real_main() -> Result<()> {
             rounds,
             children,
             soak_children,
+            flood_children,
+            only,
         } => bench::bench(&bench::Options {
             rounds,
             children,
             soak_children,
+            flood_children,
+            only,
         }),
         Cmd::Vmtest { kernels, no_build } => vmtest::vmtest(&kernels, !no_build),
         Cmd::Fuzz {

@@ -31,6 +31,8 @@ pub const EXIT_LEADER_WENT_FIRST: u32 = 1 << 3;
 /// The process is in a pid namespace below the host's, so it has a pid of
 /// its own there (or its namespace could not be read).
 pub const EXIT_IN_PID_NS: u32 = 1 << 4;
+/// The process was in exactly its parent's cgroups (the same `css_set`).
+pub const EXIT_PARENT_CGROUPS: u32 = 1 << 5;
 
 /// A process (thread group) died: the last live thread passed
 /// `sched_process_exit`. Identity is the leader's, since that is the task its
@@ -317,6 +319,9 @@ pub struct Offsets {
     pub task_sighand: u32,
     /// `task_struct.thread_pid` (a `struct pid *`) and `pid.level`.
     pub task_thread_pid: u32,
+    /// `task_struct.cgroups` (its `css_set *`); zero on a kernel without
+    /// cgroups.
+    pub task_cgroups: u32,
     pub pid_level: u32,
     pub signal_live: u32,
     pub signal_flags: u32,
@@ -397,7 +402,7 @@ mod tests {
             size_of::<ExitRecord>(),
             4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN
         );
-        assert_eq!(size_of::<Offsets>(), 32 * 4);
+        assert_eq!(size_of::<Offsets>(), 33 * 4);
         assert_eq!(
             size_of::<WaitRecord>(),
             4 * 4 + 8 + 4 * 4 + 8 + 2 * 4 + COMM_LEN + 2 * 4

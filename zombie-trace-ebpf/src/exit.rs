@@ -8,7 +8,8 @@ use aya_log_ebpf::error;
 use zombie_trace_common::{
     COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT,
     COUNTER_PENDING_FULL, COUNTER_READ_ERRORS, EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST,
-    EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord, KIND_EXIT,
+    EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord,
+    KIND_EXIT,
 };
 
 use crate::{
@@ -116,6 +117,18 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         read::<KPtr>(leader, o.task_thread_pid).and_then(|pid| read::<u32>(pid, o.pid_level));
     if ns_level != Ok(0) {
         flags |= EXIT_IN_PID_NS;
+    }
+    // Then its cgroup path is its parent's, which userspace reads anyway;
+    // a zombie's own shows `/` on cgroup v1. Compared, never followed.
+    if o.task_cgroups != 0 {
+        let own = read::<u64>(leader, o.task_cgroups);
+        let parents = read::<u64>(parent, o.task_cgroups);
+        if let (Ok(own), Ok(parents)) = (own, parents)
+            && own != 0
+            && own == parents
+        {
+            flags |= EXIT_PARENT_CGROUPS;
+        }
     }
 
     let record = ExitRecord {

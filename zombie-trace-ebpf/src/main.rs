@@ -53,6 +53,7 @@ static OFFSETS: Offsets = Offsets {
     task_signal: 0,
     task_sighand: 0,
     task_thread_pid: 0,
+    task_cgroups: 0,
     pid_level: 0,
     signal_live: 0,
     signal_flags: 0,

@@ -52,9 +52,12 @@ attached in the kernel.",
       List the zombies that exist now, by parent (no eBPF; works without root).
 
 Output (text): one line per finding.
-  READY    all probes attached; pre-existing zombies follow
+  READY    all probes attached; pre-existing zombies follow at once
   ZOMBIE   a child still unreaped after --threshold, with its parent
+  ZOMBIES  a flood: the rest of a parent's reports in a second, summed up
+           (after the first 3; --format json has a line for each)
   REAP     a reported zombie was finally reaped (by whom, after how long)
+  REAPS    the same for the rest of a reaper's reaps in a second
   EXIT     with --events: a process died
   LOST     the kernel dropped records (the reader fell behind)
   SUMMARY  on Ctrl-C/SIGTERM: totals, and zombies still outstanding per parent"

@@ -5,10 +5,10 @@ use std::mem::size_of;
 
 use thiserror::Error;
 use zombie_trace_common::{
-    EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_IGNORES_SIGCHLD,
-    EXIT_PTRACED, ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL,
-    P_PGID, P_PID, P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
-    WaitTally, WaitTargetId, collects_exit, exit_status_word,
+    EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS,
+    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT,
+    KIND_REAP, KIND_WAIT, P_ALL, P_PGID, P_PID, P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4,
+    WAIT_SYSCALL_WAITID, WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word,
 };
 
 use crate::{
@@ -80,6 +80,7 @@ pub fn exit(r: ExitRecord) -> Exit {
         not_sigchld: r.flags & EXIT_NOT_SIGCHLD != 0,
         leader_went_first: r.flags & EXIT_LEADER_WENT_FIRST != 0,
         in_pid_ns: r.flags & EXIT_IN_PID_NS != 0,
+        parent_cgroups: r.flags & EXIT_PARENT_CGROUPS != 0,
     }
 }
 
@@ -192,7 +193,10 @@ mod tests {
             start_ns: 123,
             ts_ns: 456,
             status: 77 << 8,
-            flags: EXIT_PARENT_IGNORES_SIGCHLD | EXIT_LEADER_WENT_FIRST | EXIT_IN_PID_NS,
+            flags: EXIT_PARENT_IGNORES_SIGCHLD
+                | EXIT_LEADER_WENT_FIRST
+                | EXIT_IN_PID_NS
+                | EXIT_PARENT_CGROUPS,
             comm: comm(b"child"),
             parent_comm: comm(b"parent"),
         }
@@ -233,7 +237,7 @@ mod tests {
         assert_eq!(e.status, ExitStatus::Exited(77));
         assert_eq!(e.comm.as_bytes(), b"child");
         assert_eq!(e.parent_comm.as_bytes(), b"parent");
-        assert!(e.parent_ignores_sigchld && e.leader_went_first && e.in_pid_ns);
+        assert!(e.parent_ignores_sigchld && e.leader_went_first && e.in_pid_ns && e.parent_cgroups);
         assert!(!e.ptraced && !e.not_sigchld);
     }
 

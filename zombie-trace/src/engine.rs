@@ -79,6 +79,8 @@ pub struct Overdue {
     /// It may have a pid of its own in a pid namespace (always, when its
     /// exit was not seen): `/proc` must be asked.
     pub in_pid_ns: bool,
+    /// The parent whose cgroups it was in at exit, if it was.
+    pub cgroups_of: Option<u32>,
 }
 
 /// What `/proc` says about a pending child.
@@ -174,6 +176,8 @@ struct Pending {
     state: State,
     /// Set when `state` is `Waiting` or `Gone`.
     deadline: Option<u64>,
+    /// When `/proc` last said it is still a zombie (boot ns).
+    confirmed_ns: u64,
 }
 
 impl Pending {
@@ -183,6 +187,11 @@ impl Pending {
             pid: self.pid,
             start_ticks: self.start_ticks,
             in_pid_ns: self.exit.as_ref().is_none_or(|e| e.in_pid_ns),
+            cgroups_of: self
+                .exit
+                .as_ref()
+                .filter(|e| e.parent_cgroups)
+                .map(|e| e.ppid),
         }
     }
 
@@ -329,6 +338,7 @@ impl Engine {
             preexisting: false,
             state: State::Waiting,
             deadline: Some(exit.ts_ns.saturating_add(self.config.threshold_ns)),
+            confirmed_ns: 0,
         };
         // A `/proc` rescan may have found it before its exit record came.
         if let Some(unseen) = self.unseen_for(exit.key.pid, start_ticks) {
@@ -512,9 +522,15 @@ impl Engine {
                 preexisting: unseen.preexisting,
                 state: State::Waiting,
                 deadline: Some(deadline),
+                confirmed_ns: 0,
             },
         );
         true
+    }
+
+    /// When [`Engine::tick`] has something to do next (boot ns).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.first().map(|&(deadline, _)| deadline)
     }
 
     /// Children past their deadline, each once; forgets what `/proc` saw
@@ -562,6 +578,7 @@ impl Engine {
             (Verdict::Zombie { ppid, parent_comm }, state) => {
                 entry.ppid = ppid;
                 entry.parent_comm = parent_comm;
+                entry.confirmed_ns = now_ns;
                 if state != State::Waiting {
                     return Resolution::Nothing;
                 }
@@ -610,11 +627,12 @@ impl Engine {
         }
     }
 
-    /// Reported zombies, to re-check in `/proc` now and then.
-    pub fn reported(&self) -> Vec<Overdue> {
+    /// Reported zombies that `/proc` last confirmed at or before
+    /// `confirmed_by_ns`, to re-check now and then.
+    pub fn reported(&self, confirmed_by_ns: u64) -> Vec<Overdue> {
         self.pending
             .iter()
-            .filter(|(_, p)| p.state == State::Reported)
+            .filter(|(_, p)| p.state == State::Reported && p.confirmed_ns <= confirmed_by_ns)
             .map(|(&id, p)| p.overdue(id))
             .collect()
     }
@@ -769,6 +787,7 @@ mod tests {
             not_sigchld: false,
             leader_went_first: false,
             in_pid_ns: false,
+            parent_cgroups: false,
         }
     }
 
@@ -925,14 +944,15 @@ mod tests {
         e.on_exit(&exit(100, 7, 10, SEC), &mut out);
         let due = e.tick(6 * SEC);
         report(e.resolve(due[0].id, zombie(10), 6 * SEC));
-        assert_eq!(e.reported(), due);
+        assert_eq!(e.reported(6 * SEC), due);
+        assert!(e.reported(6 * SEC - 1).is_empty(), "confirmed at 6 s");
         let Resolution::Vanished(r) = e.resolve(due[0].id, Verdict::Gone, 7 * SEC) else {
             panic!("expected a vanished reap");
         };
         assert!(r.was_reported);
         assert_eq!(r.reaper_pid, None);
         assert_eq!(r.kind, ReaperKind::Unknown);
-        assert!(e.reported().is_empty());
+        assert!(e.reported(u64::MAX).is_empty());
         // Its reap record, arriving late, adds no second line.
         out.clear();
         e.on_reap(&reap(100, 7, 10, 7 * SEC), &mut out);
@@ -957,7 +977,7 @@ mod tests {
         assert_eq!(r[0].reaper_comm, Some(Comm::new(b"parent")));
         assert!(r[0].was_reported);
         assert!(e.outstanding(9 * SEC).is_empty());
-        assert!(e.reported().is_empty());
+        assert!(e.reported(u64::MAX).is_empty());
         // The kernel's release record, seconds later (lazy RCU): no second line.
         out.clear();
         e.on_reap(&reap(100, 7, 10, 19 * SEC), &mut out);

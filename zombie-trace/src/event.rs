@@ -102,6 +102,8 @@ pub struct Exit {
     /// It has a pid of its own in a pid namespace below the host's (or
     /// that is not known).
     pub in_pid_ns: bool,
+    /// It was in exactly its parent's cgroups.
+    pub parent_cgroups: bool,
 }
 
 impl Exit {

@@ -83,13 +83,18 @@ pub fn zombie_state(pid: u32, start_ticks: u64) -> ZombieState {
 }
 
 /// [`zombie_state`], and where the zombie lived when it still is one (as
-/// [`zombie_placement`]), from one open of its `/proc` directory. Its pid in
-/// its own pid namespace is looked up only if `in_pid_ns`: a child known to
-/// be in the host's has none, and the file that says so is the costliest.
+/// [`zombie_placement`]), from one open of its `/proc` directory. Two files
+/// are read only when needed, since a flood of zombies makes every read
+/// count: its pid in its own pid namespace only if `in_pid_ns` (a child
+/// known to be in the host's has none), and its cgroup only if
+/// `parent_cgroup(ppid)` does not give it (a child known to have been in
+/// its parent's cgroups has its parent's; a zombie's own shows `/` on
+/// cgroup v1).
 pub fn zombie_state_and_placement(
     pid: u32,
     start_ticks: u64,
     in_pid_ns: bool,
+    parent_cgroup: impl FnOnce(u32) -> Option<Option<String>>,
 ) -> (ZombieState, Placement) {
     let process = match open_checked(pid) {
         Ok(process) => process,
@@ -97,7 +102,14 @@ pub fn zombie_state_and_placement(
     };
     let state = state_of(&process, start_ticks);
     let placement = match state {
-        ZombieState::Zombie { .. } => zombie_placement_of(&process, in_pid_ns),
+        ZombieState::Zombie { ppid } => match parent_cgroup(ppid) {
+            Some(cgroup) => Placement {
+                container_id: cgroup.as_deref().and_then(container_id),
+                cgroup,
+                ns_pid: in_pid_ns.then(|| ns_pid_of(&process)).flatten(),
+            },
+            None => zombie_placement_of(&process, in_pid_ns),
+        },
         _ => Placement::default(),
     };
     (state, placement)
@@ -236,10 +248,12 @@ fn placement_of(process: &Process, in_pid_ns: bool) -> Placement {
     Placement {
         container_id: cgroup.as_deref().and_then(container_id),
         cgroup,
-        ns_pid: in_pid_ns
-            .then(|| read(process, "status").and_then(|bytes| parse_ns_pid(&bytes)))
-            .flatten(),
+        ns_pid: in_pid_ns.then(|| ns_pid_of(process)).flatten(),
     }
+}
+
+fn ns_pid_of(process: &Process) -> Option<u32> {
+    read(process, "status").and_then(|bytes| parse_ns_pid(&bytes))
 }
 
 /// Boot-time ns of a `/proc/PID/stat` start time (to the tick).

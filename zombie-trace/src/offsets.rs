@@ -58,6 +58,8 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
         task_signal: t("signal")?,
         task_sighand: t("sighand")?,
         task_thread_pid: t("thread_pid")?,
+        // Only an optimisation rests on it (see EXIT_PARENT_CGROUPS).
+        task_cgroups: t("cgroups").unwrap_or(0),
         pid_level: member_offset(btf, &pid, "pid", "level")?,
         // `live` is an atomic_t, whose counter is its first member.
         signal_live: member_offset(btf, &signal, "signal_struct", "live")?,

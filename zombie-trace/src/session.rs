@@ -49,6 +49,9 @@ use zombie_trace_common::{ExitRecord, HANDED_MAX, PENDING_MAX};
 /// a report comes at most this late after its threshold. (The kernel side
 /// wakes the reader early only when the ring is a quarter full.)
 const TICK: Duration = Duration::from_millis(100);
+/// Overdue children are checked at most this often: in a flood, a batch
+/// every few milliseconds costs less than a wakeup per child.
+const DUE_AT_MOST_EVERY: Duration = Duration::from_millis(10);
 /// Kernel counters (lost records) are read this often.
 const COUNTERS_EVERY: u64 = 10;
 /// Reported zombies are re-checked in `/proc` this often, in case their
@@ -56,6 +59,9 @@ const COUNTERS_EVERY: u64 = 10;
 const RECHECK_EVERY: u64 = 20;
 /// Reported zombies re-checked per pass, at most.
 const RECHECK_MAX: usize = 512;
+/// A reported zombie is re-checked once `/proc` has not confirmed it for
+/// this long: a flood's thousands, just confirmed, are left alone.
+const RECHECK_AFTER_NS: u64 = 10_000_000_000;
 /// A reported zombie that `/proc` no longer shows is taken as reaped, its
 /// record lost, only after this long: the kernel's release record comes an
 /// RCU grace period after the reap, and lazy RCU batches those for up to
@@ -165,6 +171,11 @@ pub async fn run(options: Options) -> Result<()> {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut ticks: u64 = 0;
+    // Overdue children are checked when the next one falls due, not only
+    // on the tick: a report is late by its own checks, not by the tick's
+    // phase.
+    let due = tokio::time::sleep(session.until_due());
+    tokio::pin!(due);
     let time_is_up = until(options.duration);
     tokio::pin!(time_is_up);
     let mut summaries = options
@@ -195,9 +206,15 @@ pub async fn run(options: Options) -> Result<()> {
                     session.recheck(&mut probes);
                 }
                 session.tick(&mut probes);
+                due.as_mut().reset(tokio::time::Instant::now() + session.until_due());
                 if let Err(e) = session.watch_stdout() {
                     break Err(e);
                 }
+            }
+            () = &mut due => {
+                session.drain(ring.get_mut());
+                session.tick(&mut probes);
+                due.as_mut().reset(tokio::time::Instant::now() + session.until_due());
             }
             () = &mut time_is_up => break Ok(()),
             () = every(summaries.as_mut()) => session.summary(&probes, false),
@@ -606,18 +623,33 @@ impl Session {
         }
         let mut parents: HashMap<u32, Rc<ParentFacts>> = HashMap::new();
         for due in self.engine.tick(now) {
-            let (state, placement) =
-                inspect::zombie_state_and_placement(due.pid, due.start_ticks, due.in_pid_ns);
+            let mut facts_of = |ppid| {
+                Rc::clone(
+                    parents
+                        .entry(ppid)
+                        .or_insert_with(|| Rc::new(self.parent_facts(probes, ppid))),
+                )
+            };
+            // Its parent's cgroup, when it was in its parent's cgroups at
+            // exit and that parent is its parent still.
+            let parent_cgroup = |ppid| {
+                (due.cgroups_of == Some(ppid))
+                    .then(|| {
+                        let facts = facts_of(ppid);
+                        let parent = facts.info.as_ref()?;
+                        Some(parent.placement.cgroup.clone().filter(|c| c != "/"))
+                    })
+                    .flatten()
+            };
+            let (state, placement) = inspect::zombie_state_and_placement(
+                due.pid,
+                due.start_ticks,
+                due.in_pid_ns,
+                parent_cgroup,
+            );
             let verdict = match state {
                 ZombieState::Zombie { ppid } => {
-                    let facts = match parents.get(&ppid) {
-                        Some(facts) => Rc::clone(facts),
-                        None => {
-                            let facts = Rc::new(self.parent_facts(probes, ppid));
-                            parents.insert(ppid, Rc::clone(&facts));
-                            facts
-                        }
-                    };
+                    let facts = facts_of(ppid);
                     let parent_comm = facts
                         .info
                         .as_ref()
@@ -641,6 +673,26 @@ impl Session {
             self.engine.resolve(due.id, verdict, now);
         }
         self.floods(false);
+    }
+
+    /// How long until a child may fall due (between [`DUE_AT_MOST_EVERY`]
+    /// and [`TICK`]): the engine's next deadline, the next exit held in the
+    /// kernel, or the next read of the kernel's map.
+    fn until_due(&self) -> Duration {
+        let kernel = self.kernel_pairs.then(|| {
+            self.kernel_held
+                .front()
+                .map_or(self.held_read_due_ns, |exit| {
+                    exit.ts_ns
+                        .saturating_add(self.threshold_ns)
+                        .min(self.held_read_due_ns)
+                })
+        });
+        let next = match (self.engine.next_deadline(), kernel) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(u64::MAX),
+        };
+        Duration::from_nanos(next.saturating_sub(clock::boot_ns())).clamp(DUE_AT_MOST_EVERY, TICK)
     }
 
     /// Children held in the kernel past the threshold become the engine's,
@@ -777,7 +829,7 @@ impl Session {
             self.untracked = untracked;
         }
         let now = clock::boot_ns();
-        let mut reported = self.engine.reported();
+        let mut reported = self.engine.reported(now.saturating_sub(RECHECK_AFTER_NS));
         reported.sort_unstable_by_key(|z| z.id);
         self.missing
             .retain(|id, _| reported.binary_search_by_key(id, |z| z.id).is_ok());

@@ -1,11 +1,11 @@
 //! BENCHMARKS.md from one run's figures: the machine, the goals checked,
-//! what is measured, the tables, the soak, the micro-benchmark and the
-//! kernel programs' own accounting.
+//! the flood, what is measured, the tables, the soak, the micro-benchmark
+//! and the kernel programs' own accounting.
 
 use super::{FIGURE, Run, STALL, STALL_AFTER, Tracer, Workload, kernel::KernelCost};
 use crate::{plot, soak};
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
+pub(super) fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {
@@ -124,6 +124,8 @@ pub(super) struct Page<'a> {
     pub soak_children: u64,
     pub micro: &'a str,
     pub kernel: &'a [KernelCost],
+    /// The flood's section, with its markers.
+    pub flood: &'a str,
 }
 
 fn list(values: &[u64]) -> String {
@@ -137,7 +139,7 @@ fn list(values: &[u64]) -> String {
         .join(", ")
 }
 
-fn with_spread(values: &[f64], unit: &str, digits: usize) -> String {
+pub(super) fn with_spread(values: &[f64], unit: &str, digits: usize) -> String {
     match median(values.to_vec()) {
         None => "–".to_owned(),
         Some(m) => {
@@ -257,7 +259,6 @@ fn tables(page: &Page<'_>) -> String {
 /// The issue's goals, each checked against this run's figures.
 fn goals(page: &Page<'_>) -> String {
     let of = |workload, tracer| Summary::of(page.runs, workload, tracer, page.children, page.cores);
-    let yes = |ok: bool| if ok { "met" } else { "**missed**" };
     let mut rows = Vec::new();
     for workload in [Workload::Serial, Workload::Parallel] {
         let name = workload.short_name();
@@ -271,12 +272,12 @@ fn goals(page: &Page<'_>) -> String {
             rows.push((
                 format!("{name}: default tracer CPU ≤ 1/10 of exitsnoop's"),
                 format!("{d:.0} ms against {x:.0} ms: 1/{:.0}", x / d.max(0.001)),
-                yes(d * 10.0 <= x),
+                verdict(d * 10.0 <= x),
             ));
             rows.push((
                 format!("{name}: `--events` tracer CPU ≤ exitsnoop's"),
                 format!("{e:.0} ms against {x:.0} ms"),
-                yes(e <= x),
+                verdict(e <= x),
             ));
         }
         let default = of(workload, Tracer::Default);
@@ -303,7 +304,7 @@ fn goals(page: &Page<'_>) -> String {
             rows.push((
                 format!("{name}: default slowdown ≤ 2% (wall time, median of bracketed runs)"),
                 format!("{wall:+.1}% wall time; {cpu:+.1}% workload CPU{programs}"),
-                yes(wall <= 2.0),
+                verdict(wall <= 2.0),
             ));
         }
         for tracer in [Tracer::Default, Tracer::Events] {
@@ -313,7 +314,7 @@ fn goals(page: &Page<'_>) -> String {
             rows.push((
                 format!("{name}: {} loses nothing", tracer.name()),
                 format!("{lost} lost, {unseen} children not seen"),
-                yes(lost == 0 && unseen == 0 && s.not_seen().len() == s.runs.len()),
+                verdict(lost == 0 && unseen == 0 && s.not_seen().len() == s.runs.len()),
             ));
         }
     }
@@ -335,14 +336,14 @@ fn goals(page: &Page<'_>) -> String {
                 list(&s.lost()),
                 list(&s.not_seen())
             ),
-            yes(accounted),
+            verdict(accounted),
         ));
     }
     let reports: u64 = page.runs.iter().filter_map(|(_, _, r)| r.reports).sum();
     rows.push((
         "no false zombie report, in any workload (stalled included)".to_owned(),
         format!("{reports} reports"),
-        yes(reports == 0),
+        verdict(reports == 0),
     ));
     rows.push((
         format!(
@@ -350,11 +351,20 @@ fn goals(page: &Page<'_>) -> String {
             page.soak_children
         ),
         format!("grew {} kB", page.soak.growth_kb),
-        yes(page.soak.growth_kb <= 1024),
+        verdict(page.soak.growth_kb <= 1024),
     ));
+    goal_table(rows)
+}
+
+pub(super) fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+/// Goals, what this run measured of each, and whether it meets it.
+pub(super) fn goal_table(rows: Vec<(String, String, &str)>) -> String {
     let mut md = String::from("| goal | this run | |\n|---|---|---|\n");
-    for (goal, figure, verdict) in rows {
-        md.push_str(&format!("| {goal} | {figure} | {verdict} |\n"));
+    for (goal, figure, met) in rows {
+        md.push_str(&format!("| {goal} | {figure} | {met} |\n"));
     }
     md
 }
@@ -380,6 +390,7 @@ this page.
 ## Goals
 
 {goals}
+{flood}
 ## What is measured
 
 The workload is `tests/scenarios/storm.c`, compiled by the bench: a loop of
@@ -508,6 +519,7 @@ children the kernel hands over take it.
 ",
         command = page.command,
         goals = goals(page),
+        flood = page.flood,
         children = page.children,
         cores = page.cores,
         rounds = page.rounds,
