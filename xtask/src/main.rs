@@ -60,7 +60,7 @@ enum Cmd {
     /// tracer's run between two runs without one; then the kernel's own
     /// accounting, the memory soak, the userspace micro-benchmark and a
     /// flood of zombies of one parent. Writes BENCHMARKS.md and its figure
-    /// (as root, about 40 minutes).
+    /// (as root, about 45 minutes).
     Bench {
         /// Rounds of every tracer on every workload (wall times on a shared
         /// machine drift: fewer rounds make noisier medians).

@@ -265,7 +265,9 @@ fn output_error(path: &std::path::Path) -> String {
         .is_ok_and(|m| m.file_type().is_symlink())
     {
         format!(
-            "--output {shown} is a symbolic link, and zombie-trace refuses to write through one:              as root, it would append to whatever file the link points to, which whoever made              the link chose; give the real path (`readlink -f {shown}`)"
+            "--output {shown} is a symbolic link, and zombie-trace refuses to write through \
+             one: as root, it would append to whatever file the link points to, which whoever \
+             made the link chose; give the real path (`readlink -f {shown}`)"
         )
     } else {
         format!("cannot open --output {shown}: check the path and its permissions")
@@ -423,8 +425,8 @@ impl Session {
     }
 
     /// Adds the zombies in `/proc` that neither the engine nor the kernel
-    /// knows; how many.
-    fn scan(&mut self, probes: &mut Probes, preexisting: bool) -> Result<usize> {
+    /// knows.
+    fn scan(&mut self, probes: &mut Probes, preexisting: bool) -> Result<()> {
         let zombies = inspect::zombies().context("scanning /proc for zombies")?;
         let now = clock::boot_ns();
         // Read after /proc: a child that died meanwhile is held by now.
@@ -442,7 +444,6 @@ impl Session {
         } else {
             HashSet::new()
         };
-        let mut added = 0;
         // A leaking parent may hold thousands: read each parent once.
         let mut parents = HashMap::new();
         for z in zombies {
@@ -469,14 +470,11 @@ impl Session {
                 parent_comm,
                 preexisting,
             };
-            if self.engine.add_unseen(unseen, now) {
-                added += 1;
-                if self.kernel_pairs {
-                    self.track(probes, z.pid);
-                }
+            if self.engine.add_unseen(unseen, now) && self.kernel_pairs {
+                self.track(probes, z.pid);
             }
         }
-        Ok(added)
+        Ok(())
     }
 
     /// Everything the kernel has sent so far.
