@@ -100,6 +100,19 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     None
 }
 
+/// zombie-trace with `args` and `env`, its stdout and stderr piped.
+fn spawn_tracer(args: &[&str], env: &[(&str, &str)]) -> Child {
+    require_root();
+    Command::new(BIN)
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"))
+}
+
 /// zombie-trace running with `--format json`.
 struct Tracer {
     child: Child,
@@ -116,16 +129,7 @@ impl Tracer {
     }
 
     fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
-        require_root();
-        let mut child = Command::new(BIN)
-            .envs(env.iter().copied())
-            .args(["--format", "json"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+        let mut child = spawn_tracer(&[&["--format", "json"], args].concat(), env);
         let lines = line_reader(child.stdout.take().unwrap());
         let stderr = collect_stderr(child.stderr.take().unwrap());
         let mut tracer = Self {
@@ -834,14 +838,7 @@ fn without_btf_one_clear_sentence() {
 /// `zombie-trace --events | less`, paused: SIGTERM must still stop it.
 #[test]
 fn unread_stdout_does_not_stall_a_stop() {
-    require_root();
-    let mut child = Command::new(BIN)
-        .args(["--events", "--format", "json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+    let mut child = spawn_tracer(&["--events", "--format", "json"], &[]);
     let _unread = child.stdout.take();
     let stderr = collect_stderr(child.stderr.take().unwrap());
     thread::sleep(Duration::from_secs(2));
@@ -1388,13 +1385,7 @@ fn hostile_names_stay_exact_in_json_and_escaped_in_text() {
     drop(tracer);
 
     // Text output: the same zombie, but no raw control byte on the terminal.
-    require_root();
-    let mut text = Command::new(BIN)
-        .args(["--threshold", "300ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut text = spawn_tracer(&["--threshold", "300ms"], &[]);
     let lines = line_reader(text.stdout.take().unwrap());
     let ready = lines.recv_timeout(READY_TIMEOUT).expect("a READY line");
     assert!(ready.contains("READY"), "{ready:?}");
@@ -1858,14 +1849,10 @@ fn a_flood_is_summed_up_in_text_and_whole_in_json() {
     require_root();
     let flood = compiled("flood");
     let file = scratch("flood.jsonl");
-    let mut child = Command::new(BIN)
-        .args(["--threshold", "500ms", "--output"])
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+    let mut child = spawn_tracer(
+        &["--threshold", "500ms", "--output", file.to_str().unwrap()],
+        &[],
+    );
     let lines = line_reader(child.stdout.take().unwrap());
     let stderr = collect_stderr(child.stderr.take().unwrap());
     let ready = lines.recv_timeout(READY_TIMEOUT).expect("a first line");
@@ -1977,13 +1964,7 @@ fn a_quiet_tracer_stops_when_its_reader_goes() {
     require_root();
     let before = programs_at_rest();
     // Only pid 1, which never exits: nothing more is written.
-    let mut child = Command::new(BIN)
-        .args(["--pid", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {BIN}: {e}"));
+    let mut child = spawn_tracer(&["--pid", "1"], &[]);
     let stderr = collect_stderr(child.stderr.take().unwrap());
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();

@@ -239,9 +239,14 @@ pub fn diagnose(z: &Zombie, now_ns: u64, tracing_since_ns: u64) -> String {
         } else {
             "it must reap its children (waitpid, or SIGCHLD set to SIG_IGN)"
         };
+        let since = if z.age_ns.is_some() {
+            "this child exited"
+        } else {
+            "tracing began (this child was already a zombie)"
+        };
         return format!(
-            "parent {name} has not called wait() since this child exited (its last of {} wait \
-             calls was {} before): {fix}{blocked}",
+            "parent {name} has not called wait() since {since} (its last of {} wait calls was {} \
+             before): {fix}{blocked}",
             waits.calls,
             human_ms(ms(exited_ns.saturating_sub(last_ns)))
         );
@@ -2518,6 +2523,21 @@ mod tests {
             diagnose(&z, NOW, SINCE).starts_with(
                 "since tracing began (this child was already a zombie), parent python3 has \
                  waited only for pid 123"
+            ),
+            "{}",
+            diagnose(&z, NOW, SINCE)
+        );
+        // Calls made between attaching and the start of tracing proper.
+        let z = Zombie {
+            age_ns: None,
+            preexisting: true,
+            parent_waits: Some(waits(1, SINCE - 5_000_000, vec![])),
+            ..zombie(b"x", Some(p.clone()))
+        };
+        assert!(
+            diagnose(&z, NOW, SINCE).starts_with(
+                "parent python3 has not called wait() since tracing began (this child was \
+                 already a zombie) (its last of 1 wait calls was 5ms before)"
             ),
             "{}",
             diagnose(&z, NOW, SINCE)
