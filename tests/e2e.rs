@@ -14,8 +14,8 @@ use std::{
 };
 
 use serde_json::Value;
-use zombie_trace::{
-    loader::COMPAT_ENV,
+use zombie_trace::kernel::{
+    load::COMPAT_ENV,
     offsets::{VMLINUX_BTF, regs_args},
 };
 

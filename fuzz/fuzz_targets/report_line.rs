@@ -15,7 +15,6 @@ use libfuzzer_sys::{
 };
 use serde_json::{Value, json};
 use zombie_trace::{
-    decode::wait_target,
     event::{Comm, ExitStatus, WaitSyscall},
     flood::{Flood, Kind},
     output::{Encoder, Format, diagnose},
@@ -50,7 +49,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         Some(TargetState::Gone),
     ];
     for _ in 0..u.int_in_range(0..=3)? {
-        if let Ok(target) = wait_target(u.int_in_range(0..=3)?, u.arbitrary()?) {
+        if let Some(target) = WaitTarget::from_idtype(u.int_in_range(0..=3)?, u.arbitrary()?) {
             waits.targets.push(RecentWait {
                 target,
                 last_ns: u.arbitrary()?,
@@ -60,7 +59,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     }
     let mut waits_now = Vec::new();
     for _ in 0..u.int_in_range(0..=2)? {
-        if let Ok(target) = wait_target(u.int_in_range(0..=3)?, u.arbitrary()?) {
+        if let Some(target) = WaitTarget::from_idtype(u.int_in_range(0..=3)?, u.arbitrary()?) {
             waits_now.push(WaitNow {
                 tid: u.arbitrary()?,
                 syscall: *u.choose(&[WaitSyscall::Wait4, WaitSyscall::Waitid])?,

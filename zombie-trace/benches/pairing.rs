@@ -8,8 +8,8 @@ use std::{hint::black_box, mem::size_of};
 
 use divan::{Bencher, counter::ItemsCount};
 use zombie_trace::{
-    decode::decode,
     engine::{Config, Engine},
+    kernel::decode::decode,
 };
 use zombie_trace_common::{
     COMM_LEN, ExitRecord, KIND_EXIT, KIND_REAP, KIND_WAIT, P_ALL, ReapRecord, WAIT_SYSCALL_WAIT4,

@@ -13,10 +13,11 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::{
+use crate::model::{
     event::{Comm, Event, Exit, ExitStatus, ProcKey, Reap, WNOHANG, WNOWAIT, Wait},
-    inspect::ns_to_ticks,
-    report::{ParentGroup, RECENT_TARGETS, ReaperKind, RecentWait, WaitStats},
+    process::{RECENT_TARGETS, RecentWait, WaitStats},
+    report::{ParentGroup, ReaperKind},
+    time::ns_to_ticks,
 };
 
 /// When `/proc` says an overdue child is not a zombie yet, ask again after.
@@ -758,7 +759,7 @@ fn record_wait(stats: &mut WaitStats, wait: &Wait) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{WaitSyscall, WaitTarget};
+    use crate::model::event::{WaitSyscall, WaitTarget};
 
     const MS: u64 = 1_000_000;
     const SEC: u64 = 1_000 * MS;
@@ -1299,7 +1300,7 @@ mod tests {
         // So does an exec: a new program with the same pid.
         e.on_wait(&wait(10, 7 * SEC, WaitTarget::Any, 0, -10), &mut Vec::new());
         e.on_event(
-            &Event::Exec(crate::event::Exec {
+            &Event::Exec(crate::model::event::Exec {
                 pid: 10,
                 ts_ns: 8 * SEC,
             }),

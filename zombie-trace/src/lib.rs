@@ -1,29 +1,21 @@
 //! zombie-trace: find zombie processes as they happen.
 //!
-//! `loader` loads and attaches the kernel programs, `decode` turns
-//! ring-buffer bytes into `event`s, the `engine` pairs exits with reaps
-//! (pure, no I/O), `inspect` reads `/proc` and `procfile` parses what it
-//! reads, `output` renders `report` lines as text or JSON (`flood` sums
-//! up floods of them in text) and `writer` sends them to stdout.
-//! `session` runs the event loop that wires them, `ps` is the
-//! `/proc`-only snapshot; `main.rs` only parses the command line.
+//! Layers, each using only those below it (see README.md, Development):
+//! `model` (plain types); `kernel` (the eBPF programs, their maps and
+//! records) and `proc` (every `/proc` read and its parsers); `engine`
+//! (pairing exits with reaps), `diagnosis`, `stats` and `filter` (pure
+//! logic); `output` (text, JSON); `session` (the event loop that wires
+//! them), `metrics` and `ps`; `cli` and `main.rs`.
 
 pub mod cli;
-pub mod clock;
-pub mod decode;
+pub mod diagnosis;
 pub mod engine;
-pub mod event;
 pub mod filter;
-pub mod flood;
-pub mod inspect;
-pub mod loader;
+pub mod kernel;
 pub mod metrics;
-pub mod offsets;
+pub mod model;
 pub mod output;
-pub mod privileges;
-pub mod procfile;
+pub mod proc;
 pub mod ps;
-pub mod report;
 pub mod session;
 pub mod stats;
-pub mod writer;

@@ -18,7 +18,7 @@ use prometheus_client::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use crate::{report::ParentGroup, stats::Log2Hist};
+use crate::{model::report::ParentGroup, stats::Log2Hist};
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Scrapers served at once.

@@ -12,10 +12,14 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    clock,
-    inspect::{self, ProcZombie},
-    output::{self, Encoder, Format},
-    report::{Line, ParentGroup, ProcessInfo, Snapshot, Zombie},
+    diagnosis::{Facts, diagnose},
+    kernel::clock,
+    model::{
+        process::ProcessInfo,
+        report::{Line, ParentGroup, Snapshot, Zombie},
+    },
+    output::{Encoder, Format},
+    proc::{self as inspect, ProcZombie},
 };
 
 pub fn run(format: Format) -> Result<()> {
@@ -33,9 +37,7 @@ pub fn run(format: Format) -> Result<()> {
     for (ppid, children) in group_by_parent(zombies) {
         let parent = inspect::process_info(ppid);
         for child in &children {
-            let mut z = zombie(child, parent.clone());
-            let now = clock::boot_ns();
-            z.diagnosis = output::diagnose(&z, now, now);
+            let z = zombie(child, parent.clone(), clock::boot_ns());
             out.extend_from_slice(encoder.encode(&Line::Zombie(Box::new(z))).as_bytes());
         }
         by_parent.push(ParentGroup {
@@ -78,7 +80,20 @@ fn group_by_parent(zombies: Vec<ProcZombie>) -> BTreeMap<u32, Vec<ProcZombie>> {
     groups
 }
 
-fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>) -> Zombie {
+/// Zombie `child` of `parent` (`None`: gone), as `/proc` shows it at
+/// `now_ns`.
+fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, now_ns: u64) -> Zombie {
+    let placement = inspect::zombie_placement(child.pid);
+    let facts = Facts {
+        pid: child.pid,
+        placement: &placement,
+        age_ns: None,
+        preexisting: true,
+        parent: parent.as_ref(),
+        // Not known without tracing.
+        parent_waits: None,
+    };
+    let diagnosis = diagnose(&facts, now_ns, now_ns);
     Zombie {
         ts: SystemTime::now(),
         pid: child.pid,
@@ -89,10 +104,9 @@ fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>) -> Zombie {
         ppid_at_exit: None,
         ppid: child.ppid,
         parent,
-        placement: inspect::zombie_placement(child.pid),
-        // Not known without tracing.
+        placement,
         parent_waits: None,
-        diagnosis: String::new(),
+        diagnosis,
     }
 }
 
@@ -104,7 +118,7 @@ fn is_root() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Comm;
+    use crate::model::event::Comm;
 
     fn z(pid: u32, ppid: u32) -> ProcZombie {
         ProcZombie {

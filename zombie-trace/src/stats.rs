@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use zombie_trace_common::{LATENCY_BUCKETS, LatencyHist};
 
-use crate::report::{Latency, ParentGroup, ParentRow};
+use crate::model::report::{Latency, ParentGroup, ParentRow};
 
 /// Parents remembered in the table.
 const MAX_PARENTS: usize = 1024;

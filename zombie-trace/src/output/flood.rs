@@ -7,7 +7,10 @@
 
 use std::collections::HashMap;
 
-use crate::report::{Reaped, Zombie};
+use crate::model::{
+    diagnosis::Diagnosis,
+    report::{Reaped, Zombie},
+};
 
 /// Lines printed per parent (or reaper) in a window before the rest is
 /// summed up.
@@ -73,7 +76,7 @@ struct Window {
     start_ns: u64,
     shown: u32,
     /// The diagnosis of the window's first zombie line.
-    diagnosis: String,
+    diagnosis: Option<Diagnosis>,
     held: Option<Flood>,
 }
 
@@ -91,13 +94,13 @@ impl FloodGate {
         let window = self.window(Kind::Zombies, z.ppid, now_ns);
         if window.shown == 0 {
             window.shown = 1;
-            window.diagnosis.clone_from(&z.diagnosis);
+            window.diagnosis = Some(z.diagnosis.clone());
             return Shown::Full;
         }
         if window.shown < SHOWN_PER_WINDOW {
             window.shown += 1;
             return Shown::Brief {
-                diagnosis: z.diagnosis != window.diagnosis,
+                diagnosis: window.diagnosis.as_ref() != Some(&z.diagnosis),
             };
         }
         let held = window.held.get_or_insert_with(|| Flood {
@@ -142,7 +145,7 @@ impl FloodGate {
         self.windows.entry((kind, pid)).or_insert_with(|| Window {
             start_ns: now_ns,
             shown: 0,
-            diagnosis: String::new(),
+            diagnosis: None,
             held: None,
         })
     }
@@ -198,14 +201,24 @@ impl Flood {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
+    use crate::model::{
+        diagnosis::Cause,
         event::Comm,
-        report::{ProcessInfo, ReaperKind},
+        process::{Handler, ProcessInfo},
+        report::ReaperKind,
     };
 
     const MS: u64 = 1_000_000;
 
-    fn zombie(pid: u32, ppid: u32, age_ms: Option<u64>, diagnosis: &str) -> Zombie {
+    /// Zombie `pid` of `ppid`, whose parent calls wait (`waits`) or not.
+    fn zombie(pid: u32, ppid: u32, age_ms: Option<u64>, waits: bool) -> Zombie {
+        let cause = if waits {
+            Cause::OnlyPeeks
+        } else {
+            Cause::NeverWaited {
+                handler: Handler::Default,
+            }
+        };
         Zombie {
             ts: std::time::SystemTime::UNIX_EPOCH,
             pid,
@@ -222,7 +235,11 @@ mod tests {
             }),
             placement: Default::default(),
             parent_waits: None,
-            diagnosis: diagnosis.to_owned(),
+            diagnosis: Diagnosis {
+                cause,
+                sigchld_blocked: false,
+                exit_unknown: false,
+            },
         }
     }
 
@@ -244,23 +261,29 @@ mod tests {
     fn a_flood_is_a_few_lines_and_a_sum_per_second() {
         let mut gate = FloodGate::default();
         let t = 10_000 * MS;
-        assert_eq!(gate.admit(&zombie(100, 7, Some(1000), "d"), t), Shown::Full);
         assert_eq!(
-            gate.admit(&zombie(101, 7, Some(1000), "d"), t),
+            gate.admit(&zombie(100, 7, Some(1000), false), t),
+            Shown::Full
+        );
+        assert_eq!(
+            gate.admit(&zombie(101, 7, Some(1000), false), t),
             Shown::Brief { diagnosis: false }
         );
         assert_eq!(
-            gate.admit(&zombie(102, 7, Some(1000), "other"), t),
+            gate.admit(&zombie(102, 7, Some(1000), true), t),
             Shown::Brief { diagnosis: true }
         );
         for (pid, age) in [(150, 1200), (103, 1000), (120, 1100)] {
             assert_eq!(
-                gate.admit(&zombie(pid, 7, Some(age), "d"), t + 100 * MS),
+                gate.admit(&zombie(pid, 7, Some(age), false), t + 100 * MS),
                 Shown::Held
             );
         }
         // Another parent has its own window, and so have reaps.
-        assert_eq!(gate.admit(&zombie(200, 8, Some(1000), "d"), t), Shown::Full);
+        assert_eq!(
+            gate.admit(&zombie(200, 8, Some(1000), false), t),
+            Shown::Full
+        );
         for pid in 0..5 {
             assert_eq!(
                 gate.admit_reap(&reap(300 + pid, 7, 900 + pid as u64), t),
@@ -299,7 +322,7 @@ mod tests {
         assert_eq!(floods[0].oldest_age_ns(t + 1000 * MS), Some(2100 * MS));
         // The next second starts over, with the parent's details again.
         assert_eq!(
-            gate.admit(&zombie(160, 7, Some(1000), "d"), t + 1100 * MS),
+            gate.admit(&zombie(160, 7, Some(1000), false), t + 1100 * MS),
             Shown::Full
         );
     }
@@ -308,17 +331,17 @@ mod tests {
     fn unknown_ages_and_the_end() {
         let mut gate = FloodGate::default();
         for pid in 1..=5 {
-            gate.admit(&zombie(pid, 7, None, "d"), 0);
+            gate.admit(&zombie(pid, 7, None, false), 0);
         }
         let floods = gate.all(10 * MS);
         assert_eq!(floods.len(), 1);
         assert_eq!((floods[0].count, floods[0].oldest_exit_ns), (2, None));
         assert!(gate.all(20 * MS).is_empty());
         // A window that held nothing ends without a line.
-        gate.admit(&zombie(9, 7, None, "d"), 0);
+        gate.admit(&zombie(9, 7, None, false), 0);
         assert!(gate.due(WINDOW_NS).is_empty());
         assert_eq!(
-            gate.admit(&zombie(10, 7, None, "d"), WINDOW_NS),
+            gate.admit(&zombie(10, 7, None, false), WINDOW_NS),
             Shown::Full
         );
     }

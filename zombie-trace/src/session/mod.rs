@@ -24,25 +24,33 @@ use tokio::{
     time::MissedTickBehavior,
 };
 
+pub mod writer;
+
 use crate::{
-    clock::{self, Clock},
-    decode,
+    diagnosis::{Facts, diagnose},
     engine::{Config, Engine, Finding, Id, Output, Overdue, Reaping, Resolution, Unseen, Verdict},
-    event::{Comm, WaitTarget},
     filter::{self, Filters},
-    flood::{FloodGate, Shown},
-    inspect::{self, ZombieState},
-    loader::{self, Counters, Probes, Tracer},
-    metrics::Metrics,
-    output::{self, Encoder, Format},
-    privileges,
-    report::{
-        Exited, Line, Lost, ParentGroup, Placement, ProcessInfo, Ready, Reaped, ReaperKind,
-        Summary, WaitStats, Zombie,
+    kernel::{
+        clock::{self, Clock},
+        decode,
+        load::{self as loader, Counters, Probes, Tracer},
+        privileges,
     },
+    metrics::Metrics,
+    model::{
+        event::{Comm, WaitTarget},
+        process::{Placement, ProcessInfo, WaitStats},
+        report::{Exited, Line, Lost, ParentGroup, Ready, Reaped, ReaperKind, Summary, Zombie},
+        time::ns_to_ticks,
+    },
+    output::{
+        Encoder, Format,
+        flood::{FloodGate, Shown},
+    },
+    proc::{self as inspect, ZombieState},
     stats::{KernelLatency, Log2Hist, Stats},
-    writer::{self, WriteError, Writer},
 };
+use writer::{WriteError, Writer};
 use zombie_trace_common::{ExitRecord, HANDED_MAX, PENDING_MAX};
 
 /// The ring buffer is drained and overdue children are checked this often:
@@ -434,12 +442,7 @@ impl Session {
             probes
                 .held()
                 .iter()
-                .map(|exit| {
-                    (
-                        exit.tgid,
-                        inspect::ns_to_ticks(exit.start_ns, self.ticks_per_sec),
-                    )
-                })
+                .map(|exit| (exit.tgid, ns_to_ticks(exit.start_ns, self.ticks_per_sec)))
                 .collect()
         } else {
             HashSet::new()
@@ -792,7 +795,16 @@ impl Session {
     }
 
     fn report(&mut self, finding: &Finding, parent: &ParentFacts, placement: Placement, now: u64) {
-        let mut zombie = Zombie {
+        let facts = Facts {
+            pid: finding.pid,
+            placement: &placement,
+            age_ns: finding.age_ns,
+            preexisting: finding.preexisting,
+            parent: parent.info.as_ref(),
+            parent_waits: parent.waits.as_ref(),
+        };
+        let diagnosis = diagnose(&facts, now, self.started_ns);
+        let zombie = Zombie {
             ts: SystemTime::now(),
             pid: finding.pid,
             comm: finding.comm,
@@ -804,9 +816,8 @@ impl Session {
             parent: parent.info.clone(),
             placement,
             parent_waits: parent.waits.clone(),
-            diagnosis: String::new(),
+            diagnosis,
         };
-        zombie.diagnosis = output::diagnose(&zombie, now, self.started_ns);
         self.emit(&Line::Zombie(Box::new(zombie)));
     }
 

@@ -7,20 +7,23 @@
 //! arguments are whatever bytes it chose. Files are read relative to the
 //! `/proc/PID` directory opened once (procfs keeps its fd), so a reused pid
 //! fails the reads instead of mixing two processes. The parsers
-//! ([`crate::procfile`]) take the raw bytes, so names stay exact and odd
+//! ([`crate::proc::parse`]) take the raw bytes, so names stay exact and odd
 //! content degrades to `None`.
 
 use std::io::Read as _;
 
 use procfs::process::Process;
 
-use crate::{
+pub mod parse;
+
+use crate::model::{
     event::{Comm, WaitTarget},
-    procfile::{
-        container_id, parse_cgroup, parse_ns_pid, parse_pidfd_pid, parse_sigchld, parse_stat,
-        parse_syscall, parse_wait_call, parse_wchan, split_cmdline,
-    },
-    report::{Placement, ProcessInfo, RECENT_TARGETS, TargetState, WaitNow},
+    process::{Placement, ProcessInfo, RECENT_TARGETS, TargetState, WaitNow},
+    time::ticks_to_ns,
+};
+use parse::{
+    container_id, parse_cgroup, parse_ns_pid, parse_pidfd_pid, parse_sigchld, parse_stat,
+    parse_syscall, parse_wait_call, parse_wchan, split_cmdline,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -261,24 +264,6 @@ pub fn boot_ns_from_ticks(ticks: u64) -> u64 {
     ticks_to_ns(ticks, procfs::ticks_per_second())
 }
 
-fn ticks_to_ns(ticks: u64, hz: u64) -> u64 {
-    let ns = u128::from(ticks) * 1_000_000_000 / u128::from(hz.max(1));
-    u64::try_from(ns).unwrap_or(u64::MAX)
-}
-
-/// The `start_ticks` of a process whose `start_boottime` is `ns` (at `hz`
-/// ticks a second): the kernel's `nsec_to_clock_t`, so an event's start
-/// time can be compared with `/proc/PID/stat`.
-pub fn ns_to_ticks(ns: u64, hz: u64) -> u64 {
-    const NS_PER_SEC: u64 = 1_000_000_000;
-    let hz = hz.clamp(1, NS_PER_SEC);
-    if NS_PER_SEC.is_multiple_of(hz) {
-        ns / (NS_PER_SEC / hz)
-    } else {
-        (u128::from(ns) * u128::from(hz) / u128::from(NS_PER_SEC)) as u64
-    }
-}
-
 fn open(pid: u32) -> Option<Process> {
     Process::new(i32::try_from(pid).ok()?).ok()
 }
@@ -314,19 +299,6 @@ fn read(process: &Process, file: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ticks() {
-        assert_eq!(ns_to_ticks(2_058_569_999_999, 100), 205_856);
-        assert_eq!(ns_to_ticks(u64::MAX, 100), u64::MAX / 10_000_000);
-        assert_eq!(ns_to_ticks(3_000_000_000, 300), 900);
-        assert_eq!(ns_to_ticks(1_000_000_000, 0), 1);
-        assert_eq!(ns_to_ticks(2_000_000_000, 3), 6);
-        assert_eq!(ticks_to_ns(205_856, 100), 2_058_560_000_000);
-        assert_eq!(ns_to_ticks(ticks_to_ns(900, 300), 300), 900);
-        assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
-        assert_eq!(ticks_to_ns(5, 0), 5_000_000_000);
-    }
 
     #[test]
     fn self_is_alive() {

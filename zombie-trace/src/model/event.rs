@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use zombie_trace_common::{P_ALL, P_PGID, P_PID, P_PIDFD};
+
 /// A process's identity: its global pid and its start time. A recycled pid
 /// has another start time, so a stale record is never paired with the new
 /// process.
@@ -153,6 +155,20 @@ pub enum WaitTarget {
     Pgid(i32),
     /// A child by pidfd (`waitid(P_PIDFD)`).
     Pidfd(i32),
+}
+
+impl WaitTarget {
+    /// What a `waitid` idtype (`P_*`) and id ask for; `None` for an idtype
+    /// unknown here (the kernel refuses it too).
+    pub fn from_idtype(idtype: u32, id: i32) -> Option<Self> {
+        match idtype {
+            P_ALL => Some(Self::Any),
+            P_PID => Some(Self::Pid(id)),
+            P_PGID => Some(Self::Pgid(id)),
+            P_PIDFD => Some(Self::Pidfd(id)),
+            _ => None,
+        }
+    }
 }
 
 pub use zombie_trace_common::{WCONTINUED, WEXITED, WNOHANG, WNOWAIT, WUNTRACED};

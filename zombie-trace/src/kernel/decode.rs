@@ -7,15 +7,15 @@ use thiserror::Error;
 use zombie_trace_common::{
     EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS,
     EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT,
-    KIND_REAP, KIND_WAIT, P_ALL, P_PGID, P_PID, P_PIDFD, ReapRecord, WAIT_SYSCALL_WAIT4,
-    WAIT_SYSCALL_WAITID, WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word,
+    KIND_REAP, KIND_WAIT, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
+    WaitTally, WaitTargetId, collects_exit, exit_status_word,
 };
 
-use crate::{
+use crate::model::{
     event::{
         Comm, Event, Exec, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
     },
-    report::{RecentWait, WaitStats},
+    process::{RecentWait, WaitStats},
 };
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub fn wait_tally(t: &WaitTally) -> WaitStats {
     // Distinct, though two threads adding at once may have doubled one:
     // the newest of each stays.
     for id in kept {
-        if let Ok(target) = wait_target(id.idtype, id.id)
+        if let Some(target) = WaitTarget::from_idtype(id.idtype, id.id)
             && !targets.iter().any(|r| r.target == target)
         {
             targets.push(RecentWait {
@@ -128,23 +128,14 @@ pub fn wait_tally(t: &WaitTally) -> WaitStats {
     }
 }
 
-pub fn wait_target(idtype: u32, id: i32) -> Result<WaitTarget, DecodeError> {
-    match idtype {
-        P_ALL => Ok(WaitTarget::Any),
-        P_PID => Ok(WaitTarget::Pid(id)),
-        P_PGID => Ok(WaitTarget::Pgid(id)),
-        P_PIDFD => Ok(WaitTarget::Pidfd(id)),
-        other => Err(DecodeError::UnknownIdtype(other)),
-    }
-}
-
 fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
     let syscall = match r.syscall {
         WAIT_SYSCALL_WAIT4 => WaitSyscall::Wait4,
         WAIT_SYSCALL_WAITID => WaitSyscall::Waitid,
         other => return Err(DecodeError::UnknownSyscall(other)),
     };
-    let target = wait_target(r.idtype, r.id)?;
+    let target =
+        WaitTarget::from_idtype(r.idtype, r.id).ok_or(DecodeError::UnknownIdtype(r.idtype))?;
     let reported_pid = (r.pid > 0).then_some(r.pid);
     let collects_exit = collects_exit(r.syscall, r.options, r.status, r.code);
     let status = reported_pid
@@ -169,7 +160,7 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
 
 #[cfg(test)]
 mod tests {
-    use zombie_trace_common::{CLD_DUMPED, CLD_EXITED, WaitTargetId};
+    use zombie_trace_common::{CLD_DUMPED, CLD_EXITED, P_ALL, P_PID, WaitTargetId};
 
     use super::*;
 

@@ -5,10 +5,9 @@
 
 use zombie_trace_common::wait4_target;
 
-use crate::{
-    decode::wait_target,
+use crate::model::{
     event::{WaitSyscall, WaitTarget},
-    report::Sigchld,
+    process::Sigchld,
 };
 
 /// The cgroup v2 path (`0::/path`), or on hybrid systems, where v2 often
@@ -213,7 +212,7 @@ pub fn parse_wait_call(bytes: &[u8]) -> Option<WaitCall> {
     };
     Some(WaitCall {
         syscall,
-        target: wait_target(idtype, id).ok()?,
+        target: WaitTarget::from_idtype(idtype, id)?,
         options,
     })
 }

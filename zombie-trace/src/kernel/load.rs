@@ -25,7 +25,7 @@ use zombie_trace_common::{
     PENDING_MAX, ReaperLatency, WAIT_ARGS_MAX, WaitTally,
 };
 
-use crate::offsets::{self, OffsetError, VMLINUX_BTF};
+use crate::kernel::offsets::{self, OffsetError, VMLINUX_BTF};
 
 /// The programs, built by build.rs (empty when the build skipped them).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zombie-trace"));
