@@ -8,7 +8,7 @@ use libfuzzer_sys::{
     arbitrary::{Result, Unstructured},
     fuzz_target,
 };
-use zombie_trace::{decode::wait_tally, stats::Log2Hist};
+use zombie_trace::{kernel::decode::wait_tally, stats::Log2Hist};
 use zombie_trace_common::{LATENCY_BUCKETS, LatencyHist, WAIT_TARGETS, WaitTally, WaitTargetId};
 
 fuzz_target!(|bytes: &[u8]| {

@@ -13,9 +13,9 @@ use libfuzzer_sys::{
     fuzz_target,
 };
 use zombie_trace::{
-    decode::decode,
     engine::{Config, Engine, Unseen, Verdict},
-    event::Comm,
+    kernel::decode::decode,
+    model::event::Comm,
 };
 use zombie_trace_common::{
     ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, ReapRecord, WaitRecord,

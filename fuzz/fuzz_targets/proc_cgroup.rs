@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zombie_trace::procfile::{container_id, parse_cgroup};
+use zombie_trace::proc::parse::{container_id, parse_cgroup};
 
 fuzz_target!(|bytes: &[u8]| {
     let Some(path) = parse_cgroup(bytes) else {

@@ -7,7 +7,7 @@ use libfuzzer_sys::{
     arbitrary::{Result, Unstructured},
     fuzz_target,
 };
-use zombie_trace::procfile::{Stat, parse_stat, state_name};
+use zombie_trace::proc::parse::{Stat, parse_stat, state_name};
 
 fuzz_target!(|bytes: &[u8]| {
     if let Some(stat) = parse_stat(bytes) {

@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use zombie_trace::{
-    procfile::{parse_ns_pid, parse_sigchld},
-    report::Sigchld,
+    model::process::Sigchld,
+    proc::parse::{parse_ns_pid, parse_sigchld},
 };
 
 /// The kernel's own lines come after `Name:`, so they are the last.

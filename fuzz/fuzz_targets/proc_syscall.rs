@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zombie_trace::procfile::{parse_syscall, parse_wait_call};
+use zombie_trace::proc::parse::{parse_syscall, parse_wait_call};
 
 fuzz_target!(|bytes: &[u8]| {
     let name = parse_syscall(bytes);

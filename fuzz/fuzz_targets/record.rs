@@ -7,7 +7,7 @@
 use std::mem::size_of;
 
 use libfuzzer_sys::fuzz_target;
-use zombie_trace::{decode::decode, event::Event};
+use zombie_trace::{kernel::decode::decode, model::event::Event};
 use zombie_trace_common::{ExecRecord, ExitRecord, ReapRecord, WaitRecord};
 
 fuzz_target!(|bytes: &[u8]| {

@@ -15,14 +15,21 @@ use libfuzzer_sys::{
 };
 use serde_json::{Value, json};
 use zombie_trace::{
-    event::{Comm, ExitStatus, WaitSyscall},
-    flood::{Flood, Kind},
-    output::{Encoder, Format, diagnose},
-    procfile::{container_id, parse_cgroup, parse_syscall, parse_wchan, split_cmdline},
-    report::{
-        Exited, Latency, Line, ParentGroup, ParentRow, Placement, ProcessInfo, Reaped, ReaperKind,
-        RecentWait, Sigchld, Snapshot, Summary, TargetState, WaitNow, WaitStats, Zombie,
+    diagnosis::{Facts, diagnose},
+    model::{
+        diagnosis::{Cause, Diagnosis},
+        event::{Comm, ExitStatus, WaitSyscall, WaitTarget},
+        process::{Placement, ProcessInfo, RecentWait, Sigchld, TargetState, WaitNow, WaitStats},
+        report::{
+            Exited, Latency, Line, ParentGroup, ParentRow, Reaped, ReaperKind, Snapshot, Summary,
+            Zombie,
+        },
     },
+    output::{
+        Encoder, Format,
+        flood::{Flood, Kind},
+    },
+    proc::parse::{container_id, parse_cgroup, parse_syscall, parse_wchan, split_cmdline},
 };
 
 fuzz_target!(|bytes: &[u8]| {
@@ -103,7 +110,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
         preexisting: u.arbitrary()?,
         ppid_at_exit: u.arbitrary()?,
         ppid: parent.pid,
-        diagnosis: String::new(),
+        diagnosis: Diagnosis {
+            cause: Cause::ParentGone,
+            sigchld_blocked: false,
+            exit_unknown: false,
+        },
         parent: Some(parent),
         placement: Placement {
             container_id: cgroup.as_deref().and_then(container_id),
@@ -112,7 +123,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         },
         parent_waits: u.arbitrary::<bool>()?.then_some(waits),
     };
-    zombie.diagnosis = diagnose(&zombie, u.arbitrary()?, u.arbitrary()?);
+    zombie.diagnosis = diagnose(&Facts::of(&zombie), u.arbitrary()?, u.arbitrary()?);
     // A flood's brief lines, and its sums, name the parent too.
     let brief = Encoder::new(Format::Text).encode_brief(&zombie, u.arbitrary()?);
     check_text_line(&brief);
