@@ -16,7 +16,7 @@ fuzz_target!(|bytes: &[u8]| {
     };
     let need = match event {
         Event::Exit(_) => size_of::<ExitRecord>(),
-        Event::Reap(_) => size_of::<ReapRecord>(),
+        Event::Release(_) => size_of::<ReapRecord>(),
         Event::Wait(_) => size_of::<WaitRecord>(),
         Event::Exec(_) => size_of::<ExecRecord>(),
     };

@@ -141,8 +141,8 @@ fn run(u: &mut Unstructured) -> Result<()> {
     check_text_line(&Encoder::new(Format::Text).encode_flood(&flood, ts, u.arbitrary()?));
     let reaper_comm = Comm::new(field(u, 16)?);
     let reaped = Reaped {
-        ts,
         pid,
+        ts_ns: u.arbitrary()?,
         comm,
         reaper_pid: u.arbitrary()?,
         reaper_comm: Some(reaper_comm),
@@ -177,7 +177,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     assert_eq!(v["parent_comm"], json!(lossy(&parent_comm)));
     assert_eq!(v["parent_cmdline"], json!(args));
 
-    let reaped_line = Line::Reaped(reaped);
+    let reaped_line = Line::Reaped { ts, reaped };
     check_text(&reaped_line, boot_now_ns);
     let v = check_json(&reaped_line, boot_now_ns);
     assert_eq!(v["reaper_comm"], json!(lossy(reaper_comm.as_bytes())));

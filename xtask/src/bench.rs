@@ -163,11 +163,24 @@ impl Run {
 }
 
 /// What `cargo xtask bench` was asked to do.
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// Rounds of every tracer on every workload (wall times on a shared
+    /// machine drift: fewer rounds make noisier medians).
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Children per fork loop.
+    #[arg(long, default_value_t = 100_000)]
     pub children: u64,
+    /// Children of the memory soak that follows.
+    #[arg(long, default_value_t = 1_000_000)]
     pub soak_children: u64,
+    /// Zombies of the one parent of the flood, the last workload.
+    #[arg(long, default_value_t = 20_000)]
     pub flood_children: u64,
+    /// Run only this part (its rounds are --rounds) and rewrite only its
+    /// section of BENCHMARKS.md.
+    #[arg(long, value_enum)]
     pub only: Option<Only>,
 }
 

@@ -17,20 +17,25 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{host_triple, run_cmd, setup, show};
+use crate::{cores, host_triple, run_cmd, setup, show};
 
 const FUZZ_DIR: &str = "fuzz";
 const WORK_DIR: &str = "target/fuzz";
 
+#[derive(Debug, clap::Args)]
 pub struct Options {
     /// How long each target runs.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
-    /// Targets running at once.
-    pub jobs: usize,
-    /// Only these (all when empty).
-    pub targets: Vec<String>,
-    /// Add what reached new code to `fuzz/corpus/` afterwards.
+    /// Targets at once (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Then add the inputs that reached new code to fuzz/corpus/ (to
+    /// commit).
+    #[arg(long)]
     pub merge: bool,
+    /// Only these targets (default: all, the files in fuzz/fuzz_targets/).
+    pub targets: Vec<String>,
 }
 
 /// Sets up, then fuzzes.
@@ -76,7 +81,7 @@ pub fn run(options: &Options) -> Result<()> {
         }
     }
 
-    let jobs = options.jobs.max(1);
+    let jobs = options.jobs.unwrap_or_else(cores).max(1);
     println!(
         "fuzz: {} target{}, {} s each, {jobs} at a time",
         targets.len(),

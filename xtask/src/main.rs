@@ -61,25 +61,7 @@ enum Cmd {
     /// accounting, the memory soak, the userspace micro-benchmark and a
     /// flood of zombies of one parent. Writes BENCHMARKS.md and its figure
     /// (as root, about 45 minutes).
-    Bench {
-        /// Rounds of every tracer on every workload (wall times on a shared
-        /// machine drift: fewer rounds make noisier medians).
-        #[arg(long, default_value_t = 5)]
-        rounds: usize,
-        /// Children per fork loop.
-        #[arg(long, default_value_t = 100_000)]
-        children: u64,
-        /// Children of the memory soak that follows.
-        #[arg(long, default_value_t = 1_000_000)]
-        soak_children: u64,
-        /// Zombies of the one parent of the flood, the last workload.
-        #[arg(long, default_value_t = 20_000)]
-        flood_children: u64,
-        /// Run only this part (its rounds are --rounds) and rewrite only
-        /// its section of BENCHMARKS.md.
-        #[arg(long, value_enum)]
-        only: Option<bench::Only>,
-    },
+    Bench(bench::Options),
     /// The kernel matrix: the release binary's end-to-end scenarios on
     /// Debian's 5.10, 6.1 and 6.12 cloud kernels, each booted under qemu
     /// (software emulation), and on the host's kernel (as root; kernels
@@ -99,21 +81,7 @@ enum Cmd {
     /// hostile names), each target for a while, from the corpus kept in
     /// fuzz/corpus/ (libFuzzer with AddressSanitizer; built with the eBPF
     /// nightly).
-    Fuzz {
-        /// How long each target runs.
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-        seconds: u64,
-        /// Targets at once (default: one per core).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Then add the inputs that reached new code to fuzz/corpus/ (to
-        /// commit).
-        #[arg(long)]
-        merge: bool,
-        /// Only these targets (default: all, the files in
-        /// fuzz/fuzz_targets/).
-        targets: Vec<String>,
-    },
+    Fuzz(fuzz::Options),
     /// Inside a guest of `vmtest`: run the scenarios against this tracer.
     #[command(hide = true)]
     Guest { zombie_trace: PathBuf },
@@ -150,31 +118,9 @@ fn real_main() -> Result<()> {
         Cmd::Build { debug } => build::build(!debug),
         Cmd::Run { args } => run::run(&args),
         Cmd::Test => test::test(),
-        Cmd::Bench {
-            rounds,
-            children,
-            soak_children,
-            flood_children,
-            only,
-        } => bench::bench(&bench::Options {
-            rounds,
-            children,
-            soak_children,
-            flood_children,
-            only,
-        }),
+        Cmd::Bench(options) => bench::bench(&options),
         Cmd::Vmtest { kernels, no_build } => vmtest::vmtest(&kernels, !no_build),
-        Cmd::Fuzz {
-            seconds,
-            jobs,
-            merge,
-            targets,
-        } => fuzz::fuzz(&fuzz::Options {
-            seconds,
-            jobs: jobs.unwrap_or_else(cores),
-            targets,
-            merge,
-        }),
+        Cmd::Fuzz(options) => fuzz::fuzz(&options),
         Cmd::Guest { zombie_trace } => guest::guest(&zombie_trace),
         Cmd::Soak { children, parallel } => {
             soak::soak(children, parallel.unwrap_or_else(|| cores() as u64))

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{cores, fuzz, host_triple, is_root, run_cmd, setup, vmtest, which};
+use crate::{fuzz, host_triple, is_root, run_cmd, setup, vmtest, which};
 
 /// The kernel of the matrix every test run boots: the oldest, the most
 /// unlike the hosts'.
@@ -127,7 +127,7 @@ pub fn test() -> Result<()> {
     );
     fuzz::run(&fuzz::Options {
         seconds: FUZZ_SECONDS,
-        jobs: cores(),
+        jobs: None,
         targets: Vec::new(),
         merge: false,
     })

@@ -62,13 +62,23 @@ pub struct ExitRecord {
 }
 
 impl ExitRecord {
-    /// The kernel reaps it at once: its parent ignores SIGCHLD, and neither
-    /// a ptracer nor a non-SIGCHLD exit signal stands in the way.
+    /// See [`auto_reaped`].
     #[inline(always)]
     pub fn auto_reaped(&self) -> bool {
-        self.flags & EXIT_PARENT_IGNORES_SIGCHLD != 0
-            && self.flags & (EXIT_PTRACED | EXIT_NOT_SIGCHLD) == 0
+        auto_reaped(
+            self.flags & EXIT_PARENT_IGNORES_SIGCHLD != 0,
+            self.flags & EXIT_PTRACED != 0,
+            self.flags & EXIT_NOT_SIGCHLD != 0,
+        )
     }
+}
+
+/// The kernel releases a dead child at once (`do_notify_parent`), never a
+/// zombie: its parent ignores SIGCHLD, and neither a ptracer nor a
+/// non-SIGCHLD exit signal (a `clone` child) stands in the way.
+#[inline(always)]
+pub const fn auto_reaped(parent_ignores_sigchld: bool, ptraced: bool, not_sigchld: bool) -> bool {
+    parent_ignores_sigchld && !ptraced && !not_sigchld
 }
 
 /// A process left the kernel's task list for good (`sched_process_free` of a

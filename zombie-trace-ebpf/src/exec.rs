@@ -10,9 +10,8 @@ use aya_ebpf::{
 use zombie_trace_common::{COUNTER_LOST_EXEC, ExecRecord, KIND_EXEC};
 
 use crate::{
-    EVENTS, count,
     filter::{filter, wants_parent},
-    wait,
+    send, wait,
 };
 
 #[btf_tracepoint(function = "sched_process_exec")]
@@ -32,12 +31,6 @@ pub fn sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
         // SAFETY: a helper without arguments.
         ts_ns: unsafe { bpf_ktime_get_boot_ns() },
     };
-    match EVENTS.reserve::<ExecRecord>(0) {
-        Some(mut entry) => {
-            entry.write(record);
-            entry.submit(crate::wakeup_flags());
-        }
-        None => count(COUNTER_LOST_EXEC),
-    }
+    send(record, COUNTER_LOST_EXEC);
     0
 }

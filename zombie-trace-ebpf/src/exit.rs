@@ -13,10 +13,11 @@ use zombie_trace_common::{
 };
 
 use crate::{
-    EVENTS, count,
+    count,
     filter::{filter, wants_current_cgroup, wants_parent, wants_process},
     offsets,
     pairing::{self, HANDED, Held},
+    send,
     task::{KPtr, pid_tgid, read, read_comm},
     wait,
 };
@@ -145,7 +146,7 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         parent_comm: read_comm(parent, o.task_comm),
     };
     if crate::streaming() {
-        send(record);
+        send(record, COUNTER_LOST_EXIT);
         return Ok(());
     }
     if record.auto_reaped() {
@@ -162,21 +163,11 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
                 if HANDED.insert(&tgid, &0, BPF_ANY.into()).is_err() {
                     count(COUNTER_HANDED_FULL);
                 }
-                send(record);
+                send(record, COUNTER_LOST_EXIT);
             }
         }
     }
     // Its pid may be reused: its wait history ends here.
     wait::forget(tgid);
     Ok(())
-}
-
-fn send(record: ExitRecord) {
-    match EVENTS.reserve::<ExitRecord>(0) {
-        Some(mut entry) => {
-            entry.write(record);
-            entry.submit(crate::wakeup_flags());
-        }
-        None => count(COUNTER_LOST_EXIT),
-    }
 }

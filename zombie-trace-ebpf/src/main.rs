@@ -109,6 +109,19 @@ fn opaque<T>(global: &'static T) -> &'static T {
     unsafe { &*core::ptr::read_volatile(&address) }
 }
 
+/// Sends `record` to userspace, or counts it under `lost` (a
+/// `COUNTER_LOST_*`) when the ring buffer has no room.
+#[inline(always)]
+fn send<T: 'static>(record: T, lost: u32) {
+    match EVENTS.reserve::<T>(0) {
+        Some(mut entry) => {
+            entry.write(record);
+            entry.submit(wakeup_flags());
+        }
+        None => count(lost),
+    }
+}
+
 /// Flags for submitting a record: no wakeup of the reader, which drains on
 /// a short timer anyway, unless the ring is a quarter full. A wakeup per
 /// record (an interrupt to the reader's CPU) costs more than the record.

@@ -11,9 +11,9 @@ use aya_log_ebpf::error;
 use zombie_trace_common::{COUNTER_LOST_REAP, COUNTER_READ_ERRORS, KIND_REAP, ReapRecord};
 
 use crate::{
-    EVENTS, count,
+    count,
     filter::{filter, wants_parent, wants_process},
-    offsets, pairing,
+    offsets, pairing, send,
     task::{KPtr, pid_tgid, read, read_comm},
 };
 
@@ -65,13 +65,7 @@ fn try_free(task: KPtr) -> Result<(), i32> {
         comm,
         reaper_comm: read_comm(parent, o.task_comm),
     };
-    match EVENTS.reserve::<ReapRecord>(0) {
-        Some(mut entry) => {
-            entry.write(record);
-            entry.submit(crate::wakeup_flags());
-        }
-        None => count(COUNTER_LOST_REAP),
-    }
+    send(record, COUNTER_LOST_REAP);
     Ok(())
 }
 

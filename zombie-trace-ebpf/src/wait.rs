@@ -25,9 +25,9 @@ use zombie_trace_common::{
 };
 
 use crate::{
-    EVENTS, atomic_add, count,
+    atomic_add, count,
     filter::{filter, wants_parent},
-    offsets, pairing,
+    offsets, pairing, send,
     task::{KPtr, current, read},
 };
 
@@ -268,13 +268,7 @@ fn on_return(ctx: &TracePointContext, syscall: u32) {
         pid_ns_level,
         _pad: 0,
     };
-    match EVENTS.reserve::<WaitRecord>(0) {
-        Some(mut entry) => {
-            entry.write(record);
-            entry.submit(crate::wakeup_flags());
-        }
-        None => count(COUNTER_LOST_WAIT),
-    }
+    send(record, COUNTER_LOST_WAIT);
 }
 
 /// The start time of the current process (its leader's).

@@ -14,9 +14,9 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::model::{
-    event::{Comm, Event, Exit, ExitStatus, ProcKey, Reap, WNOHANG, WNOWAIT, Wait},
+    event::{Comm, Event, Exit, ExitStatus, ProcKey, Release, WNOHANG, WNOWAIT, Wait},
     process::{RECENT_TARGETS, RecentWait, WaitStats},
-    report::{ParentGroup, ReaperKind},
+    report::{ParentGroup, Reaped, ReaperKind},
     time::ns_to_ticks,
 };
 
@@ -110,32 +110,15 @@ pub struct Finding {
     pub preexisting: bool,
 }
 
-/// A child left the kernel.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reaping {
-    pub pid: u32,
-    pub comm: Comm,
-    /// When (boot ns); `None` when only `/proc` saw it go.
-    pub ts_ns: Option<u64>,
-    pub reaper_pid: Option<u32>,
-    pub reaper_comm: Option<Comm>,
-    pub kind: ReaperKind,
-    /// From exit to reap, when both were seen.
-    pub zombie_ns: Option<u64>,
-    /// It had been reported as a zombie.
-    pub was_reported: bool,
-    pub preexisting: bool,
-}
-
 /// What [`Engine::on_event`] gives back.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Output {
+pub enum Outcome {
     /// A process died; `auto_reap` when the kernel reaps it at once.
     Exited {
         exit: Exit,
         auto_reap: bool,
     },
-    Reaped(Reaping),
+    Reaped(Reaped),
 }
 
 /// Running totals.
@@ -210,7 +193,7 @@ impl Pending {
     }
 
     /// Its reap at `ts_ns` by `reaper_pid`.
-    fn reaping(&self, ts_ns: u64, reaper_pid: u32, reaper_comm: Comm) -> Reaping {
+    fn reaping(&self, ts_ns: u64, reaper_pid: u32, reaper_comm: Comm) -> Reaped {
         let kind = match &self.exit {
             Some(exit) if exit.auto_reaped() => ReaperKind::Kernel,
             Some(exit) if reaper_pid == exit.ppid => ReaperKind::Parent,
@@ -218,13 +201,13 @@ impl Pending {
             _ if reaper_pid == 1 => ReaperKind::Init,
             _ => ReaperKind::Subreaper,
         };
-        Reaping {
+        Reaped {
             pid: self.pid,
             comm: self.comm,
             ts_ns: Some(ts_ns),
             reaper_pid: Some(reaper_pid),
             reaper_comm: Some(reaper_comm),
-            kind,
+            reaper_kind: kind,
             // Released at exit by the kernel: never a zombie.
             zombie_ns: self
                 .exit
@@ -299,10 +282,10 @@ impl Engine {
         ns_to_ticks(ns, self.config.ticks_per_sec)
     }
 
-    pub fn on_event(&mut self, event: &Event, out: &mut Vec<Output>) {
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<Outcome>) {
         match event {
             Event::Exit(exit) => self.on_exit(exit, out),
-            Event::Reap(reap) => self.on_reap(reap, out),
+            Event::Release(reap) => self.on_release(reap, out),
             Event::Wait(wait) => self.on_wait(wait, out),
             // Wait calls of the old program say nothing about the new one.
             Event::Exec(exec) => {
@@ -311,7 +294,7 @@ impl Engine {
         }
     }
 
-    pub fn on_exit(&mut self, exit: &Exit, out: &mut Vec<Output>) {
+    pub fn on_exit(&mut self, exit: &Exit, out: &mut Vec<Outcome>) {
         let id = Id::Seen(exit.key);
         if self.pending.contains_key(&id) {
             // Two threads died at once and both saw the group dead.
@@ -320,7 +303,7 @@ impl Engine {
         self.counts.exits += 1;
         // Its pid may be reused: its wait history ends here.
         self.waits.remove(&exit.key.pid);
-        out.push(Output::Exited {
+        out.push(Outcome::Exited {
             exit: exit.clone(),
             auto_reap: exit.auto_reaped(),
         });
@@ -358,20 +341,20 @@ impl Engine {
         self.insert(id, entry);
     }
 
-    pub fn on_reap(&mut self, reap: &Reap, out: &mut Vec<Output>) {
+    pub fn on_release(&mut self, reap: &Release, out: &mut Vec<Outcome>) {
         let id = Some(Id::Seen(reap.key))
             .filter(|id| self.pending.contains_key(id))
             .or_else(|| self.unseen_for(reap.key.pid, self.ticks(reap.key.start_ns)));
         let Some(id) = id else {
             self.counts.reaps += 1;
             self.remember_orphan_reap(reap);
-            out.push(Output::Reaped(Reaping {
+            out.push(Outcome::Reaped(Reaped {
                 pid: reap.key.pid,
                 comm: reap.comm,
                 ts_ns: Some(reap.ts_ns),
                 reaper_pid: Some(reap.reaper_pid),
                 reaper_comm: Some(reap.reaper_comm),
-                kind: ReaperKind::Unknown,
+                reaper_kind: ReaperKind::Unknown,
                 zombie_ns: None,
                 was_reported: false,
                 preexisting: false,
@@ -383,7 +366,7 @@ impl Engine {
         if entry.state != (State::Gone { announced: true }) {
             self.counts.reaps += 1;
             self.counts.paired_reaps += 1;
-            out.push(Output::Reaped(entry.reaping(
+            out.push(Outcome::Reaped(entry.reaping(
                 reap.ts_ns,
                 reap.reaper_pid,
                 reap.reaper_comm,
@@ -391,7 +374,7 @@ impl Engine {
         }
     }
 
-    pub fn on_wait(&mut self, wait: &Wait, out: &mut Vec<Output>) {
+    pub fn on_wait(&mut self, wait: &Wait, out: &mut Vec<Outcome>) {
         self.record_wait(wait);
         self.reap_by_wait(wait, out);
     }
@@ -425,7 +408,7 @@ impl Engine {
     /// The reported pid is in the caller's pid namespace: a caller outside
     /// the initial one falls back to the release record. The caller must
     /// also be the child's parent, and the status the same.
-    fn reap_by_wait(&mut self, wait: &Wait, out: &mut Vec<Output>) {
+    fn reap_by_wait(&mut self, wait: &Wait, out: &mut Vec<Outcome>) {
         let Some(pid) = wait
             .reported_pid
             .filter(|_| wait.reaped && wait.global_pids)
@@ -458,7 +441,7 @@ impl Engine {
         self.counts.reaps += 1;
         self.counts.paired_reaps += 1;
         self.set_deadline(id, Some(wait.ts_ns.saturating_add(self.config.memory_ns)));
-        out.push(Output::Reaped(reaping));
+        out.push(Outcome::Reaped(reaping));
     }
 
     /// The wait calls process `tgid` made since tracing began (or since the
@@ -608,13 +591,13 @@ impl Engine {
                     self.counts.paired_reaps += 1;
                 }
                 let resolution = if reported {
-                    Resolution::Vanished(Reaping {
+                    Resolution::Vanished(Reaped {
                         pid: entry.pid,
                         comm: entry.comm,
                         ts_ns: None,
                         reaper_pid: None,
                         reaper_comm: None,
-                        kind: ReaperKind::Unknown,
+                        reaper_kind: ReaperKind::Unknown,
                         zombie_ns: None,
                         was_reported: true,
                         preexisting: entry.preexisting,
@@ -703,7 +686,7 @@ impl Engine {
         }
     }
 
-    fn remember_orphan_reap(&mut self, reap: &Reap) {
+    fn remember_orphan_reap(&mut self, reap: &Release) {
         self.orphan_reaps.insert(reap.key, reap.ts_ns);
         self.orphan_order.push_back((reap.ts_ns, reap.key));
         while self.orphan_order.len() > self.config.max_orphan_reaps {
@@ -723,7 +706,7 @@ pub enum Resolution {
     /// A new zombie to report.
     Report(Box<Finding>),
     /// A reported zombie is gone though no reap record came.
-    Vanished(Reaping),
+    Vanished(Reaped),
 }
 
 fn record_wait(stats: &mut WaitStats, wait: &Wait) {
@@ -792,8 +775,8 @@ mod tests {
         }
     }
 
-    fn reap(pid: u32, start_ns: u64, reaper: u32, ts_ns: u64) -> Reap {
-        Reap {
+    fn reap(pid: u32, start_ns: u64, reaper: u32, ts_ns: u64) -> Release {
+        Release {
             key: key(pid, start_ns),
             ts_ns,
             comm: Comm::new(b"child"),
@@ -819,11 +802,11 @@ mod tests {
         }
     }
 
-    fn reapings(out: &[Output]) -> Vec<&Reaping> {
+    fn reapings(out: &[Outcome]) -> Vec<&Reaped> {
         out.iter()
             .filter_map(|o| match o {
-                Output::Reaped(r) => Some(r),
-                Output::Exited { .. } => None,
+                Outcome::Reaped(r) => Some(r),
+                Outcome::Exited { .. } => None,
             })
             .collect()
     }
@@ -847,13 +830,13 @@ mod tests {
         let mut e = engine();
         let mut out = Vec::new();
         e.on_exit(&exit(100, 7, 10, SEC), &mut out);
-        e.on_reap(&reap(100, 7, 10, SEC + 2 * MS), &mut out);
+        e.on_release(&reap(100, 7, 10, SEC + 2 * MS), &mut out);
         assert!(
-            matches!(&out[0], Output::Exited { exit, auto_reap: false } if exit.key.pid == 100)
+            matches!(&out[0], Outcome::Exited { exit, auto_reap: false } if exit.key.pid == 100)
         );
         let r = reapings(&out);
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].kind, ReaperKind::Parent);
+        assert_eq!(r[0].reaper_kind, ReaperKind::Parent);
         assert_eq!(r[0].zombie_ns, Some(2 * MS));
         assert!(!r[0].was_reported);
         assert!(e.tick(100 * SEC).is_empty());
@@ -889,7 +872,7 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].zombies, vec![100]);
         assert_eq!(groups[0].oldest_ns, Some(8 * SEC));
-        e.on_reap(&reap(100, 7, 10, 10 * SEC), &mut out);
+        e.on_release(&reap(100, 7, 10, 10 * SEC), &mut out);
         let r = reapings(&out);
         assert!(r[0].was_reported);
         assert_eq!(r[0].zombie_ns, Some(9 * SEC));
@@ -909,11 +892,11 @@ mod tests {
         );
         assert_eq!(e.counts().zombies, 0);
         // A late reap record is still paired (but was not reported).
-        e.on_reap(&reap(100, 7, 10, 11 * SEC), &mut out);
+        e.on_release(&reap(100, 7, 10, 11 * SEC), &mut out);
         let r = reapings(&out);
         assert_eq!(r.len(), 1);
         assert!(!r[0].was_reported);
-        assert_eq!(r[0].kind, ReaperKind::Parent);
+        assert_eq!(r[0].reaper_kind, ReaperKind::Parent);
         // Without one, it is forgotten after the memory window.
         e.on_exit(&exit(200, 8, 10, SEC), &mut out);
         let due = e.tick(20 * SEC);
@@ -952,11 +935,11 @@ mod tests {
         };
         assert!(r.was_reported);
         assert_eq!(r.reaper_pid, None);
-        assert_eq!(r.kind, ReaperKind::Unknown);
+        assert_eq!(r.reaper_kind, ReaperKind::Unknown);
         assert!(e.reported(u64::MAX).is_empty());
         // Its reap record, arriving late, adds no second line.
         out.clear();
-        e.on_reap(&reap(100, 7, 10, 7 * SEC), &mut out);
+        e.on_release(&reap(100, 7, 10, 7 * SEC), &mut out);
         assert!(reapings(&out).is_empty());
         assert_eq!(e.pending_len(), 0);
     }
@@ -974,14 +957,17 @@ mod tests {
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].ts_ns, Some(9 * SEC));
         assert_eq!(r[0].zombie_ns, Some(8 * SEC));
-        assert_eq!((r[0].reaper_pid, r[0].kind), (Some(10), ReaperKind::Parent));
+        assert_eq!(
+            (r[0].reaper_pid, r[0].reaper_kind),
+            (Some(10), ReaperKind::Parent)
+        );
         assert_eq!(r[0].reaper_comm, Some(Comm::new(b"parent")));
         assert!(r[0].was_reported);
         assert!(e.outstanding(9 * SEC).is_empty());
         assert!(e.reported(u64::MAX).is_empty());
         // The kernel's release record, seconds later (lazy RCU): no second line.
         out.clear();
-        e.on_reap(&reap(100, 7, 10, 19 * SEC), &mut out);
+        e.on_release(&reap(100, 7, 10, 19 * SEC), &mut out);
         assert!(out.is_empty());
         assert_eq!(e.pending_len(), 0);
         assert_eq!(e.counts().reaps, 1);
@@ -1006,7 +992,7 @@ mod tests {
         namespaced.global_pids = false;
         e.on_wait(&namespaced, &mut out);
         assert!(out.is_empty());
-        e.on_reap(&reap(100, 7, 10, 3 * SEC), &mut out);
+        e.on_release(&reap(100, 7, 10, 3 * SEC), &mut out);
         assert_eq!(reapings(&out)[0].zombie_ns, Some(2 * SEC));
     }
 
@@ -1019,15 +1005,15 @@ mod tests {
         report(e.resolve(due[0].id, zombie(55), 6 * SEC));
         out.clear();
         e.on_wait(&wait(55, 7 * SEC, WaitTarget::Any, 0, 100), &mut out);
-        assert_eq!(reapings(&out)[0].kind, ReaperKind::Subreaper);
+        assert_eq!(reapings(&out)[0].reaper_kind, ReaperKind::Subreaper);
     }
 
     #[test]
     fn reap_before_exit_pairs_without_a_report() {
         let mut e = engine();
         let mut out = Vec::new();
-        e.on_reap(&reap(100, 7, 10, SEC), &mut out);
-        assert_eq!(reapings(&out)[0].kind, ReaperKind::Unknown);
+        e.on_release(&reap(100, 7, 10, SEC), &mut out);
+        assert_eq!(reapings(&out)[0].reaper_kind, ReaperKind::Unknown);
         out.clear();
         e.on_exit(&exit(100, 7, 10, SEC - MS), &mut out);
         assert_eq!(out.len(), 1, "only the exit line");
@@ -1040,7 +1026,7 @@ mod tests {
         let mut e = engine();
         let mut out = Vec::new();
         for pid in 0..10_000u32 {
-            e.on_reap(&reap(pid, 7, 10, SEC), &mut out);
+            e.on_release(&reap(pid, 7, 10, SEC), &mut out);
         }
         assert_eq!(e.orphan_reaps.len(), e.config.max_orphan_reaps);
         e.tick(SEC + e.config.memory_ns + 1);
@@ -1072,14 +1058,14 @@ mod tests {
             e.on_exit(&x, &mut out);
             assert!(matches!(
                 out[0],
-                Output::Exited {
+                Outcome::Exited {
                     auto_reap: false,
                     ..
                 }
             ));
-            e.on_reap(&reap(100, 7, 10, 2 * SEC), &mut out);
+            e.on_release(&reap(100, 7, 10, 2 * SEC), &mut out);
             let r = reapings(&out)[0];
-            assert_eq!(r.kind, ReaperKind::Parent);
+            assert_eq!(r.reaper_kind, ReaperKind::Parent);
             assert_eq!(r.zombie_ns, Some(SEC));
         }
     }
@@ -1092,7 +1078,7 @@ mod tests {
         // The old reap was lost; pid 100 comes back as a new process.
         e.on_exit(&exit(100, 9 * SEC, 11, 9 * SEC), &mut out);
         // A reap with the new identity does not pair with the old exit.
-        e.on_reap(&reap(100, 9 * SEC, 11, 9 * SEC + MS), &mut out);
+        e.on_release(&reap(100, 9 * SEC, 11, 9 * SEC + MS), &mut out);
         let r = reapings(&out);
         assert_eq!(r[0].zombie_ns, Some(MS));
         let due = e.tick(20 * SEC);
@@ -1100,7 +1086,7 @@ mod tests {
         assert_eq!(due[0].id, Id::Seen(key(100, 7)));
         // A stale reap with the old identity pairs with the old exit only.
         out.clear();
-        e.on_reap(&reap(100, 7, 10, 21 * SEC), &mut out);
+        e.on_release(&reap(100, 7, 10, 21 * SEC), &mut out);
         assert_eq!(reapings(&out)[0].zombie_ns, Some(20 * SEC));
         assert_eq!(e.pending_len(), 0);
     }
@@ -1119,10 +1105,10 @@ mod tests {
             let mut x = exit(100, 7, 10, SEC);
             x.parent_ignores_sigchld = ignores;
             e.on_exit(&x, &mut out);
-            assert!(matches!(out[0], Output::Exited { auto_reap, .. } if auto_reap == ignores));
-            e.on_reap(&reap(100, 7, reaper, SEC + MS), &mut out);
+            assert!(matches!(out[0], Outcome::Exited { auto_reap, .. } if auto_reap == ignores));
+            e.on_release(&reap(100, 7, reaper, SEC + MS), &mut out);
             let r = reapings(&out)[0];
-            assert_eq!(r.kind, kind, "reaper {reaper}");
+            assert_eq!(r.reaper_kind, kind, "reaper {reaper}");
             assert_eq!(r.zombie_ns, (!ignores).then_some(MS), "reaper {reaper}");
         }
     }
@@ -1139,8 +1125,8 @@ mod tests {
         // The parent dies again: a re-check updates the group.
         e.resolve(due[0].id, zombie(1), 7 * SEC);
         assert_eq!(e.outstanding(7 * SEC)[0].ppid, 1);
-        e.on_reap(&reap(100, 7, 1, 8 * SEC), &mut out);
-        assert_eq!(reapings(&out)[0].kind, ReaperKind::Init);
+        e.on_release(&reap(100, 7, 1, 8 * SEC), &mut out);
+        assert_eq!(reapings(&out)[0].reaper_kind, ReaperKind::Init);
     }
 
     #[test]
@@ -1155,7 +1141,7 @@ mod tests {
             e.tick(3 * SEC + THRESHOLD - 1).is_empty(),
             "clock starts at the group's death"
         );
-        e.on_reap(&reap(100, 7, 10, 4 * SEC), &mut out);
+        e.on_release(&reap(100, 7, 10, 4 * SEC), &mut out);
         assert_eq!(reapings(&out)[0].zombie_ns, Some(SEC));
     }
 
@@ -1185,14 +1171,14 @@ mod tests {
         assert!(f.preexisting);
         assert_eq!((f.age_ns, f.status, f.ppid_at_exit), (None, None, None));
         // Another process's reap with the same pid does not pair.
-        e.on_reap(&reap(100, 3 * SEC, 10, 51 * SEC), &mut out);
-        assert_eq!(reapings(&out)[0].kind, ReaperKind::Unknown);
+        e.on_release(&reap(100, 3 * SEC, 10, 51 * SEC), &mut out);
+        assert_eq!(reapings(&out)[0].reaper_kind, ReaperKind::Unknown);
         out.clear();
         // 2.5 s = 250 ticks at 100 Hz.
-        e.on_reap(&reap(100, 2_500 * MS + 3, 77, 52 * SEC), &mut out);
+        e.on_release(&reap(100, 2_500 * MS + 3, 77, 52 * SEC), &mut out);
         let r = reapings(&out)[0];
         assert!(r.preexisting && r.was_reported);
-        assert_eq!(r.kind, ReaperKind::Subreaper);
+        assert_eq!(r.reaper_kind, ReaperKind::Subreaper);
         assert_eq!(r.zombie_ns, None);
         let c = e.counts();
         assert_eq!((c.zombies, c.preexisting), (1, 1));
@@ -1237,7 +1223,7 @@ mod tests {
         report(e.resolve(due[0].id, zombie(10), 51 * SEC));
         e.on_exit(&exit(100, 2_500 * MS, 10, 49 * SEC), &mut out);
         assert!(e.tick(100 * SEC).is_empty(), "not reported twice");
-        e.on_reap(&reap(100, 2_500 * MS, 10, 101 * SEC), &mut out);
+        e.on_release(&reap(100, 2_500 * MS, 10, 101 * SEC), &mut out);
         let r = reapings(&out)[0];
         assert!(r.was_reported && r.preexisting);
     }
@@ -1376,7 +1362,7 @@ mod tests {
                 &Event::Wait(wait(10, t + 1, WaitTarget::Any, 0, i64::from(pid))),
                 &mut out,
             );
-            e.on_event(&Event::Reap(reap(pid, start, 10, t + 2)), &mut out);
+            e.on_event(&Event::Release(reap(pid, start, 10, t + 2)), &mut out);
             if i % 1_000 == 0 {
                 assert!(e.tick(t).is_empty());
             }

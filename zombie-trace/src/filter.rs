@@ -131,14 +131,6 @@ fn is_within(have: &str, want: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The cgroup v2 path of a process, from `/proc/PID/cgroup` (`0::/path`).
-pub fn cgroup_of(pid: u32) -> Option<String> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(str::to_owned)
-}
-
 fn resolve_cgroup(path: &Path) -> Result<Cgroup, FilterError> {
     let err = |why: String| FilterError::Cgroup {
         path: path.to_path_buf(),

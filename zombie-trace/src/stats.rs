@@ -126,8 +126,9 @@ struct Parent {
     touched_ns: u64,
 }
 
+/// The reaps made by processes of one name.
 #[derive(Clone, Debug)]
-struct Comm {
+struct ByName {
     reaps: Log2Hist,
     touched_ns: u64,
 }
@@ -146,7 +147,7 @@ pub struct KernelLatency {
 #[derive(Default)]
 pub struct Stats {
     reaps: Log2Hist,
-    by_comm: HashMap<Vec<u8>, Comm>,
+    by_comm: HashMap<Vec<u8>, ByName>,
     parents: HashMap<u32, Parent>,
 }
 
@@ -194,7 +195,7 @@ impl Stats {
         if !self.by_comm.contains_key(reaper_comm) && self.by_comm.len() >= MAX_COMMS {
             evict_idlest(&mut self.by_comm, |c| c.touched_ns);
         }
-        let comm = self.by_comm.entry(reaper_comm.to_vec()).or_insert(Comm {
+        let comm = self.by_comm.entry(reaper_comm.to_vec()).or_insert(ByName {
             reaps: Log2Hist::default(),
             touched_ns: now_ns,
         });

@@ -13,7 +13,8 @@ use zombie_trace_common::{
 
 use crate::model::{
     event::{
-        Comm, Event, Exec, Exit, ExitStatus, ProcKey, Reap, WNOWAIT, Wait, WaitSyscall, WaitTarget,
+        Comm, Event, Exec, Exit, ExitStatus, ProcKey, Release, WNOWAIT, Wait, WaitSyscall,
+        WaitTarget,
     },
     process::{RecentWait, WaitStats},
 };
@@ -50,7 +51,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind: u32 = read(bytes)?;
     match kind {
         KIND_EXIT => Ok(Event::Exit(exit(read(bytes)?))),
-        KIND_REAP => Ok(Event::Reap(reap(read(bytes)?))),
+        KIND_REAP => Ok(Event::Release(reap(read(bytes)?))),
         KIND_WAIT => wait(read(bytes)?).map(Event::Wait),
         KIND_EXEC => {
             let r: ExecRecord = read(bytes)?;
@@ -84,8 +85,8 @@ pub fn exit(r: ExitRecord) -> Exit {
     }
 }
 
-fn reap(r: ReapRecord) -> Reap {
-    Reap {
+fn reap(r: ReapRecord) -> Release {
+    Release {
         key: ProcKey {
             pid: r.tgid,
             start_ns: r.start_ns,
@@ -271,7 +272,7 @@ mod tests {
             comm: comm(b"child"),
             reaper_comm: comm(b"parent"),
         };
-        let Event::Reap(e) = decode(&bytes_of(&r)).unwrap() else {
+        let Event::Release(e) = decode(&bytes_of(&r)).unwrap() else {
             panic!()
         };
         assert_eq!(e.reaper_pid, 7);

@@ -4,28 +4,21 @@
 //! Everything attached is owned by file descriptors in [`Tracer`]: dropping
 //! them, or the process dying in any way, detaches and unloads all of it.
 
-use std::{
-    collections::HashSet,
-    fs,
-    os::fd::{AsFd as _, AsRawFd as _},
-    path::PathBuf,
-};
+use std::{collections::HashSet, fs, path::PathBuf};
 
 use aya::{
-    Btf, Ebpf, EbpfLoader, Pod,
-    maps::{HashMap, IterableMap as _, Map, MapData, PerCpuArray, RingBuf},
+    Btf, Ebpf, EbpfLoader,
+    maps::{Map, MapData, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
 use caps::{CapSet, Capability, CapsHashSet};
 use thiserror::Error;
-use zombie_trace_common::{
-    COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
-    COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
-    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, Filter, LatencyHist, Offsets,
-    PENDING_MAX, ReaperLatency, WAIT_ARGS_MAX, WaitTally,
-};
+use zombie_trace_common::{Filter, Offsets, WAIT_ARGS_MAX};
 
-use crate::kernel::offsets::{self, OffsetError, VMLINUX_BTF};
+use crate::kernel::{
+    maps::Probes,
+    offsets::{self, OffsetError, VMLINUX_BTF},
+};
 
 /// The programs, built by build.rs (empty when the build skipped them).
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zombie-trace"));
@@ -95,141 +88,6 @@ pub struct Tracer {
     /// eBPF-side log messages (`None` if the logger could not start).
     pub logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     pub probes: Probes,
-}
-
-/// The programs, and the maps read on demand.
-pub struct Probes {
-    counters: PerCpuArray<MapData, u64>,
-    /// The default mode's maps (see the eBPF crate's `pairing`): exits not
-    /// yet reaped, what userspace tracks, wait calls by caller, and reap
-    /// latencies.
-    pending: HashMap<MapData, u32, ExitRecord>,
-    handed: HashMap<MapData, u32, u32>,
-    /// What userspace put in `handed`: the kernel puts there only what it
-    /// takes out again at the reap, so a stray entry (a process reaped as
-    /// userspace marked it) is one of these, found without walking the map.
-    handed_here: HashSet<u32>,
-    wait_tally: HashMap<MapData, u32, WaitTally>,
-    latency: PerCpuArray<MapData, LatencyHist>,
-    latency_by_comm: HashMap<MapData, [u8; COMM_LEN], LatencyHist>,
-    latency_by_reaper: HashMap<MapData, u32, ReaperLatency>,
-    /// Whether `wait4`/`waitid` are traced (they need tracefs).
-    pub wait_tracing: bool,
-    /// Why not, when they are not.
-    pub wait_tracing_error: Option<String>,
-    /// Keeps the programs and their links alive: dropping it detaches them.
-    _ebpf: Ebpf,
-}
-
-/// Every entry of hash map `map` (at most `max`), read by the kernel in as
-/// few `BPF_MAP_LOOKUP_BATCH` calls as it takes (Linux 5.6+), which aya
-/// does not offer.
-fn lookup_batch<K: Pod, V: Pod>(map: &MapData, max: u32) -> std::io::Result<Vec<(K, V)>> {
-    /// `union bpf_attr`'s `batch` member (include/uapi/linux/bpf.h).
-    #[repr(C)]
-    struct BatchAttr {
-        in_batch: u64,
-        out_batch: u64,
-        keys: u64,
-        values: u64,
-        count: u32,
-        map_fd: u32,
-        elem_flags: u64,
-        flags: u64,
-    }
-    const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-    let n = max as usize;
-    let (key_len, value_len) = (size_of::<K>(), size_of::<V>());
-    let mut keys = vec![0u8; n * key_len];
-    let mut values = vec![0u8; n * value_len];
-    // For a hash map the batch token is a bucket number (a u32).
-    let (mut token_in, mut token_out) = (0u64, 0u64);
-    let mut entries = Vec::new();
-    let mut first = true;
-    loop {
-        let mut attr = BatchAttr {
-            in_batch: if first {
-                0
-            } else {
-                (&raw const token_in) as u64
-            },
-            out_batch: (&raw mut token_out) as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count: max,
-            map_fd: map.fd().as_fd().as_raw_fd() as u32,
-            elem_flags: 0,
-            flags: 0,
-        };
-        // SAFETY: the attribute points to buffers for `max` keys and
-        // values and to 8-byte tokens, all alive for the call; the kernel
-        // writes at most `count` entries.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &raw mut attr,
-                size_of::<BatchAttr>() as u32,
-            )
-        };
-        // ENOENT: the end of the map, with the last entries read.
-        let end = ret < 0 && {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ENOENT) {
-                return Err(e);
-            }
-            true
-        };
-        let filled = (attr.count as usize).min(n);
-        for i in 0..filled {
-            // SAFETY: the kernel wrote `filled` whole keys and values; Pod
-            // types are valid for any bytes, and read unaligned.
-            let entry = unsafe {
-                (
-                    keys.as_ptr().add(i * key_len).cast::<K>().read_unaligned(),
-                    values
-                        .as_ptr()
-                        .add(i * value_len)
-                        .cast::<V>()
-                        .read_unaligned(),
-                )
-            };
-            entries.push(entry);
-        }
-        if end || entries.len() >= n {
-            return Ok(entries);
-        }
-        token_in = token_out;
-        first = false;
-    }
-}
-
-/// What the kernel programs count (since they were loaded).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Records the ring buffer had no room for.
-    pub lost_exits: u64,
-    pub lost_reaps: u64,
-    pub lost_waits: u64,
-    pub lost_execs: u64,
-    /// Wait calls not tracked: too many threads were blocked in wait.
-    pub untracked_waits: u64,
-    /// Kernel memory reads that failed (fields left zero).
-    pub read_errors: u64,
-    /// Processes that died, as traced (the default mode's count).
-    pub exits: u64,
-    /// Reaps paired in the kernel (the default mode's).
-    pub kernel_reaps: u64,
-    /// Exits sent over the ring buffer because `PENDING` was full.
-    pub pending_full: u64,
-    /// Reaps not marked for userspace because `HANDED` was full.
-    pub handed_full: u64,
-}
-
-impl Counters {
-    pub fn lost(&self) -> u64 {
-        self.lost_exits + self.lost_reaps + self.lost_waits + self.lost_execs
-    }
 }
 
 pub struct Options {
@@ -442,119 +300,6 @@ fn attach_wait(ebpf: &mut Ebpf, entries: bool) -> Result<(), LoadError> {
         program.attach("syscalls", name).map_err(attach_err)?;
     }
     Ok(())
-}
-
-impl Probes {
-    /// The kernel-side counters, summed over CPUs.
-    pub fn counters(&self) -> Counters {
-        let read = |index: u32| {
-            self.counters
-                .get(&index, 0)
-                .map(|values| values.iter().sum())
-                .unwrap_or(0)
-        };
-        Counters {
-            lost_exits: read(COUNTER_LOST_EXIT),
-            lost_reaps: read(COUNTER_LOST_REAP),
-            lost_waits: read(COUNTER_LOST_WAIT),
-            lost_execs: read(COUNTER_LOST_EXEC),
-            untracked_waits: read(COUNTER_WAIT_UNTRACKED),
-            read_errors: read(COUNTER_READ_ERRORS),
-            exits: read(COUNTER_EXITS),
-            kernel_reaps: read(COUNTER_KERNEL_REAPS),
-            pending_full: read(COUNTER_PENDING_FULL),
-            handed_full: read(COUNTER_HANDED_FULL),
-        }
-    }
-
-    /// The exits held in the kernel, not yet reaped: the whole map in one
-    /// batch (a leaking parent fills it with thousands), else entry by
-    /// entry, two syscalls each.
-    pub fn held(&self) -> Vec<ExitRecord> {
-        match lookup_batch::<u32, ExitRecord>(self.pending.map(), PENDING_MAX) {
-            Ok(entries) => entries.into_iter().map(|(_, exit)| exit).collect(),
-            Err(e) => {
-                log::debug!("batch lookup of PENDING failed ({e}): reading it entry by entry");
-                self.pending
-                    .iter()
-                    .filter_map(Result::ok)
-                    .map(|(_, exit)| exit)
-                    .collect()
-            }
-        }
-    }
-
-    /// Takes the process of `exit`, read from the kernel's `PENDING` map
-    /// earlier, out of it, so that its reap comes to userspace; `false` if
-    /// the kernel paired it meanwhile (its pid may even hold another
-    /// process's exit by now, which stays). On `Err`, `HANDED` is full: the
-    /// process stays in the kernel.
-    pub fn take_over(&mut self, exit: &ExitRecord) -> Result<bool, aya::maps::MapError> {
-        let tgid = exit.tgid;
-        if !self
-            .pending
-            .get(&tgid, 0)
-            .is_ok_and(|held| held.start_ns == exit.start_ns)
-        {
-            return Ok(false);
-        }
-        // Marked first: a reap between the two steps then still comes.
-        self.track(tgid)?;
-        if self.pending.remove(&tgid).is_ok() {
-            return Ok(true);
-        }
-        self.untrack(tgid);
-        Ok(false)
-    }
-
-    /// Asks for the reap of process `tgid` (found in `/proc`) to come to
-    /// userspace.
-    pub fn track(&mut self, tgid: u32) -> Result<(), aya::maps::MapError> {
-        self.handed.insert(&tgid, &0, 0)?;
-        self.handed_here.insert(tgid);
-        Ok(())
-    }
-
-    pub fn untrack(&mut self, tgid: u32) {
-        let _ = self.handed.remove(&tgid);
-        self.handed_here.remove(&tgid);
-    }
-
-    /// The processes userspace asked the reaps of and has not untracked
-    /// (the kernel drops each from `HANDED` when it sends its reap).
-    pub fn tracked(&self) -> Vec<u32> {
-        self.handed_here.iter().copied().collect()
-    }
-
-    /// The wait calls of process `tgid`, as the kernel counted them.
-    pub fn wait_tally(&self, tgid: u32) -> Option<WaitTally> {
-        self.wait_tally.get(&tgid, 0).ok()
-    }
-
-    /// Reap latencies of the children paired in the kernel, summed over
-    /// CPUs.
-    pub fn latency(&self) -> Option<LatencyHist> {
-        let per_cpu = self.latency.get(&0, 0).ok()?;
-        let mut sum = per_cpu.first().copied()?;
-        for hist in per_cpu.iter().skip(1) {
-            for (total, n) in sum.buckets.iter_mut().zip(hist.buckets) {
-                *total += n;
-            }
-            sum.sum_ns += hist.sum_ns;
-            sum.max_ns = sum.max_ns.max(hist.max_ns);
-        }
-        Some(sum)
-    }
-
-    /// The same by the reaper's name.
-    pub fn latency_by_comm(&self) -> Vec<([u8; COMM_LEN], LatencyHist)> {
-        self.latency_by_comm.iter().filter_map(Result::ok).collect()
-    }
-
-    /// The same for the children process `tgid` reaped.
-    pub fn latency_of(&self, tgid: u32) -> Option<LatencyHist> {
-        self.latency_by_reaper.get(&tgid, 0).ok().map(|r| r.hist)
-    }
 }
 
 /// `ZOMBIE_TRACE_COMPAT=1`: the ways of the oldest supported kernels on

@@ -6,5 +6,6 @@
 pub mod clock;
 pub mod decode;
 pub mod load;
+pub mod maps;
 pub mod offsets;
 pub mod privileges;

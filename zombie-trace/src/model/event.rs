@@ -109,17 +109,20 @@ pub struct Exit {
 }
 
 impl Exit {
-    /// The kernel releases it at once (`do_notify_parent`): the parent
-    /// ignores SIGCHLD, and the child is neither traced nor a `clone` child
-    /// with another exit signal.
+    /// The kernel releases it at once (see
+    /// [`zombie_trace_common::auto_reaped`]).
     pub fn auto_reaped(&self) -> bool {
-        self.parent_ignores_sigchld && !self.ptraced && !self.not_sigchld
+        zombie_trace_common::auto_reaped(
+            self.parent_ignores_sigchld,
+            self.ptraced,
+            self.not_sigchld,
+        )
     }
 }
 
 /// A process was released: it is gone from the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reap {
+pub struct Release {
     pub key: ProcKey,
     pub ts_ns: u64,
     pub comm: Comm,
@@ -210,7 +213,7 @@ pub struct Exec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Exit(Exit),
-    Reap(Reap),
+    Release(Release),
     Wait(Wait),
     Exec(Exec),
 }

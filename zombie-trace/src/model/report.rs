@@ -61,12 +61,14 @@ impl ReaperKind {
     }
 }
 
-/// A process was reaped.
-#[derive(Clone, Debug, PartialEq)]
+/// A process was reaped (the engine's conclusion from the kernel's release
+/// record, a wait call that collected it, or `/proc`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reaped {
-    pub ts: SystemTime,
     pub pid: u32,
     pub comm: Comm,
+    /// When (boot ns); `None` when only `/proc` saw it go.
+    pub ts_ns: Option<u64>,
     /// `None` when the reap record was lost and only `/proc` saw it go.
     pub reaper_pid: Option<u32>,
     pub reaper_comm: Option<Comm>,
@@ -186,7 +188,11 @@ pub struct Snapshot {
 pub enum Line {
     Ready(Ready),
     Zombie(Box<Zombie>),
-    Reaped(Reaped),
+    /// At `ts` (wall clock).
+    Reaped {
+        ts: SystemTime,
+        reaped: Reaped,
+    },
     Exited(Exited),
     Lost(Lost),
     Summary(Summary),

@@ -245,8 +245,8 @@ mod tests {
 
     fn reap(pid: u32, reaper: u32, zombie_ms: u64) -> Reaped {
         Reaped {
-            ts: std::time::SystemTime::UNIX_EPOCH,
             pid,
+            ts_ns: Some(zombie_ms * MS),
             comm: Comm::new(b"child"),
             reaper_pid: Some(reaper),
             reaper_comm: Some(Comm::new(b"leaker")),

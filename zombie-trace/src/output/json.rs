@@ -221,8 +221,8 @@ pub(super) fn line(line: &Line, boot_now_ns: Option<u64>) -> String {
             wait_tracing: r.wait_tracing,
         },
         Line::Zombie(z) => json_zombie(z, boot_now_ns),
-        Line::Reaped(r) => JsonLine::Reap {
-            ts: json_ts(r.ts),
+        Line::Reaped { ts, reaped: r } => JsonLine::Reap {
+            ts: json_ts(*ts),
             pid: r.pid,
             comm: r.comm.to_string_lossy(),
             reaper_pid: r.reaper_pid,

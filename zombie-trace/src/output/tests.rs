@@ -159,17 +159,20 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
             z.diagnosis = diagnosed(&z, 10_000_000_000, 0);
             z
         })),
-        Line::Reaped(Reaped {
+        Line::Reaped {
             ts: ts(),
-            pid: 4242,
-            comm: Comm::new(comm),
-            reaper_pid: Some(4200),
-            reaper_comm: Some(Comm::new(comm)),
-            reaper_kind: ReaperKind::Parent,
-            zombie_ns: Some(5_200_000_000),
-            was_reported: true,
-            preexisting: false,
-        }),
+            reaped: Reaped {
+                ts_ns: None,
+                pid: 4242,
+                comm: Comm::new(comm),
+                reaper_pid: Some(4200),
+                reaper_comm: Some(Comm::new(comm)),
+                reaper_kind: ReaperKind::Parent,
+                zombie_ns: Some(5_200_000_000),
+                was_reported: true,
+                preexisting: false,
+            },
+        },
         Line::Exited(Exited {
             ts: ts(),
             pid: 4242,
@@ -581,17 +584,20 @@ fn json_reap() {
     assert_eq!(map["reported"], true);
     assert_eq!(map["preexisting"], false);
 
-    let unknown = Line::Reaped(Reaped {
+    let unknown = Line::Reaped {
         ts: ts(),
-        pid: 1,
-        comm: Comm::new(b"x"),
-        reaper_pid: None,
-        reaper_comm: None,
-        reaper_kind: ReaperKind::Unknown,
-        zombie_ns: None,
-        was_reported: false,
-        preexisting: true,
-    });
+        reaped: Reaped {
+            ts_ns: None,
+            pid: 1,
+            comm: Comm::new(b"x"),
+            reaper_pid: None,
+            reaper_comm: None,
+            reaper_kind: ReaperKind::Unknown,
+            zombie_ns: None,
+            was_reported: false,
+            preexisting: true,
+        },
+    };
     let map = json_of(&unknown);
     assert_eq!(map["reaper_pid"], Value::Null);
     assert_eq!(map["reaper_comm"], Value::Null);

@@ -86,7 +86,7 @@ pub(super) fn line(line: &Line, boot_now_ns: Option<u64>) -> String {
     let (ts, kind, body) = match line {
         Line::Ready(r) => (r.ts, "READY", ready_text(r)),
         Line::Zombie(z) => (z.ts, "ZOMBIE", zombie_text(z, boot_now_ns)),
-        Line::Reaped(r) => (r.ts, "REAP", reap_text(r)),
+        Line::Reaped { ts, reaped } => (*ts, "REAP", reap_text(reaped)),
         Line::Exited(e) => (e.ts, "EXIT", exit_text(e)),
         Line::Lost(l) => (l.ts, "LOST", lost_text(l)),
         Line::Summary(s) => (s.ts, "SUMMARY", summary_text(s)),

@@ -22,8 +22,8 @@ use crate::model::{
     time::ticks_to_ns,
 };
 use parse::{
-    container_id, parse_cgroup, parse_ns_pid, parse_pidfd_pid, parse_sigchld, parse_stat,
-    parse_syscall, parse_wait_call, parse_wchan, split_cmdline,
+    container_id, parse_cgroup, parse_cgroup_v2, parse_ns_pid, parse_pidfd_pid, parse_sigchld,
+    parse_stat, parse_syscall, parse_wait_call, parse_wchan, split_cmdline,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +208,11 @@ fn waits_now(process: &Process, pid: u32, host_pids: bool) -> Vec<WaitNow> {
         }
     }
     calls
+}
+
+/// The cgroup v2 path of process `pid` (`0::/path`), for `--cgroup`.
+pub fn cgroup_v2(pid: u32) -> Option<String> {
+    parse_cgroup_v2(&read(&open(pid)?, "cgroup")?)
 }
 
 /// The name of process `pid`, `None` when it no longer exists.

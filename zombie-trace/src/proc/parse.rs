@@ -3,6 +3,7 @@
 //! of another version may shape in any way. Odd content degrades to `None`,
 //! never to a panic or a wrong value; `fuzz/` holds their fuzz targets.
 
+use syscalls::Sysno;
 use zombie_trace_common::wait4_target;
 
 use crate::model::{
@@ -25,6 +26,14 @@ pub fn parse_cgroup(bytes: &[u8]) -> Option<String> {
     v2.filter(|p| *p != "/")
         .or_else(|| paths.iter().map(|(_, p)| *p).find(|p| *p != "/"))
         .or(v2)
+        .map(str::to_owned)
+}
+
+/// The cgroup v2 path alone (`0::/path`), whatever the v1 hierarchies say.
+pub fn parse_cgroup_v2(bytes: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
         .map(str::to_owned)
 }
 
@@ -178,8 +187,8 @@ pub fn parse_syscall(bytes: &[u8]) -> Option<String> {
         return Some(first.to_owned());
     }
     let nr: u64 = first.parse().ok()?;
-    Some(match syscall_name(nr) {
-        Some(name) => name.to_owned(),
+    Some(match usize::try_from(nr).ok().and_then(Sysno::new) {
+        Some(sysno) => sysno.name().to_owned(),
         None => format!("syscall {nr}"),
     })
 }
@@ -203,53 +212,16 @@ pub fn parse_wait_call(bytes: &[u8]) -> Option<WaitCall> {
         .map(|f| Some(u64::from_str_radix(f.strip_prefix("0x")?, 16).ok()? as u32))
         .collect::<Option<_>>()?;
     let arg = |i: usize| args.get(i).copied();
-    let (syscall, (idtype, id), options) = if nr == libc::SYS_wait4 {
-        (WaitSyscall::Wait4, wait4_target(arg(0)? as i32), arg(2)?)
-    } else if nr == libc::SYS_waitid {
-        (WaitSyscall::Waitid, (arg(0)?, arg(1)? as i32), arg(3)?)
-    } else {
-        return None;
+    let (syscall, (idtype, id), options) = match usize::try_from(nr).ok().and_then(Sysno::new)? {
+        Sysno::wait4 => (WaitSyscall::Wait4, wait4_target(arg(0)? as i32), arg(2)?),
+        Sysno::waitid => (WaitSyscall::Waitid, (arg(0)?, arg(1)? as i32), arg(3)?),
+        _ => return None,
     };
     Some(WaitCall {
         syscall,
         target: WaitTarget::from_idtype(idtype, id)?,
         options,
     })
-}
-
-/// The syscalls a process that fails to reap is likely blocked in.
-#[cfg(target_arch = "x86_64")]
-fn syscall_name(nr: u64) -> Option<&'static str> {
-    Some(match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        23 => "select",
-        34 => "pause",
-        35 => "nanosleep",
-        43 => "accept",
-        45 => "recvfrom",
-        47 => "recvmsg",
-        61 => "wait4",
-        128 => "rt_sigtimedwait",
-        130 => "rt_sigsuspend",
-        202 => "futex",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        247 => "waitid",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        426 => "io_uring_enter",
-        441 => "epoll_pwait2",
-        _ => return None,
-    })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn syscall_name(_nr: u64) -> Option<&'static str> {
-    None
 }
 
 /// How `/proc/PID/status` says the process treats SIGCHLD.
@@ -493,18 +465,24 @@ mod tests {
             parse_syscall(b"999999 0x1 0x2"),
             Some("syscall 999999".to_owned())
         );
-        let wait4 = parse_syscall(b"61 0xffffffffffffffff 0x7ffd 0x0 0x0 0x0 0x0 0x7ffd 0x7f12\n");
-        if cfg!(target_arch = "x86_64") {
-            assert_eq!(wait4.as_deref(), Some("wait4"));
+        // Every architecture's numbers, by name.
+        for sysno in [
+            Sysno::wait4,
+            Sysno::waitid,
+            Sysno::clock_nanosleep,
+            Sysno::read,
+            Sysno::epoll_pwait2,
+        ] {
+            let line = format!("{} 0x1 0x7ffd\n", sysno.id());
             assert_eq!(
-                parse_syscall(b"230 0x1").as_deref(),
-                Some("clock_nanosleep")
+                parse_syscall(line.as_bytes()).as_deref(),
+                Some(sysno.name())
             );
-            assert_eq!(parse_syscall(b"247 0x1").as_deref(), Some("waitid"));
-            assert_eq!(parse_syscall(b"441 0x1").as_deref(), Some("epoll_pwait2"));
-            assert_eq!(parse_syscall(b"0 0x3").as_deref(), Some("read"));
-        } else {
-            assert_eq!(wait4.as_deref(), Some("syscall 61"));
+        }
+        if cfg!(target_arch = "x86_64") {
+            let wait4 =
+                parse_syscall(b"61 0xffffffffffffffff 0x7ffd 0x0 0x0 0x0 0x0 0x7ffd 0x7f12\n");
+            assert_eq!(wait4.as_deref(), Some("wait4"));
         }
     }
 
