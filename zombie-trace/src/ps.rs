@@ -19,7 +19,7 @@ use crate::{
         report::{Line, ParentGroup, Snapshot, Zombie},
     },
     output::{Encoder, Format},
-    proc::{self as inspect, ProcZombie},
+    proc::{self, ProcZombie},
 };
 
 pub fn run(format: Format) -> Result<()> {
@@ -30,12 +30,12 @@ pub fn run(format: Format) -> Result<()> {
              read; run as root for full detail"
         );
     }
-    let zombies = inspect::zombies().context("scanning /proc for zombies")?;
+    let zombies = proc::zombies().context("scanning /proc for zombies")?;
     let encoder = Encoder::new(format);
     let mut out = Vec::new();
     let mut by_parent = Vec::new();
     for (ppid, children) in group_by_parent(zombies) {
-        let parent = inspect::process_info(ppid);
+        let parent = proc::process_info(ppid);
         for child in &children {
             let z = zombie(child, parent.clone(), clock::boot_ns());
             out.extend_from_slice(encoder.encode(&Line::Zombie(Box::new(z))).as_bytes());
@@ -83,7 +83,7 @@ fn group_by_parent(zombies: Vec<ProcZombie>) -> BTreeMap<u32, Vec<ProcZombie>> {
 /// Zombie `child` of `parent` (`None`: gone), as `/proc` shows it at
 /// `now_ns`.
 fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, now_ns: u64) -> Zombie {
-    let placement = inspect::zombie_placement(child.pid);
+    let placement = proc::zombie_placement(child.pid);
     let facts = Facts {
         pid: child.pid,
         placement: &placement,

@@ -1,5 +1,5 @@
 //! What the contents of `/proc/PID` files mean: pure parsers of the bytes
-//! `inspect` reads, which a process (its name, its arguments) or a kernel
+//! `proc` reads, which a process (its name, its arguments) or a kernel
 //! of another version may shape in any way. Odd content degrades to `None`,
 //! never to a panic or a wrong value; `fuzz/` holds their fuzz targets.
 

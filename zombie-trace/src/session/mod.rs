@@ -40,7 +40,7 @@ use crate::{
     filter::Filters,
     kernel::{
         clock, decode,
-        load::{self as loader, Tracer},
+        load::{self, Tracer},
         maps::{Counters, Probes},
         privileges,
     },
@@ -118,7 +118,7 @@ pub async fn run(options: Options) -> Result<()> {
         events,
         mut logger,
         mut probes,
-    } = loader::load(&loader::Options {
+    } = load::load(&load::Options {
         ring_bytes: RING_BYTES,
         filter: options.filters.to_kernel(),
         stream: options.events,
@@ -355,7 +355,7 @@ impl Session {
             ts: SystemTime::now(),
             version: env!("CARGO_PKG_VERSION"),
             threshold_ms: self.threshold_ms,
-            kernel: loader::kernel_release(),
+            kernel: load::kernel_release(),
             pid: std::process::id(),
             preexisting,
             wait_tracing: self.wait_tracing,
