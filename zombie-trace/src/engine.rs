@@ -737,6 +737,7 @@ fn record_wait(stats: &mut WaitStats, wait: &Wait) {
         },
     );
     stats.targets.truncate(RECENT_TARGETS);
+    stats.full = stats.targets.len() == RECENT_TARGETS;
 }
 
 #[cfg(test)]
@@ -1272,6 +1273,7 @@ mod tests {
             .map(|pid| (WaitTarget::Pid(pid), 5 * SEC + pid as u64))
             .collect();
         assert_eq!(targets(&e.wait_stats(10)), last);
+        assert!(e.wait_stats(10).full, "older targets were pushed out");
         // A record that arrives late (another CPU's) sorts by its time.
         e.on_wait(
             &wait(10, 5 * SEC + 95, WaitTarget::Pgid(3), 0, -10),

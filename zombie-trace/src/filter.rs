@@ -11,6 +11,8 @@ use std::{
 use thiserror::Error;
 use zombie_trace_common::{COMM_LEN, FILTER_MAX, Filter};
 
+use crate::proc;
+
 #[derive(Debug, Error)]
 pub enum FilterError {
     #[error("--{0} takes at most {FILTER_MAX} values")]
@@ -83,7 +85,7 @@ impl Filters {
         let pids = self.pids.iter().map(|&pid| ("--pid", pid));
         let ppids = self.ppids.iter().map(|&pid| ("--ppid", pid));
         pids.chain(ppids)
-            .filter(|(_, pid)| !Path::new(&format!("/proc/{pid}")).exists())
+            .filter(|&(_, pid)| !proc::exists(pid))
             .collect()
     }
 
@@ -141,7 +143,7 @@ fn resolve_cgroup(path: &Path) -> Result<Cgroup, FilterError> {
     if !meta.is_dir() {
         return Err(err("not a directory".into()));
     }
-    let root = cgroup2_mounts()
+    let root = proc::cgroup2_mounts()
         .into_iter()
         .filter(|m| full.starts_with(m))
         .max_by_key(|m| m.as_os_str().len())
@@ -153,20 +155,6 @@ fn resolve_cgroup(path: &Path) -> Result<Cgroup, FilterError> {
         id: meta.ino(),
         level,
     })
-}
-
-/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
-/// on hybrid systems).
-fn cgroup2_mounts() -> Vec<PathBuf> {
-    fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (_, dir, kind) = (f.next()?, f.next()?, f.next()?);
-            (kind == "cgroup2").then(|| PathBuf::from(dir))
-        })
-        .collect()
 }
 
 #[cfg(test)]

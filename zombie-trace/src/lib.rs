@@ -4,8 +4,8 @@
 //! `model` (plain types); `kernel` (the eBPF programs, their maps and
 //! records) and `proc` (every `/proc` read and its parsers); `engine`
 //! (pairing exits with reaps), `diagnosis`, `stats` and `filter` (pure
-//! logic); `output` (text, JSON); `session` (the event loop that wires
-//! them), `metrics` and `ps`; `cli` and `main.rs`.
+//! logic); `output` (text, JSON) and `metrics`; `session` (the event loop
+//! that wires them) and `ps`; `cli` and `main.rs`.
 
 pub mod cli;
 pub mod diagnosis;

@@ -45,10 +45,14 @@ fn main() -> ExitCode {
     let stdout_closed = STDOUT_CLOSED.load(Ordering::Relaxed);
     // Only tracing with --output has somewhere else to write.
     if stdout_closed && (cli.command.is_some() || cli.output.is_none()) {
+        let or_output = if cli.command.is_none() {
+            ", or write JSON lines to a file with --output FILE"
+        } else {
+            ""
+        };
         eprintln!(
             "zombie-trace: error: standard output is closed (started with `>&-`?), so what it \
-             finds would go nowhere: give it one (`> FILE`, or `| less`), or write JSON lines \
-             to a file with --output FILE"
+             finds would go nowhere: give it one (`> FILE`, or `| less`){or_output}"
         );
         return ExitCode::FAILURE;
     }

@@ -7,8 +7,8 @@ use thiserror::Error;
 use zombie_trace_common::{
     EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS,
     EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT,
-    KIND_REAP, KIND_WAIT, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WaitRecord,
-    WaitTally, WaitTargetId, collects_exit, exit_status_word,
+    KIND_REAP, KIND_WAIT, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WAIT_TARGETS,
+    WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word,
 };
 
 use crate::model::{
@@ -98,7 +98,6 @@ fn reap(r: ReapRecord) -> Release {
     }
 }
 
-/// Whom a wait call asks about, from its `P_*` idtype and id.
 /// The wait calls the kernel counted for one process (the default mode).
 pub fn wait_tally(t: &WaitTally) -> WaitStats {
     let n = (t.n_targets as usize).min(t.targets.len());
@@ -126,6 +125,9 @@ pub fn wait_tally(t: &WaitTally) -> WaitStats {
         peeks: t.peeks,
         last_ns: (t.calls > 0).then_some(t.last_ns),
         targets,
+        // Threads adding at once may have doubled a target in a full list:
+        // full it was, whatever is left once they are merged.
+        full: n == WAIT_TARGETS,
     }
 }
 
@@ -477,6 +479,9 @@ mod tests {
             stats.targets,
             [recent(WaitTarget::Pid(7), 40), recent(WaitTarget::Any, 10)]
         );
+        // A full list, though racing threads doubled some of its entries.
+        assert!(stats.full);
+        assert!(!wait_tally(&WaitTally::default()).full);
         assert_eq!(wait_tally(&WaitTally::default()).last_ns, None);
     }
 }

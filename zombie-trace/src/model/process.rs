@@ -72,6 +72,8 @@ pub struct WaitStats {
     /// The distinct targets most recently asked for, most recent first (at
     /// most [`RECENT_TARGETS`]).
     pub targets: Vec<RecentWait>,
+    /// The list of targets was full: older ones may have been pushed out.
+    pub full: bool,
 }
 
 /// Distinct wait targets kept per caller: the most recently asked for.
@@ -80,9 +82,9 @@ pub const RECENT_TARGETS: usize = zombie_trace_common::WAIT_TARGETS;
 impl WaitStats {
     /// Whether every target asked for since `since_ns` (boot ns) is in
     /// `targets`: none was pushed out by newer ones. One was only if the
-    /// list is full and every kept one is at least as new.
+    /// list was full and every kept one is at least as new.
     pub fn all_targets_since(&self, since_ns: u64) -> bool {
-        self.targets.len() < RECENT_TARGETS || self.targets.iter().any(|t| t.last_ns < since_ns)
+        !self.full || self.targets.iter().any(|t| t.last_ns < since_ns)
     }
 }
 

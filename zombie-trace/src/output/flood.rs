@@ -7,10 +7,13 @@
 
 use std::collections::HashMap;
 
-use crate::model::{
-    diagnosis::Diagnosis,
-    report::{Reaped, Zombie},
-};
+use super::{parent_name, sentence::sentence};
+use crate::model::report::{Reaped, Zombie};
+
+/// `z`'s diagnosis in the sentence its line gives.
+fn said(z: &Zombie) -> String {
+    sentence(&z.diagnosis, &parent_name(z))
+}
 
 /// Lines printed per parent (or reaper) in a window before the rest is
 /// summed up.
@@ -75,8 +78,9 @@ impl Flood {
 struct Window {
     start_ns: u64,
     shown: u32,
-    /// The diagnosis of the window's first zombie line.
-    diagnosis: Option<Diagnosis>,
+    /// The diagnosis of the window's first zombie line, as said: two that
+    /// differ only in facts the sentence rounds away read the same.
+    diagnosis: String,
     held: Option<Flood>,
 }
 
@@ -94,13 +98,13 @@ impl FloodGate {
         let window = self.window(Kind::Zombies, z.ppid, now_ns);
         if window.shown == 0 {
             window.shown = 1;
-            window.diagnosis = Some(z.diagnosis.clone());
+            window.diagnosis = said(z);
             return Shown::Full;
         }
         if window.shown < SHOWN_PER_WINDOW {
             window.shown += 1;
             return Shown::Brief {
-                diagnosis: window.diagnosis.as_ref() != Some(&z.diagnosis),
+                diagnosis: said(z) != window.diagnosis,
             };
         }
         let held = window.held.get_or_insert_with(|| Flood {
@@ -145,7 +149,7 @@ impl FloodGate {
         self.windows.entry((kind, pid)).or_insert_with(|| Window {
             start_ns: now_ns,
             shown: 0,
-            diagnosis: None,
+            diagnosis: String::new(),
             held: None,
         })
     }
@@ -202,7 +206,7 @@ impl Flood {
 mod tests {
     use super::*;
     use crate::model::{
-        diagnosis::Cause,
+        diagnosis::{Cause, Diagnosis},
         event::Comm,
         process::{Handler, ProcessInfo},
         report::ReaperKind,

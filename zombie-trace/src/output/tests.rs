@@ -424,6 +424,7 @@ fn json_zombie_with_parent() {
             errors: 1,
             peeks: 0,
             last_ns: Some(7_500_000_000),
+            full: false,
             targets: vec![
                 recent(WaitTarget::Pid(123), 7_500_000_000, Some(TargetState::Gone)),
                 recent(WaitTarget::Any, 7_000_000_000, None),
@@ -828,6 +829,7 @@ fn text_zombie_details() {
             errors: 0,
             peeks: 0,
             last_ns: Some(8_000_000_000),
+            full: false,
             targets: vec![
                 recent(WaitTarget::Any, 8_000_000_000, None),
                 recent(WaitTarget::Pid(7), 6_500_000_000, Some(TargetState::Gone)),
@@ -1260,13 +1262,16 @@ fn diagnoses_of_wait_calls_made() {
     );
     // Eight distinct pids since it died: others may have been pushed
     // out, so no "only".
-    let many = waits(
-        40,
-        NOW - SEC,
-        (0..8)
-            .map(|i| recent(WaitTarget::Pid(200 + i), NOW - SEC - i as u64, None))
-            .collect(),
-    );
+    let many = WaitStats {
+        full: true,
+        ..waits(
+            40,
+            NOW - SEC,
+            (0..8)
+                .map(|i| recent(WaitTarget::Pid(200 + i), NOW - SEC - i as u64, None))
+                .collect(),
+        )
+    };
     assert!(
         d(many, Some(5 * SEC)).starts_with(
             "parent python3's most recent wait calls (last 1.0s ago) were for pid 200"

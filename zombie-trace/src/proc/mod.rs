@@ -27,7 +27,7 @@ use parse::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum InspectError {
+pub enum ScanError {
     #[error("cannot list /proc: {0}")]
     ListProc(#[from] procfs::ProcError),
 }
@@ -59,7 +59,7 @@ pub enum ZombieState {
 /// Every zombie process on the system. Processes that vanish or cannot be
 /// read during the scan are skipped: they are not zombies any more, or the
 /// engine sees them through their reap.
-pub fn zombies() -> Result<Vec<ProcZombie>, InspectError> {
+pub fn zombies() -> Result<Vec<ProcZombie>, ScanError> {
     Ok(procfs::process::all_processes()?
         .filter_map(Result::ok)
         .filter_map(|process| {
@@ -208,6 +208,25 @@ fn waits_now(process: &Process, pid: u32, host_pids: bool) -> Vec<WaitNow> {
         }
     }
     calls
+}
+
+/// Whether a process `pid` exists now.
+pub fn exists(pid: u32) -> bool {
+    open(pid).is_some()
+}
+
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// on hybrid systems), from `/proc/self/mounts`.
+pub fn cgroup2_mounts() -> Vec<std::path::PathBuf> {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, dir, kind) = (f.next()?, f.next()?, f.next()?);
+            (kind == "cgroup2").then(|| std::path::PathBuf::from(dir))
+        })
+        .collect()
 }
 
 /// The cgroup v2 path of process `pid` (`0::/path`), for `--cgroup`.

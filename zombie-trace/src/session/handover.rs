@@ -24,7 +24,13 @@ pub struct Handover {
     untracked: HashSet<u32>,
     /// The kernel could not take more processes to send the reaps of.
     full: bool,
+    /// Until when taking over waits after the kernel's list was found full
+    /// (boot ns): room comes back only as zombies are reaped, so trying
+    /// again on every tick would only spin.
+    retry_ns: u64,
 }
+
+const RETRY_NS: u64 = 1_000_000_000;
 
 impl Handover {
     pub fn new(threshold_ns: u64) -> Self {
@@ -34,6 +40,7 @@ impl Handover {
             read_due_ns: 0,
             untracked: HashSet::new(),
             full: false,
+            retry_ns: 0,
         }
     }
 
@@ -53,6 +60,9 @@ impl Handover {
             self.read_due_ns = now.saturating_add(self.threshold_ns);
         }
         let mut overdue = Vec::new();
+        if now < self.retry_ns {
+            return overdue;
+        }
         while let Some(exit) = self.held.front() {
             if exit.ts_ns.saturating_add(self.threshold_ns) > now {
                 break;
@@ -62,9 +72,10 @@ impl Handover {
                 // Reaped meanwhile, in the kernel.
                 Ok(false) => {}
                 // No room to track it: it stays in the kernel, and is
-                // tried again next tick.
+                // tried again in a second.
                 Err(_) => {
                     self.tracking_is_full();
+                    self.retry_ns = now.saturating_add(RETRY_NS);
                     break;
                 }
             }
@@ -78,6 +89,7 @@ impl Handover {
         self.held.front().map_or(self.read_due_ns, |exit| {
             exit.ts_ns
                 .saturating_add(self.threshold_ns)
+                .max(self.retry_ns)
                 .min(self.read_due_ns)
         })
     }

@@ -156,6 +156,8 @@ impl Sink {
     }
 
     fn emit(&mut self, line: &Line, now_ns: u64) {
+        // A second that is over is summed up before the next one begins.
+        self.floods(now_ns, false);
         let text = match (line, &mut self.flood) {
             (Line::Zombie(z), Some(gate)) => match gate.admit(z, now_ns) {
                 Shown::Full => self.encoder.encode_at(line, Some(now_ns)),
