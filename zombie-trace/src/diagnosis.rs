@@ -180,7 +180,7 @@ mod tests {
     use super::*;
     use crate::model::{
         event::{WNOHANG, WaitSyscall},
-        process::TargetState,
+        fixtures::{recent, waiting, waits},
     };
 
     const SEC: u64 = 1_000_000_000;
@@ -220,34 +220,6 @@ mod tests {
 
     fn cause(parent: &ProcessInfo, waits: Option<&WaitStats>, age: Option<u64>) -> Cause {
         of(Some(parent), waits, age).cause
-    }
-
-    fn waits(calls: u64, last_ns: u64, targets: Vec<RecentWait>) -> WaitStats {
-        WaitStats {
-            calls,
-            last_ns: Some(last_ns),
-            targets,
-            ..WaitStats::default()
-        }
-    }
-
-    fn recent(target: WaitTarget, last_ns: u64) -> RecentWait {
-        RecentWait {
-            target,
-            last_ns,
-            state: None,
-        }
-    }
-
-    fn waiting(tid: u32, target: WaitTarget, child: Option<u32>) -> WaitNow {
-        WaitNow {
-            tid,
-            syscall: WaitSyscall::Wait4,
-            target,
-            options: 0,
-            child,
-            state: child.map(|_| TargetState::LiveChild),
-        }
     }
 
     fn with(f: impl FnOnce(&mut ProcessInfo)) -> ProcessInfo {
@@ -320,7 +292,7 @@ mod tests {
                 Some(&waits(
                     21,
                     NOW - SEC,
-                    vec![recent(WaitTarget::Pid(9), NOW - SEC)],
+                    vec![recent(WaitTarget::Pid(9), NOW - SEC, None)],
                 )),
                 Some(5 * SEC),
             )
@@ -408,9 +380,9 @@ mod tests {
         );
         // Since, only for other pids; the first ever do not count.
         let others = vec![
-            recent(WaitTarget::Pid(123), NOW - SEC),
-            recent(WaitTarget::Pid(124), NOW - 2 * SEC),
-            recent(WaitTarget::Any, exited - SEC),
+            recent(WaitTarget::Pid(123), NOW - SEC, None),
+            recent(WaitTarget::Pid(124), NOW - 2 * SEC, None),
+            recent(WaitTarget::Any, exited - SEC, None),
         ];
         let d = of(
             Some(&p),
@@ -432,7 +404,7 @@ mod tests {
         let d = of(Some(&p), Some(&waits(30, NOW - SEC, others)), None);
         assert_eq!(d.cause, Cause::WaitedWithoutCollecting { calls: 30 });
         assert!(d.exit_unknown);
-        let lately = vec![recent(WaitTarget::Pid(123), NOW - SEC)];
+        let lately = vec![recent(WaitTarget::Pid(123), NOW - SEC, None)];
         let d = of(Some(&p), Some(&waits(5, NOW - SEC, lately.clone())), None);
         assert_eq!(
             d.cause,
@@ -452,7 +424,7 @@ mod tests {
                 40,
                 NOW - SEC,
                 (0..5)
-                    .map(|i| recent(WaitTarget::Pid(200 + i), NOW - SEC - i as u64))
+                    .map(|i| recent(WaitTarget::Pid(200 + i), NOW - SEC - i as u64, None))
                     .collect(),
             )
         };
@@ -461,7 +433,7 @@ mod tests {
             Cause::WaitsForOtherChildren { whole: false, .. }
         ));
         // Its own pid asked for: not "for others".
-        let own = vec![recent(WaitTarget::Pid(CHILD as i32), NOW - SEC)];
+        let own = vec![recent(WaitTarget::Pid(CHILD as i32), NOW - SEC, None)];
         assert_eq!(
             cause(&p, Some(&waits(1, NOW - SEC, own)), Some(5 * SEC)),
             Cause::WaitedWithoutCollecting { calls: 1 }
@@ -497,7 +469,7 @@ mod tests {
     #[test]
     fn what_calls_for_any_child_achieved() {
         let any = |f: fn(&mut WaitStats)| {
-            let mut w = waits(2, NOW - SEC, vec![recent(WaitTarget::Any, NOW - SEC)]);
+            let mut w = waits(2, NOW - SEC, vec![recent(WaitTarget::Any, NOW - SEC, None)]);
             f(&mut w);
             cause(&parent(), Some(&w), Some(5 * SEC))
         };

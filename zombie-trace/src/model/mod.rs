@@ -4,6 +4,8 @@
 
 pub mod diagnosis;
 pub mod event;
+#[cfg(test)]
+pub mod fixtures;
 pub mod process;
 pub mod report;
 pub mod time;

@@ -15,7 +15,8 @@ use crate::{
     model::{
         diagnosis::{Cause, Diagnosis},
         event::{Comm, WNOHANG, WaitSyscall},
-        process::{Handler, Placement, RecentWait, Sigchld},
+        fixtures::{recent, waiting, waits},
+        process::{Handler, Placement, Sigchld},
         report::{
             Exited, Latency, Lost, ParentGroup, ParentRow, Ready, Reaped, ReaperKind, Snapshot,
             Summary,
@@ -970,27 +971,6 @@ fn summary_caps_pids() {
     assert_eq!(map["outstanding"][0]["oldest_ms"], Value::Null);
 }
 
-fn recent(target: WaitTarget, last_ns: u64, state: Option<TargetState>) -> RecentWait {
-    RecentWait {
-        target,
-        last_ns,
-        state,
-    }
-}
-
-/// Thread `tid` blocked in `wait4` for `target`, whose host pid is
-/// `child`, a live child.
-fn waiting(tid: u32, target: WaitTarget, child: Option<u32>) -> WaitNow {
-    WaitNow {
-        tid,
-        syscall: WaitSyscall::Wait4,
-        target,
-        options: 0,
-        child,
-        state: child.map(|_| TargetState::LiveChild),
-    }
-}
-
 const SEC: u64 = 1_000_000_000;
 /// Reports are made at 100 s (boot time); tracing began at 10 s.
 const NOW: u64 = 100 * SEC;
@@ -1004,15 +984,6 @@ fn diagnosis(p: &ProcessInfo, waits: Option<WaitStats>, age: Option<u64>) -> Str
         ..zombie(b"x", Some(p.clone()))
     };
     diagnose(&z, NOW, SINCE)
-}
-
-fn waits(calls: u64, last_ns: u64, targets: Vec<RecentWait>) -> WaitStats {
-    WaitStats {
-        calls,
-        last_ns: Some(last_ns),
-        targets,
-        ..WaitStats::default()
-    }
 }
 
 #[test]
