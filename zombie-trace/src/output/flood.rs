@@ -5,7 +5,7 @@
 //! `--output`) keeps one line per zombie and per reap: scripts count on
 //! it. Pure: the caller passes the time (boot ns).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::{parent_name, sentence::sentence};
 use crate::model::report::{Reaped, Zombie};
@@ -88,6 +88,10 @@ struct Window {
 #[derive(Default)]
 pub struct FloodGate {
     windows: HashMap<(Kind, u32), Window>,
+    /// The windows' keys in the order they opened, and so will end (the
+    /// time only goes forward): closing the due ones does not look at the
+    /// others, as it is asked before every line.
+    opened: VecDeque<(Kind, u32)>,
 }
 
 impl FloodGate {
@@ -146,32 +150,42 @@ impl FloodGate {
     }
 
     fn window(&mut self, kind: Kind, pid: u32, now_ns: u64) -> &mut Window {
-        self.windows.entry((kind, pid)).or_insert_with(|| Window {
-            start_ns: now_ns,
-            shown: 0,
-            diagnosis: String::new(),
-            held: None,
+        let opened = &mut self.opened;
+        self.windows.entry((kind, pid)).or_insert_with(|| {
+            opened.push_back((kind, pid));
+            Window {
+                start_ns: now_ns,
+                shown: 0,
+                diagnosis: String::new(),
+                held: None,
+            }
         })
     }
 
     /// Closes the windows that have run their course by `now_ns`: the sums
     /// of what they held back, zombies first, then by pid.
     pub fn due(&mut self, now_ns: u64) -> Vec<Flood> {
-        self.close(|w| now_ns.saturating_sub(w.start_ns) >= WINDOW_NS, now_ns)
+        let mut ended = Vec::new();
+        while let Some(key) = self.opened.front() {
+            if self
+                .windows
+                .get(key)
+                .is_some_and(|w| now_ns.saturating_sub(w.start_ns) < WINDOW_NS)
+            {
+                break;
+            }
+            ended.extend(self.opened.pop_front());
+        }
+        self.close(ended, now_ns)
     }
 
     /// Closes every window (the tracer stops).
     pub fn all(&mut self, now_ns: u64) -> Vec<Flood> {
-        self.close(|_| true, now_ns)
+        let ended = self.opened.drain(..).collect();
+        self.close(ended, now_ns)
     }
 
-    fn close(&mut self, ends: impl Fn(&Window) -> bool, now_ns: u64) -> Vec<Flood> {
-        let ended: Vec<(Kind, u32)> = self
-            .windows
-            .iter()
-            .filter(|(_, w)| ends(w))
-            .map(|(&key, _)| key)
-            .collect();
+    fn close(&mut self, ended: Vec<(Kind, u32)>, now_ns: u64) -> Vec<Flood> {
         let mut floods: Vec<Flood> = ended
             .into_iter()
             .filter_map(|key| {
@@ -347,6 +361,30 @@ mod tests {
         assert_eq!(
             gate.admit(&zombie(10, 7, None, false), WINDOW_NS),
             Shown::Full
+        );
+    }
+
+    #[test]
+    fn windows_end_one_second_after_each_opened() {
+        let mut gate = FloodGate::default();
+        for (ppid, opened) in [(7, 0), (8, 500 * MS)] {
+            for pid in 0..4 {
+                gate.admit(&zombie(ppid * 10 + pid, ppid, None, false), opened);
+            }
+        }
+        let pids = |floods: Vec<Flood>| floods.iter().map(|f| f.pid).collect::<Vec<_>>();
+        assert_eq!(pids(gate.due(1000 * MS)), [7]);
+        // 7's next window opens after 8's and ends after it.
+        gate.admit(&zombie(79, 7, None, false), 1000 * MS);
+        assert_eq!(pids(gate.due(1499 * MS)), [] as [u32; 0]);
+        assert_eq!(pids(gate.due(1500 * MS)), [8]);
+        assert_eq!(
+            gate.admit(&zombie(89, 8, None, false), 1500 * MS),
+            Shown::Full
+        );
+        assert_eq!(
+            gate.admit(&zombie(78, 7, None, false), 1500 * MS),
+            Shown::Brief { diagnosis: false }
         );
     }
 }
