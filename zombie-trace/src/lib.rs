@@ -2,12 +2,14 @@
 //!
 //! Layers, each using only those below it (see README.md, Development):
 //! `model` (plain types); `kernel` (the eBPF programs, their maps and
-//! records) and `proc` (every `/proc` read and its parsers); `engine`
+//! records), `proc` (every `/proc` read and its parsers) and `containers`
+//! (container runtimes' files, container cgroups); `engine`
 //! (pairing exits with reaps), `diagnosis`, `stats` and `filter` (pure
 //! logic); `output` (text, JSON) and `metrics`; `session` (the event loop
 //! that wires them) and `ps`; `cli` and `main.rs`.
 
 pub mod cli;
+pub mod containers;
 pub mod diagnosis;
 pub mod engine;
 pub mod filter;
@@ -32,6 +34,7 @@ mod layers {
         ("model", 0),
         ("kernel", 1),
         ("proc", 1),
+        ("containers", 1),
         ("engine", 2),
         ("diagnosis", 2),
         ("stats", 2),

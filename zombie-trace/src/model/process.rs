@@ -154,6 +154,21 @@ pub struct Placement {
     pub ns_pid: Option<u32>,
     /// A container runtime's id (12 hex digits) found in `cgroup`.
     pub container_id: Option<String>,
+    /// What the container's runtime calls it (see [`ContainerNames`]).
+    pub names: ContainerNames,
+}
+
+/// What a container runtime says of a container, read from its own files
+/// on the node: all `None` when nothing is found (not in a container, or
+/// an unknown runtime).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerNames {
+    /// The runtime's name for it (`docker run --name`, `podman run
+    /// --name`), or Kubernetes' container name when it runs in a pod.
+    pub name: Option<String>,
+    /// Kubernetes: the pod's name and namespace.
+    pub pod_name: Option<String>,
+    pub pod_namespace: Option<String>,
 }
 
 /// A process as `/proc` shows it now.

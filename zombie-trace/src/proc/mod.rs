@@ -110,6 +110,7 @@ pub fn zombie_state_and_placement(
                 container_id: cgroup.as_deref().and_then(container_id),
                 cgroup,
                 ns_pid: in_pid_ns.then(|| ns_pid_of(&process)).flatten(),
+                ..Placement::default()
             },
             None => zombie_placement_of(&process, in_pid_ns),
         },
@@ -276,6 +277,7 @@ fn placement_of(process: &Process, in_pid_ns: bool) -> Placement {
         container_id: cgroup.as_deref().and_then(container_id),
         cgroup,
         ns_pid: in_pid_ns.then(|| ns_pid_of(process)).flatten(),
+        ..Placement::default()
     }
 }
 
