@@ -103,12 +103,14 @@ fn placement_in_json_and_text() {
         cgroup: Some("/system.slice/docker-x.scope".into()),
         ns_pid: Some(1),
         container_id: Some(id.clone()),
+        ..Placement::default()
     };
     let z = Zombie {
         placement: Placement {
             cgroup: Some("/system.slice/docker-x.scope".into()),
             ns_pid: Some(7),
             container_id: Some(id),
+            ..Placement::default()
         },
         ..zombie(b"worker", Some(p))
     };
