@@ -1,6 +1,6 @@
 //! Builds the eBPF programs so that a plain `cargo build` embeds them.
 
-use std::{env, fs, path::PathBuf};
+use std::{env, fs, path::PathBuf, process::Command};
 
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
@@ -12,6 +12,7 @@ const EBPF_PACKAGE: &str = "zombie-trace-ebpf";
 const EBPF_OBJECT: &str = "zombie-trace";
 
 fn main() -> anyhow::Result<()> {
+    commit();
     println!("cargo::rerun-if-env-changed=AYA_BUILD_SKIP");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
@@ -68,4 +69,31 @@ fn which_bpf_linker() -> Option<PathBuf> {
     env::split_paths(&path)
         .map(|dir| dir.join("bpf-linker"))
         .find(|p| p.is_file())
+}
+
+/// The commit built, for `--version` and `zombie_trace_build_info`:
+/// `unknown` outside a git checkout (a source tarball).
+fn commit() {
+    // Only paths that exist: cargo reruns the script every time for one
+    // that does not.
+    for path in ["../.git/HEAD", "../.git/refs/heads", "../.git/packed-refs"] {
+        if fs::exists(path).unwrap_or(false) {
+            println!("cargo::rerun-if-changed={path}");
+        }
+    }
+    println!("cargo::rerun-if-env-changed=ZOMBIE_TRACE_COMMIT");
+    let commit = env::var("ZOMBIE_TRACE_COMMIT").ok().or_else(|| {
+        let out = Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .output()
+            .ok()?;
+        let hash = String::from_utf8(out.stdout).ok()?;
+        let hash = hash.trim();
+        (out.status.success() && hash.bytes().all(|b| b.is_ascii_hexdigit()) && !hash.is_empty())
+            .then(|| hash.to_owned())
+    });
+    println!(
+        "cargo::rustc-env=ZOMBIE_TRACE_COMMIT={}",
+        commit.as_deref().unwrap_or("unknown")
+    );
 }

@@ -18,8 +18,11 @@ use zombie_trace::{
     diagnosis::{Facts, diagnose},
     model::{
         diagnosis::{Cause, Diagnosis},
-        event::{Comm, ExitStatus, WaitSyscall, WaitTarget},
-        process::{Placement, ProcessInfo, RecentWait, Sigchld, TargetState, WaitNow, WaitStats},
+        event::{Comm, ExitStatus, ParentName, WaitSyscall, WaitTarget},
+        process::{
+            ContainerNames, Placement, ProcessInfo, RecentWait, Sigchld, TargetState, WaitNow,
+            WaitStats,
+        },
         report::{
             Exited, Latency, Line, ParentGroup, ParentRow, Reaped, ReaperKind, Snapshot, Summary,
             Zombie,
@@ -97,6 +100,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             container_id: cgroup.as_deref().and_then(container_id),
             cgroup: cgroup.clone(),
             ns_pid: u.arbitrary()?,
+            names: names(u)?,
         },
     };
     let pid = u.arbitrary()?;
@@ -109,6 +113,10 @@ fn run(u: &mut Unstructured) -> Result<()> {
         age_ns: u.arbitrary()?,
         preexisting: u.arbitrary()?,
         ppid_at_exit: u.arbitrary()?,
+        original_parent: u.arbitrary::<bool>()?.then_some(ParentName {
+            pid: u.arbitrary()?,
+            comm: Comm::new(field(u, 16)?),
+        }),
         ppid: parent.pid,
         diagnosis: Diagnosis {
             cause: Cause::ParentGone,
@@ -120,6 +128,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             container_id: cgroup.as_deref().and_then(container_id),
             cgroup,
             ns_pid: u.arbitrary()?,
+            names: names(u)?,
         },
         parent_waits: u.arbitrary::<bool>()?.then_some(waits),
     };
@@ -247,6 +256,20 @@ fn run(u: &mut Unstructured) -> Result<()> {
 }
 
 /// Up to `max` bytes of the input, as a file or a name would hold them.
+/// Names a runtime's files give: any bytes, as the runtime took them.
+fn names(u: &mut Unstructured) -> Result<ContainerNames> {
+    let mut name = || -> Result<Option<String>> {
+        u.arbitrary::<bool>()?
+            .then(|| field(u, 300).map(|b| String::from_utf8_lossy(b).into_owned()))
+            .transpose()
+    };
+    Ok(ContainerNames {
+        name: name()?,
+        pod_name: name()?,
+        pod_namespace: name()?,
+    })
+}
+
 fn field<'a>(u: &mut Unstructured<'a>, max: usize) -> Result<&'a [u8]> {
     let len = u.int_in_range(0..=max)?;
     u.bytes(len.min(u.len()))

@@ -33,6 +33,10 @@ pub const EXIT_LEADER_WENT_FIRST: u32 = 1 << 3;
 pub const EXIT_IN_PID_NS: u32 = 1 << 4;
 /// The process was in exactly its parent's cgroups (the same `css_set`).
 pub const EXIT_PARENT_CGROUPS: u32 = 1 << 5;
+/// The process outlived the parent that forked it and was handed to
+/// another (a subreaper, or the init of its pid namespace) before it died:
+/// `orig_ppid` and `orig_parent_comm` name the first.
+pub const EXIT_REPARENTED: u32 = 1 << 6;
 
 /// A process (thread group) died: the last live thread passed
 /// `sched_process_exit`. Identity is the leader's, since that is the task its
@@ -59,7 +63,30 @@ pub struct ExitRecord {
     pub flags: u32,
     pub comm: [u8; COMM_LEN],
     pub parent_comm: [u8; COMM_LEN],
+    /// With `EXIT_REPARENTED`: the parent it had before (0 otherwise).
+    pub orig_ppid: u32,
+    pub _pad: u32,
+    pub orig_parent_comm: [u8; COMM_LEN],
 }
+
+/// A live process whose parent died: who that parent was (`ORPHANS`, keyed
+/// by the child's tgid), until the child exits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Orphan {
+    /// The child's `start_boottime`: a recycled pid is not the same child.
+    pub start_ns: u64,
+    pub ppid: u32,
+    pub _pad: u32,
+    pub parent_comm: [u8; COMM_LEN],
+}
+
+/// Orphans remembered at once; the least recently added go first.
+pub const ORPHANS_MAX: u32 = 8192;
+/// Children of one exiting process looked at for orphans.
+pub const ORPHANS_PER_EXIT: u32 = 64;
+/// Cgroups `--container`/`--pod`/`--namespace` may select at once.
+pub const CGROUP_SET_MAX: u32 = 4096;
 
 impl ExitRecord {
     /// See [`auto_reaped`].
@@ -332,6 +359,12 @@ pub struct Offsets {
     /// `task_struct.cgroups` (its `css_set *`); zero on a kernel without
     /// cgroups.
     pub task_cgroups: u32,
+    /// `task_struct.children` and `.sibling` (`list_head`s: a task's
+    /// children are linked through their `sibling`).
+    pub task_children: u32,
+    pub task_sibling: u32,
+    /// `task_struct.exit_state`: non-zero once the task is dead.
+    pub task_exit_state: u32,
     pub pid_level: u32,
     pub signal_live: u32,
     pub signal_flags: u32,
@@ -380,6 +413,10 @@ pub struct Filter {
     pub cgroup_level: u32,
     /// Its id (the directory's inode number); 0: any.
     pub cgroup_id: u64,
+    /// 1: only processes in (or below) a cgroup listed in `CGROUP_SET`
+    /// (`--container`, `--pod`, `--namespace`; kept current by userspace).
+    pub cgroup_set: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
@@ -392,6 +429,8 @@ mod user {
     unsafe impl aya::Pod for super::ExitRecord {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::WaitTally {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Orphan {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LatencyHist {}
     // SAFETY: as above.
@@ -410,16 +449,17 @@ mod tests {
     fn records_have_no_padding() {
         assert_eq!(
             size_of::<ExitRecord>(),
-            4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN
+            4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN + 2 * 4 + COMM_LEN
         );
-        assert_eq!(size_of::<Offsets>(), 33 * 4);
+        assert_eq!(size_of::<Orphan>(), 8 + 2 * 4 + COMM_LEN);
+        assert_eq!(size_of::<Offsets>(), 36 * 4);
         assert_eq!(
             size_of::<WaitRecord>(),
             4 * 4 + 8 + 4 * 4 + 8 + 2 * 4 + COMM_LEN + 2 * 4
         );
         assert_eq!(
             size_of::<Filter>(),
-            2 * FILTER_MAX * 4 + 2 * 4 + COMM_LEN + 2 * 4 + 8
+            2 * FILTER_MAX * 4 + 2 * 4 + COMM_LEN + 2 * 4 + 8 + 2 * 4
         );
         assert_eq!(size_of::<WaitTally>(), 6 * 8 + 2 * 4 + WAIT_TARGETS * 16);
         assert_eq!(size_of::<LatencyHist>(), (LATENCY_BUCKETS + 2) * 8);
@@ -483,6 +523,9 @@ mod tests {
             flags,
             comm: [0; COMM_LEN],
             parent_comm: [0; COMM_LEN],
+            orig_ppid: 0,
+            _pad: 0,
+            orig_parent_comm: [0; COMM_LEN],
         };
         assert!(exit(EXIT_PARENT_IGNORES_SIGCHLD).auto_reaped());
         assert!(!exit(0).auto_reaped());

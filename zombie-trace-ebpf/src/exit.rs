@@ -1,15 +1,18 @@
 //! `sched_process_exit`: the death of a whole process.
 
 use aya_ebpf::{
-    bindings::BPF_ANY, helpers::bpf_ktime_get_boot_ns, macros::btf_tracepoint,
+    bindings::BPF_ANY,
+    helpers::bpf_ktime_get_boot_ns,
+    macros::{btf_tracepoint, map},
+    maps::LruHashMap,
     programs::BtfTracePointContext,
 };
 use aya_log_ebpf::error;
 use zombie_trace_common::{
-    COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT,
+    COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT,
     COUNTER_PENDING_FULL, COUNTER_READ_ERRORS, EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST,
-    EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord,
-    KIND_EXIT,
+    EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED,
+    EXIT_REPARENTED, ExitRecord, KIND_EXIT, ORPHANS_MAX, ORPHANS_PER_EXIT, Orphan,
 };
 
 use crate::{
@@ -18,7 +21,7 @@ use crate::{
     offsets,
     pairing::{self, HANDED, Held},
     send,
-    task::{KPtr, pid_tgid, read, read_comm},
+    task::{KPtr, pid_tgid, read, read_comm, read_untyped},
     wait,
 };
 
@@ -28,6 +31,12 @@ const SA_NOCLDWAIT: u64 = 2;
 /// `signal_struct.flags`: the group is exiting; every thread's status is
 /// `group_exit_code` (unchanged since Linux 2.6).
 const SIGNAL_GROUP_EXIT: u32 = 0x4;
+
+/// Live children of processes that died, by tgid, with the parent they
+/// had: once adopted, their `real_parent` no longer says who forked them
+/// (`(job &)` in a container's shell leaves `job` to the container's PID 1).
+#[map]
+static ORPHANS: LruHashMap<u32, Orphan> = LruHashMap::with_max_entries(ORPHANS_MAX, 0);
 
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
@@ -75,13 +84,18 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     if live != 0 {
         return Ok(());
     }
+    let (tid, tgid) = pid_tgid(task, o)?;
+    // Before any filter: the children may be traced when their parent is
+    // not.
+    if note_orphans(task, tgid).is_err() {
+        count(COUNTER_READ_ERRORS);
+    }
     // This runs in the exiting task: its cgroup is the current one.
     let f = filter();
     if !wants_current_cgroup(f) {
         return Ok(());
     }
     let leader: KPtr = read(task, o.task_group_leader)?;
-    let (tid, tgid) = pid_tgid(task, o)?;
     let comm = read_comm(leader, o.task_comm);
     if !wants_process(f, tgid, &comm) {
         return Ok(());
@@ -132,6 +146,14 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         }
     }
 
+    let (orig_ppid, orig_parent_comm) = match adopted(tgid, start_ns) {
+        Some(orphan) => {
+            flags |= EXIT_REPARENTED;
+            (orphan.ppid, orphan.parent_comm)
+        }
+        None => (0, [0; COMM_LEN]),
+    };
+
     let record = ExitRecord {
         kind: KIND_EXIT,
         tgid,
@@ -144,6 +166,9 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         flags,
         comm,
         parent_comm: read_comm(parent, o.task_comm),
+        orig_ppid,
+        _pad: 0,
+        orig_parent_comm,
     };
     if crate::streaming() {
         send(record, COUNTER_LOST_EXIT);
@@ -170,4 +195,58 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     // Its pid may be reused: its wait history ends here.
     wait::forget(tgid);
     Ok(())
+}
+
+/// Remembers the live children of `task` (the last thread of process
+/// `tgid`, whose children list holds those of its dead threads too): the
+/// kernel hands them to another parent right after this tracepoint. Zombie
+/// children need nothing: their exit record already named this parent.
+fn note_orphans(task: KPtr, tgid: u32) -> Result<(), i32> {
+    let o = offsets();
+    let head = task.wrapping_add(o.task_children as usize);
+    let mut node: KPtr = read(task, o.task_children)?;
+    let mut comm = None;
+    let mut i = 0;
+    while i < ORPHANS_PER_EXIT && node != head && !node.is_null() {
+        // Each child is linked through its `sibling`.
+        let child = node.wrapping_sub(o.task_sibling as usize);
+        let exit_state: u32 = read_untyped(child, o.task_exit_state)?;
+        if exit_state == 0 {
+            let child_tgid: u32 = read_untyped(child, o.task_tgid)?;
+            let start_ns: u64 = read_untyped(child, o.task_start_boottime)?;
+            // SAFETY: a copy is taken at once; a concurrent update of the
+            // entry is harmless.
+            let known = unsafe { ORPHANS.get(&child_tgid) }.is_some_and(|o| o.start_ns == start_ns);
+            // Only the first parent: after a second adoption, the one that
+            // forked it still counts.
+            if !known {
+                let orphan = Orphan {
+                    start_ns,
+                    ppid: tgid,
+                    _pad: 0,
+                    parent_comm: match comm {
+                        Some(comm) => comm,
+                        None => {
+                            // The process's name: its leader's, not this
+                            // thread's.
+                            let leader: KPtr = read(task, o.task_group_leader)?;
+                            *comm.insert(read_comm(leader, o.task_comm))
+                        }
+                    },
+                };
+                let _ = ORPHANS.insert(&child_tgid, &orphan, BPF_ANY.into());
+            }
+        }
+        node = read_untyped(node, 0)?;
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The parent process `tgid` had before it was adopted, if it was.
+fn adopted(tgid: u32, start_ns: u64) -> Option<Orphan> {
+    // SAFETY: copied at once.
+    let orphan = unsafe { ORPHANS.get(&tgid) }.copied()?;
+    let _ = ORPHANS.remove(&tgid);
+    (orphan.start_ns == start_ns).then_some(orphan)
 }

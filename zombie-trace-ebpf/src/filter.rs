@@ -1,8 +1,8 @@
 //! `--pid`, `--ppid`, `--comm`, `--cgroup`, checked before a record is made:
 //! what is filtered out costs no ring-buffer space and no wakeup.
 
-use aya_ebpf::helpers::bpf_get_current_ancestor_cgroup_id;
-use zombie_trace_common::{COMM_LEN, FILTER_MAX, Filter};
+use aya_ebpf::{helpers::bpf_get_current_ancestor_cgroup_id, macros::map, maps::HashMap};
+use zombie_trace_common::{CGROUP_SET_MAX, COMM_LEN, FILTER_MAX, Filter};
 
 /// Set by the loader before loading; all zero traces everything.
 #[unsafe(no_mangle)]
@@ -15,7 +15,14 @@ static FILTER: Filter = Filter {
     comm_len: 0,
     cgroup_level: 0,
     cgroup_id: 0,
+    cgroup_set: 0,
+    _pad: 0,
 };
+
+/// The cgroups `--container`/`--pod`/`--namespace` select (ids; the value
+/// is unused), kept current by userspace as containers come and go.
+#[map]
+static CGROUP_SET: HashMap<u64, u8> = HashMap::with_max_entries(CGROUP_SET_MAX, 0);
 
 /// The filter, as the loader set it (see `crate::opaque`).
 #[inline(always)]
@@ -50,19 +57,25 @@ pub fn wants_parent(f: &Filter, ppid: u32) -> bool {
 /// How deep a cgroup tree is searched for `--cgroup`.
 const MAX_CGROUP_DEPTH: i32 = 32;
 
-/// The current task is in the `--cgroup` (or below it). Every ancestor is
-/// compared, not only the one at the depth userspace computed: inside a
-/// cgroup namespace the tracer sees a shallower tree than the kernel.
+/// The current task is in the `--cgroup` (or below it), and in (or below)
+/// one of the `CGROUP_SET` when that is on. Every ancestor is compared, not
+/// only the one at the depth userspace computed: inside a cgroup namespace
+/// the tracer sees a shallower tree than the kernel.
 #[inline(always)]
 pub fn wants_current_cgroup(f: &Filter) -> bool {
-    if f.cgroup_id == 0 {
-        return true;
-    }
+    (f.cgroup_id == 0 || in_cgroup(|id| id == f.cgroup_id))
+        // SAFETY: the value is not used, only its presence.
+        && (f.cgroup_set == 0 || in_cgroup(|id| unsafe { CGROUP_SET.get(&id) }.is_some()))
+}
+
+/// `wanted` holds for the current task's cgroup or one of its ancestors.
+#[inline(always)]
+fn in_cgroup(wanted: impl Fn(u64) -> bool) -> bool {
     let mut level = 0;
     while level < MAX_CGROUP_DEPTH {
         // SAFETY: a helper that takes a plain integer.
         let id = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
-        if id == f.cgroup_id {
+        if wanted(id) {
             return true;
         }
         // Past the task's own cgroup the helper returns 0.

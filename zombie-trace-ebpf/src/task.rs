@@ -41,6 +41,16 @@ pub fn read<T>(base: KPtr, off: u32) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(at) }
 }
 
+/// Reads a `T` at `base + off` through the helper in either mode: for a
+/// pointer the verifier cannot type, such as a task found from the
+/// `list_head` inside it.
+#[inline(always)]
+pub fn read_untyped<T>(base: KPtr, off: u32) -> Result<T, i32> {
+    // SAFETY: the helper validates the address; `T` is a plain integer or
+    // pointer.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
+}
+
 #[inline(always)]
 pub fn read_comm(task: KPtr, off: u32) -> [u8; COMM_LEN] {
     let mut comm = [0u8; COMM_LEN];

@@ -6,7 +6,7 @@
 
 use crate::model::{
     diagnosis::{Cause, Diagnosis, Since},
-    event::WaitTarget,
+    event::{ParentName, WaitTarget},
     process::{Handler, Placement, ProcessInfo, RecentWait, Sigchld, WaitNow, WaitStats},
     report::Zombie,
 };
@@ -20,6 +20,8 @@ pub struct Facts<'a> {
     pub age_ns: Option<u64>,
     /// It was a zombie already when tracing began.
     pub preexisting: bool,
+    /// The parent that forked it, when another has it now.
+    pub original_parent: Option<ParentName>,
     /// `None` when the parent is gone.
     pub parent: Option<&'a ProcessInfo>,
     /// `None` when wait calls are not traced.
@@ -35,6 +37,7 @@ impl<'a> Facts<'a> {
             placement: &z.placement,
             age_ns: z.age_ns,
             preexisting: z.preexisting,
+            original_parent: z.original_parent,
             parent: z.parent.as_ref(),
             parent_waits: z.parent_waits.as_ref(),
         }
@@ -55,6 +58,7 @@ pub fn diagnose(child: &Facts<'_>, now_ns: u64, tracing_since_ns: u64) -> Diagno
         cause,
         Cause::ParentGone
             | Cause::InitDoesNotReap
+            | Cause::ContainerInitDoesNotReap { .. }
             | Cause::ParentStopped { .. }
             | Cause::ParentMainThreadExited { .. }
             | Cause::ParentExiting
@@ -70,6 +74,40 @@ fn cause(child: &Facts<'_>, parent: &ProcessInfo, now_ns: u64, tracing_since_ns:
     if parent.pid == 1 {
         return Cause::InitDoesNotReap;
     }
+    let cause = parent_cause(child, parent, now_ns, tracing_since_ns);
+    // A container's PID 1 that does not wait for this child: whatever its
+    // wait calls are for, the fix is an init in front of it. One that
+    // polls, peeks or fails keeps that diagnosis (a real init that
+    // misbehaves).
+    let not_for_this_child = matches!(
+        cause,
+        Cause::BlockedOnOtherChildren { .. }
+            | Cause::WaitsNotTraced
+            | Cause::NeverWaited { .. }
+            | Cause::NoWaitSince { .. }
+            | Cause::WaitsForOtherChildren { .. }
+    );
+    if parent.placement.ns_pid == Some(1) && not_for_this_child {
+        return Cause::ContainerInitDoesNotReap {
+            container: parent
+                .placement
+                .names
+                .name
+                .clone()
+                .or_else(|| parent.placement.container_id.clone()),
+            adopted_from: child.original_parent,
+        };
+    }
+    cause
+}
+
+/// Why a parent that is not the host's init has not reaped `child`.
+fn parent_cause(
+    child: &Facts<'_>,
+    parent: &ProcessInfo,
+    now_ns: u64,
+    tracing_since_ns: u64,
+) -> Cause {
     match parent.state {
         'T' => return Cause::ParentStopped { by_tracer: false },
         't' => return Cause::ParentStopped { by_tracer: true },
@@ -212,6 +250,7 @@ mod tests {
             placement: &placement,
             age_ns: age,
             preexisting: false,
+            original_parent: None,
             parent,
             parent_waits: waits,
         };
@@ -355,6 +394,7 @@ mod tests {
             placement: &placement,
             age_ns: None,
             preexisting: false,
+            original_parent: None,
             parent: Some(&contained),
             parent_waits: None,
         };
@@ -450,6 +490,7 @@ mod tests {
             placement: &placement,
             age_ns: None,
             preexisting: true,
+            original_parent: None,
             parent: Some(&p),
             parent_waits: Some(&before),
         };
@@ -490,10 +531,76 @@ mod tests {
     }
 
     #[test]
+    fn a_containers_pid_1_needs_an_init() {
+        let init = |f: fn(&mut ProcessInfo)| {
+            with(|p| {
+                p.placement.ns_pid = Some(1);
+                p.placement.container_id = Some("0123456789ab".into());
+                f(p);
+            })
+        };
+        let sh = ParentName {
+            pid: 77,
+            comm: crate::model::event::Comm::new(b"sh"),
+        };
+        let cause_of = |parent: &ProcessInfo, waits: Option<&WaitStats>| {
+            let placement = Placement::default();
+            let facts = Facts {
+                pid: CHILD,
+                placement: &placement,
+                age_ns: Some(SEC),
+                preexisting: false,
+                original_parent: Some(sh),
+                parent: Some(parent),
+                parent_waits: waits,
+            };
+            diagnose(&facts, NOW, SINCE).cause
+        };
+        let never = waits(0, 0, vec![]);
+        assert_eq!(
+            cause_of(&init(|_| ()), Some(&never)),
+            Cause::ContainerInitDoesNotReap {
+                container: Some("0123456789ab".into()),
+                adopted_from: Some(sh),
+            }
+        );
+        // Named by its runtime: the name, not the id.
+        let named = init(|p| p.placement.names.name = Some("web".into()));
+        assert!(matches!(
+            cause_of(&named, None),
+            Cause::ContainerInitDoesNotReap { container: Some(c), .. } if c == "web"
+        ));
+        // Stopped, or a real init that polls: that diagnosis stands.
+        assert_eq!(
+            cause_of(&init(|p| p.state = 'T'), Some(&never)),
+            Cause::ParentStopped { by_tracer: false }
+        );
+        let polls = WaitStats {
+            empty: 3,
+            ..waits(3, NOW - SEC / 2, vec![])
+        };
+        assert!(matches!(
+            cause_of(&init(|_| ()), Some(&polls)),
+            Cause::PollsFindNothing { .. }
+        ));
+        // The host's pid namespace: no container.
+        assert_eq!(
+            cause_of(&parent(), Some(&never)),
+            Cause::NeverWaited {
+                handler: Handler::Default
+            }
+        );
+    }
+
+    #[test]
     fn codes_are_distinct() {
         let causes = [
             Cause::ParentGone,
             Cause::InitDoesNotReap,
+            Cause::ContainerInitDoesNotReap {
+                container: None,
+                adopted_from: None,
+            },
             Cause::ParentStopped { by_tracer: false },
             Cause::ParentStopped { by_tracer: true },
             Cause::ParentMainThreadExited { threads_left: 1 },

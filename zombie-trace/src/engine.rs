@@ -14,7 +14,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::model::{
-    event::{Comm, Event, Exit, ExitStatus, ProcKey, Release, WNOHANG, WNOWAIT, Wait},
+    event::{Comm, Event, Exit, ExitStatus, ParentName, ProcKey, Release, WNOHANG, WNOWAIT, Wait},
     process::{RECENT_TARGETS, RecentWait, WaitStats},
     report::{ParentGroup, Reaped, ReaperKind},
     time::ns_to_ticks,
@@ -107,6 +107,8 @@ pub struct Finding {
     pub age_ns: Option<u64>,
     pub ppid_at_exit: Option<u32>,
     pub ppid: u32,
+    /// The parent that forked it, when another has it now.
+    pub original_parent: Option<ParentName>,
     pub preexisting: bool,
 }
 
@@ -188,6 +190,14 @@ impl Pending {
             age_ns: self.exit.as_ref().map(|e| now_ns.saturating_sub(e.ts_ns)),
             ppid_at_exit: self.exit.as_ref().map(|e| e.ppid),
             ppid: self.ppid,
+            original_parent: self.exit.as_ref().and_then(|e| {
+                e.adopted_from.or_else(|| {
+                    (e.ppid != self.ppid).then_some(ParentName {
+                        pid: e.ppid,
+                        comm: e.parent_comm,
+                    })
+                })
+            }),
             preexisting: self.preexisting,
         }
     }
@@ -773,6 +783,7 @@ mod tests {
             leader_went_first: false,
             in_pid_ns: false,
             parent_cgroups: false,
+            adopted_from: None,
         }
     }
 
@@ -1115,6 +1126,30 @@ mod tests {
     }
 
     #[test]
+    fn a_child_adopted_alive_names_the_parent_that_forked_it() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let forked_by = ParentName {
+            pid: 9,
+            comm: Comm::new(b"sh"),
+        };
+        let adopted = Exit {
+            adopted_from: Some(forked_by),
+            ..exit(100, 7, 1, SEC)
+        };
+        e.on_exit(&adopted, &mut out);
+        let due = e.tick(6 * SEC);
+        let f = report(e.resolve(due[0].id, zombie(1), 6 * SEC));
+        assert_eq!((f.ppid, f.ppid_at_exit), (1, Some(1)));
+        assert_eq!(f.original_parent, Some(forked_by));
+        // Neither adopted nor moved since: no original parent.
+        e.on_exit(&exit(101, 7, 10, SEC), &mut out);
+        let due = e.tick(6 * SEC);
+        let f = report(e.resolve(due[0].id, zombie(10), 6 * SEC));
+        assert_eq!(f.original_parent, None);
+    }
+
+    #[test]
     fn reparented_zombie_is_reported_under_its_new_parent() {
         let mut e = engine();
         let mut out = Vec::new();
@@ -1122,6 +1157,11 @@ mod tests {
         let due = e.tick(6 * SEC);
         let f = report(e.resolve(due[0].id, zombie(55), 6 * SEC));
         assert_eq!((f.ppid, f.ppid_at_exit), (55, Some(10)));
+        let parent = ParentName {
+            pid: 10,
+            comm: Comm::new(b"parent"),
+        };
+        assert_eq!(f.original_parent, Some(parent));
         assert_eq!(e.outstanding(6 * SEC)[0].ppid, 55);
         // The parent dies again: a re-check updates the group.
         e.resolve(due[0].id, zombie(1), 7 * SEC);

@@ -1,10 +1,20 @@
 //! `--metrics ADDR`: an OpenMetrics endpoint for Prometheus. prometheus-client
-//! keeps and encodes the metrics; hyper serves `GET /metrics`.
+//! keeps and encodes the metrics; hyper serves `GET /metrics` and `GET
+//! /healthz`.
+//!
+//! Zombies are labelled by workload (`namespace`, `pod`, `container`, from
+//! the container runtime's files, and `parent_comm`). Cardinality is
+//! bounded: each family keeps at most [`MAX_SERIES`] label sets, and counts
+//! the rest under one set whose labels are all `_other`.
 
 use std::{
+    collections::{HashMap, HashSet},
     convert::Infallible,
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -18,7 +28,10 @@ use prometheus_client::{
 };
 use tokio::{net::TcpListener, sync::Semaphore};
 
-use crate::{model::report::ParentGroup, stats::Log2Hist};
+use crate::{
+    model::report::{ParentGroup, Zombie},
+    stats::Log2Hist,
+};
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// Scrapers served at once.
@@ -29,9 +42,81 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// request line and headers fit many times over.
 const MAX_REQUEST_BYTES: usize = 8192;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ParentLabel {
+/// Label sets a family keeps at most.
+pub const MAX_SERIES: usize = 1000;
+/// The label value of the set that counts the rest.
+const OTHER: &str = "_other";
+
+/// The workload a zombie belongs to: its container (empty strings when it
+/// is in none) and its parent's name.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Workload {
+    namespace: String,
+    pod: String,
+    container: String,
     parent_comm: String,
+}
+
+impl Workload {
+    /// Zombie `z`'s: its own container, else its parent's.
+    pub fn of(z: &Zombie) -> Self {
+        let parent = z.parent.as_ref().map(|p| &p.placement);
+        let pick = |own: Option<&String>, parents: Option<&String>| {
+            label(own.or(parents).map_or("", String::as_str))
+        };
+        let own = &z.placement;
+        Self {
+            namespace: pick(
+                own.names.pod_namespace.as_ref(),
+                parent.and_then(|p| p.names.pod_namespace.as_ref()),
+            ),
+            pod: pick(
+                own.names.pod_name.as_ref(),
+                parent.and_then(|p| p.names.pod_name.as_ref()),
+            ),
+            container: pick(
+                own.names.name.as_ref().or(own.container_id.as_ref()),
+                parent.and_then(|p| p.names.name.as_ref().or(p.container_id.as_ref())),
+            ),
+            parent_comm: label(
+                &z.parent
+                    .as_ref()
+                    .map(|p| String::from_utf8_lossy(&p.comm).into_owned())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    fn other() -> Self {
+        Self {
+            namespace: OTHER.into(),
+            pod: OTHER.into(),
+            container: OTHER.into(),
+            parent_comm: OTHER.into(),
+        }
+    }
+}
+
+/// A label value: control characters (a process names itself) shown as
+/// `\xNN`, and at most 128 characters. The encoder escapes `\`, `"` and
+/// newlines itself.
+fn label(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars().take(128) {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    commit: String,
+    kernel: String,
 }
 
 /// Upper bounds of the exposed buckets: 2^10 ns (about 1 µs) to 2^45 ns
@@ -82,26 +167,41 @@ pub struct Metrics {
     exits: Counter,
     reaps: Counter,
     lost: Counter,
-    zombies: Family<ParentLabel, Gauge>,
+    zombies: Family<Workload, Gauge>,
+    oldest: Family<Workload, Gauge<f64, AtomicU64>>,
+    reported: Family<Workload, Counter>,
+    /// The label sets `reported` has (it keeps them for good).
+    reported_sets: HashSet<Workload>,
+    /// Each parent's workload, from its last zombie reported: the
+    /// outstanding zombies are counted by parent.
+    workloads: HashMap<u32, Workload>,
     zombie_age: ReapLatency,
+    wait_tracing: Gauge,
+    ready: Arc<AtomicBool>,
     registry: Arc<Registry>,
     /// What the counters were last set to, to add only the difference.
     published: (u64, u64, u64),
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// The metrics of a tracer built from `commit`, on `kernel`.
+    pub fn new(kernel: &str) -> Self {
         let exits = Counter::default();
         let reaps = Counter::default();
         let lost = Counter::default();
-        let zombies = Family::<ParentLabel, Gauge>::default();
+        let zombies = Family::<Workload, Gauge>::default();
+        let oldest = Family::<Workload, Gauge<f64, AtomicU64>>::default();
+        let reported = Family::<Workload, Counter>::default();
         let zombie_age = ReapLatency::default();
+        let wait_tracing = Gauge::default();
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                commit: env!("ZOMBIE_TRACE_COMMIT").to_owned(),
+                kernel: label(kernel),
+            })
+            .set(1);
         let mut registry = Registry::default();
         registry.register(
             "zombie_trace_exits",
@@ -115,8 +215,18 @@ impl Metrics {
         );
         registry.register(
             "zombie_trace_zombies",
-            "Zombies reported and not yet reaped, by their parent's name",
+            "Zombies reported and not yet reaped, by workload (container and parent's name)",
             zombies.clone(),
+        );
+        registry.register(
+            "zombie_trace_zombies_reported",
+            "Zombies reported, by workload: its rate is the leak rate",
+            reported.clone(),
+        );
+        registry.register(
+            "zombie_trace_oldest_zombie_seconds",
+            "Age of the oldest zombie reported and not yet reaped, by workload",
+            oldest.clone(),
         );
         registry.register(
             "zombie_trace_zombie_age_seconds",
@@ -128,15 +238,37 @@ impl Metrics {
             "Kernel records dropped because the ring buffer was full",
             lost.clone(),
         );
+        registry.register(
+            "zombie_trace_wait_tracing",
+            "1 when wait4/waitid calls are traced, 0 when not (no tracefs)",
+            wait_tracing.clone(),
+        );
+        registry.register(
+            "zombie_trace_build_info",
+            "The tracer's version and commit, and the kernel it runs on",
+            build,
+        );
         Self {
             exits,
             reaps,
             lost,
             zombies,
+            oldest,
+            reported,
+            reported_sets: HashSet::new(),
+            workloads: HashMap::new(),
             zombie_age,
+            wait_tracing,
+            ready: Arc::default(),
             registry: Arc::new(registry),
             published: (0, 0, 0),
         }
+    }
+
+    /// The probes are attached: `/healthz` says so from now on.
+    pub fn set_ready(&self, wait_tracing: bool) {
+        self.wait_tracing.set(i64::from(wait_tracing));
+        self.ready.store(true, Ordering::Relaxed);
     }
 
     /// Sets the counters to these totals (they only ever grow).
@@ -148,16 +280,48 @@ impl Metrics {
         self.published = (exits.max(e), reaps.max(r), lost.max(l));
     }
 
-    /// The zombies outstanding now, by parent.
-    pub fn set_zombies(&self, groups: &[ParentGroup]) {
-        self.zombies.clear();
-        for g in groups {
-            let label = ParentLabel {
-                parent_comm: String::from_utf8_lossy(&g.parent_comm).into_owned(),
+    /// A zombie was reported.
+    pub fn reported(&mut self, z: &Zombie) {
+        let workload = Workload::of(z);
+        let counted =
+            if self.reported_sets.contains(&workload) || self.reported_sets.len() < MAX_SERIES {
+                self.reported_sets.insert(workload.clone());
+                workload.clone()
+            } else {
+                Workload::other()
             };
-            self.zombies
-                .get_or_create(&label)
-                .inc_by(g.zombies.len() as i64);
+        self.reported.get_or_create(&counted).inc();
+        self.workloads.insert(z.ppid, workload);
+    }
+
+    /// The zombies outstanding now, by parent.
+    pub fn set_zombies(&mut self, groups: &[ParentGroup]) {
+        let parents: HashSet<u32> = groups.iter().map(|g| g.ppid).collect();
+        self.workloads.retain(|ppid, _| parents.contains(ppid));
+        let mut count: HashMap<Workload, (i64, f64)> = HashMap::new();
+        for g in groups {
+            let workload = self
+                .workloads
+                .get(&g.ppid)
+                .cloned()
+                .unwrap_or_else(|| Workload {
+                    parent_comm: label(&String::from_utf8_lossy(&g.parent_comm)),
+                    ..Workload::default()
+                });
+            let key = if count.contains_key(&workload) || count.len() < MAX_SERIES {
+                workload
+            } else {
+                Workload::other()
+            };
+            let entry = count.entry(key).or_default();
+            entry.0 += i64::try_from(g.zombies.len()).unwrap_or(i64::MAX);
+            entry.1 = entry.1.max(g.oldest_ns.unwrap_or(0) as f64 / 1e9);
+        }
+        self.zombies.clear();
+        self.oldest.clear();
+        for (workload, (n, oldest)) in count {
+            self.zombies.get_or_create(&workload).set(n);
+            self.oldest.get_or_create(&workload).set(oldest);
         }
     }
 
@@ -175,9 +339,11 @@ impl Metrics {
         out
     }
 
-    /// Serves `GET /metrics` on `listener` until the task is dropped.
+    /// Serves `GET /metrics` and `GET /healthz` on `listener` until the
+    /// task is dropped.
     pub fn serve(&self, listener: TcpListener) -> impl Future<Output = ()> + use<> {
         let registry = Arc::clone(&self.registry);
+        let ready = Arc::clone(&self.ready);
         // A few scrapers at a time, each briefly: idle or slow clients must
         // not pile up and take the descriptors the tracer needs.
         let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
@@ -195,8 +361,11 @@ impl Metrics {
                     }
                 };
                 let registry = Arc::clone(&registry);
+                let ready = Arc::clone(&ready);
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| respond(req, Arc::clone(&registry)));
+                    let service = service_fn(move |req| {
+                        respond(req, Arc::clone(&registry), ready.load(Ordering::Relaxed))
+                    });
                     let mut http = hyper::server::conn::http1::Builder::new();
                     http.timer(TokioTimer::new())
                         .header_read_timeout(CLIENT_TIMEOUT)
@@ -218,21 +387,34 @@ impl Metrics {
 async fn respond<B>(
     req: Request<B>,
     registry: Arc<Registry>,
+    ready: bool,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let plain = |status, text: &'static str| {
         Response::builder()
             .status(status)
             .body(Full::new(Bytes::from_static(text.as_bytes())))
     };
+    let path = req.uri().path();
     // Only reading: the body of any request is never read.
-    let response = if req.uri().path() != "/metrics" {
-        plain(StatusCode::NOT_FOUND, "zombie-trace serves /metrics\n")
+    let response = if path != "/metrics" && path != "/healthz" {
+        plain(
+            StatusCode::NOT_FOUND,
+            "zombie-trace serves /metrics and /healthz\n",
+        )
     } else if req.method() != Method::GET && req.method() != Method::HEAD {
-        plain(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics only\n").map(|mut r| {
+        plain(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD only\n").map(|mut r| {
             r.headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
             r
         })
+    } else if path == "/healthz" {
+        // Ready once every probe is attached; until then the loader is at
+        // work (a readiness probe waits).
+        if ready {
+            plain(StatusCode::OK, "ok\n")
+        } else {
+            plain(StatusCode::SERVICE_UNAVAILABLE, "attaching the probes\n")
+        }
     } else {
         let mut body = String::new();
         let _ = encode(&mut body, &registry);
@@ -265,6 +447,10 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{
+        fixtures::zombie,
+        process::{ContainerNames, ProcessInfo},
+    };
 
     #[test]
     fn addresses() {
@@ -291,26 +477,51 @@ mod tests {
 
     #[test]
     fn exposition_has_the_promised_names() {
-        let mut m = Metrics::new();
+        let mut m = Metrics::new("6.1.0-test");
         m.set_totals(10, 8, 2);
         m.set_totals(12, 9, 2);
+        let mut z = zombie(
+            b"worker",
+            Some(ProcessInfo {
+                comm: b"leaker".to_vec(),
+                ..ProcessInfo::default()
+            }),
+        );
+        z.placement.names = ContainerNames {
+            name: Some("app".into()),
+            pod_name: Some("web-1".into()),
+            pod_namespace: Some("shop".into()),
+        };
+        m.reported(&z);
+        m.reported(&z);
         m.set_zombies(&[ParentGroup {
-            ppid: 7,
+            ppid: z.ppid,
             parent_comm: b"leaker".to_vec(),
             zombies: vec![1, 2],
-            oldest_ns: None,
+            oldest_ns: Some(1_500_000_000),
         }]);
         let mut hist = Log2Hist::default();
         hist.record(1_500_000_000);
         hist.record(500);
         hist.record(u64::MAX);
         m.set_reap_latency(hist);
+        m.set_ready(true);
         let text = m.encode();
+        let workload = r#"{namespace="shop",pod="web-1",container="app",parent_comm="leaker"}"#;
+        let build = format!(
+            "zombie_trace_build_info{{version=\"{}\",commit=\"{}\",kernel=\"6.1.0-test\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            env!("ZOMBIE_TRACE_COMMIT")
+        );
         for line in [
             "zombie_trace_exits_total 12",
             "zombie_trace_reaps_total 9",
             "zombie_trace_lost_events_total 2",
-            "zombie_trace_zombies{parent_comm=\"leaker\"} 2",
+            &format!("zombie_trace_zombies{workload} 2"),
+            &format!("zombie_trace_zombies_reported_total{workload} 2"),
+            &format!("zombie_trace_oldest_zombie_seconds{workload} 1.5"),
+            "zombie_trace_wait_tracing 1",
+            &build,
             "zombie_trace_zombie_age_seconds_count 3",
             // 500 ns, in the first bucket; 1.5 s below 2^31 ns.
             "zombie_trace_zombie_age_seconds_bucket{le=\"0.000001024\"} 1",
@@ -322,9 +533,48 @@ mod tests {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         m.set_zombies(&[]);
+        let text = m.encode();
         assert!(
-            !m.encode().contains("leaker"),
-            "a parent without zombies goes"
+            !text.contains("zombie_trace_zombies{"),
+            "a workload without zombies goes:\n{text}"
         );
+        assert!(
+            text.contains(&format!("zombie_trace_zombies_reported_total{workload} 2")),
+            "a counter stays"
+        );
+    }
+
+    #[test]
+    fn labels_are_bounded_and_escaped() {
+        let parent = |comm: &[u8]| {
+            Some(ProcessInfo {
+                comm: comm.to_vec(),
+                ..ProcessInfo::default()
+            })
+        };
+        let mut m = Metrics::new("6.1");
+        for i in 0..MAX_SERIES + 5 {
+            let mut z = zombie(b"w", parent(format!("p{i}").as_bytes()));
+            z.ppid = u32::try_from(i).unwrap();
+            m.reported(&z);
+        }
+        let text = m.encode();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("zombie_trace_zombies_reported_total{"))
+            .count();
+        assert_eq!(series, MAX_SERIES + 1, "{MAX_SERIES} sets and `_other`");
+        assert!(text.contains(
+            r#"zombie_trace_zombies_reported_total{namespace="_other",pod="_other",container="_other",parent_comm="_other"} 5"#
+        ));
+
+        let mut m = Metrics::new("6.1");
+        m.reported(&zombie(b"w", parent(b"a\"b\\c\nd\x1be\xff")));
+        let text = m.encode();
+        assert!(
+            text.contains("parent_comm=\"a\\\"b\\\\c\\\\x0ad\\\\x1be\u{fffd}\""),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'));
     }
 }

@@ -89,6 +89,7 @@ fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, now_ns: u64) -> Zombi
         placement: &placement,
         age_ns: None,
         preexisting: true,
+        original_parent: None,
         parent: parent.as_ref(),
         // Not known without tracing.
         parent_waits: None,
@@ -102,6 +103,7 @@ fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, now_ns: u64) -> Zombi
         age_ns: None,
         preexisting: true,
         ppid_at_exit: None,
+        original_parent: None,
         ppid: child.ppid,
         parent,
         placement,

@@ -60,6 +60,9 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
         task_thread_pid: t("thread_pid")?,
         // Only an optimisation rests on it (see EXIT_PARENT_CGROUPS).
         task_cgroups: t("cgroups").unwrap_or(0),
+        task_children: t("children")?,
+        task_sibling: t("sibling")?,
+        task_exit_state: t("exit_state")?,
         pid_level: member_offset(btf, &pid, "pid", "level")?,
         // `live` is an atomic_t, whose counter is its first member.
         signal_live: member_offset(btf, &signal, "signal_struct", "live")?,

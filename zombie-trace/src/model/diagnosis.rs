@@ -3,7 +3,7 @@
 //! `output` says it in a sentence and gives its code to scripts.
 
 use crate::model::{
-    event::WaitSyscall,
+    event::{ParentName, WaitSyscall},
     process::{Handler, RecentWait, WaitNow},
 };
 
@@ -23,6 +23,15 @@ pub enum Cause {
     ParentGone,
     /// Adopted by pid 1, which has not reaped it.
     InitDoesNotReap,
+    /// The parent is PID 1 of its own pid namespace (a container's), an
+    /// application rather than an init: it reaps only what it waits for,
+    /// never the orphans handed to it.
+    ContainerInitDoesNotReap {
+        /// The container's name, else its short id, when known.
+        container: Option<String>,
+        /// The parent that forked the child, when the child was adopted.
+        adopted_from: Option<ParentName>,
+    },
     /// The parent is stopped (by SIGSTOP, or by its tracer).
     ParentStopped { by_tracer: bool },
     /// The parent's main thread exited; the others must reap.
@@ -74,6 +83,7 @@ impl Cause {
         match self {
             Self::ParentGone => "parent_gone",
             Self::InitDoesNotReap => "init_does_not_reap",
+            Self::ContainerInitDoesNotReap { .. } => "container_init_does_not_reap",
             Self::ParentStopped { by_tracer: false } => "parent_stopped",
             Self::ParentStopped { by_tracer: true } => "parent_stopped_by_tracer",
             Self::ParentMainThreadExited { .. } => "parent_main_thread_exited",

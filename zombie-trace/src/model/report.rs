@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::model::{
     diagnosis::Diagnosis,
-    event::{Comm, ExitStatus},
+    event::{Comm, ExitStatus, ParentName},
     process::{Placement, ProcessInfo, WaitStats},
 };
 
@@ -25,6 +25,9 @@ pub struct Zombie {
     pub ppid_at_exit: Option<u32>,
     /// The parent now (it may have been reparented).
     pub ppid: u32,
+    /// The parent that forked it, when another has it now: it was adopted
+    /// alive (its parent died first) or as a zombie.
+    pub original_parent: Option<ParentName>,
     pub parent: Option<ProcessInfo>,
     /// The child's own placement (read while it is a zombie).
     pub placement: Placement,

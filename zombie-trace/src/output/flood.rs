@@ -245,6 +245,7 @@ mod tests {
             age_ns: age_ms.map(|ms| ms * MS),
             preexisting: false,
             ppid_at_exit: Some(ppid),
+            original_parent: None,
             ppid,
             parent: Some(ProcessInfo {
                 pid: ppid,

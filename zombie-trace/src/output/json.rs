@@ -59,9 +59,18 @@ enum JsonLine<'a> {
         cgroup: Option<&'a str>,
         ns_pid: Option<u32>,
         container_id: Option<&'a str>,
+        container_name: Option<&'a str>,
+        pod_name: Option<&'a str>,
+        pod_namespace: Option<&'a str>,
+        reparented: bool,
+        original_ppid: Option<u32>,
+        original_parent_comm: Option<String>,
         parent_cgroup: Option<&'a str>,
         parent_ns_pid: Option<u32>,
         parent_container_id: Option<&'a str>,
+        parent_container_name: Option<&'a str>,
+        parent_pod_name: Option<&'a str>,
+        parent_pod_namespace: Option<&'a str>,
         parent_wait_calls: Option<u64>,
         parent_wait_reaped: Option<u64>,
         parent_wait_empty: Option<u64>,
@@ -209,7 +218,16 @@ fn json_ts(ts: SystemTime) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + since_epoch(ts)).to_string()
 }
 
-pub(super) fn line(line: &Line, boot_now_ns: Option<u64>) -> String {
+/// A line with the node it comes from, so that lines of many nodes mix.
+#[derive(Serialize)]
+struct OnNode<'a> {
+    #[serde(flatten)]
+    line: JsonLine<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+}
+
+pub(super) fn line(line: &Line, boot_now_ns: Option<u64>, node: Option<&str>) -> String {
     let value = match line {
         Line::Ready(r) => JsonLine::Ready {
             ts: json_ts(r.ts),
@@ -296,7 +314,7 @@ pub(super) fn line(line: &Line, boot_now_ns: Option<u64>) -> String {
         },
     };
     // Plain data with string keys: serialization cannot fail.
-    serde_json::to_string(&value).expect("JSON lines serialize")
+    serde_json::to_string(&OnNode { line: value, node }).expect("JSON lines serialize")
 }
 
 fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
@@ -328,9 +346,18 @@ fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
         cgroup: z.placement.cgroup.as_deref(),
         ns_pid: z.placement.ns_pid,
         container_id: z.placement.container_id.as_deref(),
+        container_name: z.placement.names.name.as_deref(),
+        pod_name: z.placement.names.pod_name.as_deref(),
+        pod_namespace: z.placement.names.pod_namespace.as_deref(),
+        reparented: z.original_parent.is_some(),
+        original_ppid: z.original_parent.map(|p| p.pid),
+        original_parent_comm: z.original_parent.map(|p| p.comm.to_string_lossy()),
         parent_cgroup: p.and_then(|p| p.placement.cgroup.as_deref()),
         parent_ns_pid: p.and_then(|p| p.placement.ns_pid),
         parent_container_id: p.and_then(|p| p.placement.container_id.as_deref()),
+        parent_container_name: p.and_then(|p| p.placement.names.name.as_deref()),
+        parent_pod_name: p.and_then(|p| p.placement.names.pod_name.as_deref()),
+        parent_pod_namespace: p.and_then(|p| p.placement.names.pod_namespace.as_deref()),
         parent_wait_calls: waits.map(|w| w.calls),
         parent_wait_reaped: waits.map(|w| w.reaped),
         parent_wait_empty: waits.map(|w| w.empty),

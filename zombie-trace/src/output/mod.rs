@@ -7,7 +7,10 @@
 //! in text every control character is shown as a visible escape (`escape`),
 //! and in JSON serde_json escapes them.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 mod escape;
 pub mod flood;
@@ -29,14 +32,24 @@ pub enum Format {
     Json,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Encoder {
     format: Format,
+    /// `--node-name`, for JSON's `node`.
+    node: Option<Arc<str>>,
 }
 
 impl Encoder {
     pub fn new(format: Format) -> Self {
-        Self { format }
+        Self { format, node: None }
+    }
+
+    /// JSON lines name `node` as where they come from.
+    pub fn on_node(self, node: Arc<str>) -> Self {
+        Self {
+            node: Some(node),
+            ..self
+        }
     }
 
     /// One line, `\n`-terminated; the parent's last wait is aged against
@@ -49,7 +62,7 @@ impl Encoder {
     /// `WaitStats::last_ns` against (`None`: leave the age out).
     pub fn encode_at(&self, line: &Line, boot_now_ns: Option<u64>) -> String {
         let mut out = match self.format {
-            Format::Json => json::line(line, boot_now_ns),
+            Format::Json => json::line(line, boot_now_ns, self.node.as_deref()),
             Format::Text => text::line(line, boot_now_ns),
         };
         out.push('\n');

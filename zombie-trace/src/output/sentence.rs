@@ -33,6 +33,30 @@ pub fn sentence(d: &Diagnosis, name: &str) -> String {
              should reap it; if it stays, this pid 1 does not reap orphans (in a container, \
              run an init such as tini or `docker run --init`)"
         ),
+        Cause::ContainerInitDoesNotReap {
+            container,
+            adopted_from,
+        } => {
+            let of = container.as_deref().map_or_else(
+                || "its pid namespace".to_owned(),
+                |c| format!("container {c}"),
+            );
+            let what = match adopted_from {
+                Some(p) => format!(
+                    "does not reap orphans: this child was adopted after its parent {} ({}) \
+                     exited",
+                    p.pid,
+                    p.comm.to_string_lossy()
+                ),
+                None => "has not reaped this child".to_owned(),
+            };
+            format!(
+                "parent {name} is PID 1 of {of} and {what}; PID 1 of a container must reap \
+                 for everything in it: run an init there (docker/podman run --init, tini, \
+                 dumb-init; in Kubernetes shareProcessNamespace: true); killing it restarts \
+                 the container and does not fix the leak"
+            )
+        }
         Cause::ParentStopped { by_tracer: false } => format!(
             "parent {name} is stopped (SIGSTOP/ptrace): it cannot reap until it is continued"
         ),

@@ -13,10 +13,10 @@ use super::{
 use crate::{
     diagnosis::Facts,
     model::{
-        diagnosis::{Cause, Diagnosis},
-        event::{Comm, WNOHANG, WaitSyscall},
-        fixtures::{recent, waiting, waits},
-        process::{Handler, Placement, Sigchld},
+        diagnosis::Diagnosis,
+        event::{Comm, ParentName, WNOHANG, WaitSyscall},
+        fixtures::{recent, waiting, waits, zombie},
+        process::{ContainerNames, Placement, Sigchld},
         report::{
             Exited, Latency, Lost, ParentGroup, ParentRow, Ready, Reaped, ReaperKind, Snapshot,
             Summary,
@@ -72,29 +72,6 @@ fn parent(comm: &[u8], cmdline: Vec<Vec<u8>>) -> ProcessInfo {
     }
 }
 
-fn zombie(comm: &[u8], parent: Option<ProcessInfo>) -> Zombie {
-    Zombie {
-        ts: ts(),
-        pid: 4242,
-        comm: Comm::new(comm),
-        status: Some(ExitStatus::Exited(0)),
-        age_ns: Some(5_000_000_000),
-        preexisting: false,
-        ppid_at_exit: Some(4200),
-        ppid: 4200,
-        parent,
-        placement: Placement::default(),
-        parent_waits: Some(WaitStats::default()),
-        diagnosis: Diagnosis {
-            cause: Cause::NeverWaited {
-                handler: Handler::Default,
-            },
-            sigchld_blocked: false,
-            exit_unknown: false,
-        },
-    }
-}
-
 #[test]
 fn placement_in_json_and_text() {
     let id = "0123456789ab".to_owned();
@@ -105,17 +82,45 @@ fn placement_in_json_and_text() {
         container_id: Some(id.clone()),
         ..Placement::default()
     };
+    let names = ContainerNames {
+        name: Some("web".into()),
+        pod_name: Some("shop-7f9c".into()),
+        pod_namespace: Some("prod".into()),
+    };
+    p.placement.names = names.clone();
     let z = Zombie {
         placement: Placement {
             cgroup: Some("/system.slice/docker-x.scope".into()),
             ns_pid: Some(7),
             container_id: Some(id),
-            ..Placement::default()
+            names,
         },
+        original_parent: Some(ParentName {
+            pid: 4100,
+            comm: Comm::new(b"sh"),
+        }),
         ..zombie(b"worker", Some(p))
     };
     let line = Line::Zombie(Box::new(z));
     let map = json_of(&line);
+    assert_eq!(map["container_name"], "web");
+    assert_eq!(map["pod_name"], "shop-7f9c");
+    assert_eq!(map["pod_namespace"], "prod");
+    assert_eq!(map["parent_container_name"], "web");
+    assert_eq!(map["parent_pod_name"], "shop-7f9c");
+    assert_eq!(map["parent_pod_namespace"], "prod");
+    assert_eq!(map["reparented"], true);
+    assert_eq!(map["original_ppid"], 4100);
+    assert_eq!(map["original_parent_comm"], "sh");
+    assert!(!map.contains_key("node"), "no --node-name, no node");
+    let on_node = Encoder::new(Format::Json)
+        .on_node("node-a".into())
+        .encode(&line);
+    let on_node: Value = serde_json::from_str(&on_node).unwrap();
+    assert_eq!(
+        (&on_node["type"], &on_node["node"]),
+        (&"zombie".into(), &"node-a".into())
+    );
     assert_eq!(map["cgroup"], "/system.slice/docker-x.scope");
     assert_eq!(
         (map["ns_pid"].clone(), map["parent_ns_pid"].clone()),
@@ -125,7 +130,10 @@ fn placement_in_json_and_text() {
     assert_eq!(map["parent_container_id"], "0123456789ab");
     let text = Encoder::new(Format::Text).encode(&line);
     assert!(
-        text.contains(" cgroup=/system.slice/docker-x.scope ns-pid=7 container=0123456789ab"),
+        text.contains(
+            " cgroup=/system.slice/docker-x.scope ns-pid=7 container=0123456789ab \
+             container-name=web pod=prod/shop-7f9c reparented-from=4100 original-parent=sh"
+        ),
         "{text}"
     );
     assert!(
@@ -373,9 +381,18 @@ const ZOMBIE_KEYS: &[&str] = &[
     "cgroup",
     "ns_pid",
     "container_id",
+    "container_name",
+    "pod_name",
+    "pod_namespace",
+    "reparented",
+    "original_ppid",
+    "original_parent_comm",
     "parent_cgroup",
     "parent_ns_pid",
     "parent_container_id",
+    "parent_container_name",
+    "parent_pod_name",
+    "parent_pod_namespace",
     "parent_wait_calls",
     "parent_wait_reaped",
     "parent_wait_empty",
@@ -519,6 +536,7 @@ fn json_zombie_preexisting_killed_parent_gone() {
         age_ns: None,
         preexisting: true,
         ppid_at_exit: None,
+        original_parent: None,
         ..zombie(b"x", None)
     };
     let map = json_of(&Line::Zombie(Box::new(z)));
@@ -825,6 +843,10 @@ fn text_zombie_details() {
         age_ns: None,
         preexisting: true,
         ppid_at_exit: Some(4100),
+        original_parent: Some(ParentName {
+            pid: 4100,
+            comm: Comm::new(b"old sh"),
+        }),
         parent_waits: Some(WaitStats {
             calls: 3,
             reaped: 0,
@@ -844,8 +866,8 @@ fn text_zombie_details() {
         Encoder::new(Format::Text).encode_at(&Line::Zombie(Box::new(z)), Some(10_000_000_000));
     assert!(
         out.contains(
-            "killed=SIGABRT (core) age=? preexisting reparented-from=4100 | parent 4200 \
-             \"my app\" cmd=[sh -c \"sleep 1\"]"
+            "killed=SIGABRT (core) age=? preexisting reparented-from=4100 \
+             original-parent=\"old sh\" | parent 4200 \"my app\" cmd=[sh -c \"sleep 1\"]"
         ),
         "{out}"
     );

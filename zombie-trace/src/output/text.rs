@@ -123,8 +123,13 @@ fn child_text(z: &Zombie) -> String {
         out.push_str(" preexisting");
     }
     out.push_str(&placement_text(&z.placement));
-    if let Some(old) = z.ppid_at_exit.filter(|&old| old != z.ppid) {
-        let _ = write!(out, " reparented-from={old}");
+    if let Some(p) = &z.original_parent {
+        let _ = write!(
+            out,
+            " reparented-from={} original-parent={}",
+            p.pid,
+            comm_text(&p.comm)
+        );
     }
     out
 }
@@ -248,6 +253,13 @@ fn placement_text(p: &Placement) -> String {
     }
     if let Some(id) = &p.container_id {
         let _ = write!(out, " container={}", word(id.as_bytes()));
+    }
+    if let Some(name) = &p.names.name {
+        let _ = write!(out, " container-name={}", word(name.as_bytes()));
+    }
+    if let Some(pod) = &p.names.pod_name {
+        let ns = p.names.pod_namespace.as_deref().unwrap_or("?");
+        let _ = write!(out, " pod={}", word(format!("{ns}/{pod}").as_bytes()));
     }
     out
 }

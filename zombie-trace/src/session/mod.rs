@@ -114,6 +114,12 @@ pub async fn run(options: Options) -> Result<()> {
         })?),
         None => None,
     };
+    // Served while the probes load: `/healthz` answers, not yet ready.
+    let served = listener.map(|listener| {
+        let metrics = Metrics::new(&load::kernel_release());
+        let server = tokio::spawn(metrics.serve(listener));
+        (metrics, server)
+    });
     let Tracer {
         events,
         mut logger,
@@ -161,13 +167,14 @@ pub async fn run(options: Options) -> Result<()> {
     };
     let sinks = Sinks::new(options.stdout.then_some(options.format), file);
     let mut session = Session::new(&options, probes.wait_tracing, sinks);
-    let server = listener.map(|listener| {
-        let metrics = Metrics::new();
-        let server = tokio::spawn(metrics.serve(listener));
+    let server = served.map(|(metrics, server)| {
         session.metrics = Some(metrics);
         server
     });
     session.start(ring.get_mut(), &mut probes)?;
+    if let Some(metrics) = &session.metrics {
+        metrics.set_ready(probes.wait_tracing);
+    }
 
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -366,6 +373,9 @@ impl Session {
     /// Hands the reporter's lines to the sinks.
     fn publish(&mut self) {
         for line in self.reporter.take_lines() {
+            if let (Line::Zombie(z), Some(metrics)) = (&line, &mut self.metrics) {
+                metrics.reported(z);
+            }
             self.sinks.emit(&line);
         }
     }

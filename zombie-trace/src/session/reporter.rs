@@ -402,6 +402,7 @@ impl Reporter {
             placement: &placement,
             age_ns: finding.age_ns,
             preexisting: finding.preexisting,
+            original_parent: finding.original_parent,
             parent: parent.info.as_ref(),
             parent_waits: parent.waits.as_ref(),
         };
@@ -414,6 +415,7 @@ impl Reporter {
             age_ns: finding.age_ns,
             preexisting: finding.preexisting,
             ppid_at_exit: finding.ppid_at_exit,
+            original_parent: finding.original_parent,
             ppid: finding.ppid,
             parent: parent.info.clone(),
             placement,
@@ -616,6 +618,7 @@ mod tests {
             leader_went_first: false,
             in_pid_ns: false,
             parent_cgroups,
+            adopted_from: None,
         }
     }
 
