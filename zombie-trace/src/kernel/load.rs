@@ -51,7 +51,7 @@ pub enum LoadError {
     )]
     NoBtf,
     #[error(
-        "--cgroup needs Linux {}.{} or newer (older kernels do not let tracing programs ask for a task's cgroup); this kernel is {release}: filter with --ppid, --pid or --comm instead",
+        "--cgroup, --container, --pod and --namespace need Linux {}.{} or newer (older kernels do not let tracing programs ask for a task's cgroup); this kernel is {release}: filter with --ppid, --pid or --comm instead",
         MIN_KERNEL_CGROUP.0,
         MIN_KERNEL_CGROUP.1
     )]
@@ -98,6 +98,9 @@ pub struct Options {
     /// Every record streams to userspace (`--events`); else exits and
     /// reaps pair in the kernel.
     pub stream: bool,
+    /// With `filter.cgroup_set`: the cgroups selected at start, in place
+    /// before the programs attach.
+    pub cgroups: Vec<u64>,
 }
 
 /// Whether this machine can run the programs `options` ask for.
@@ -116,7 +119,8 @@ fn check_machine(options: &Options) -> Result<(), LoadError> {
     if !PathBuf::from(VMLINUX_BTF).exists() {
         return Err(LoadError::NoBtf);
     }
-    if options.filter.cgroup_id != 0 && version.is_some_and(|v| v < MIN_KERNEL_CGROUP) {
+    let by_cgroup = options.filter.cgroup_id != 0 || options.filter.cgroup_set != 0;
+    if by_cgroup && version.is_some_and(|v| v < MIN_KERNEL_CGROUP) {
         return Err(LoadError::CgroupFilterUnsupported { release });
     }
     Ok(())
@@ -195,6 +199,15 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
         .map_max_entries("WAIT_ARGS", if args_from_regs { 1 } else { WAIT_ARGS_MAX })
         .load(PROGRAMS)
         .map_err(LoadError::Load)?;
+    let mut cgroup_set: aya::maps::HashMap<MapData, u64, u8> = take_map(&mut ebpf, "CGROUP_SET")?;
+    for id in &options.cgroups {
+        cgroup_set
+            .insert(id, &1, 0)
+            .map_err(|source| LoadError::Map {
+                name: "CGROUP_SET",
+                source,
+            })?;
+    }
     // Started before attaching, so that no program message is missed.
     let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
         Ok(logger) => Some(logger),
@@ -245,6 +258,7 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
             latency: take_map(&mut ebpf, "LATENCY")?,
             latency_by_comm: take_map(&mut ebpf, "LATENCY_BY_COMM")?,
             latency_by_reaper: take_map(&mut ebpf, "LATENCY_BY_REAPER")?,
+            cgroup_set,
             wait_tracing: wait_tracing_error.is_none(),
             wait_tracing_error,
             _ebpf: ebpf,

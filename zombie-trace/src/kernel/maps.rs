@@ -34,6 +34,8 @@ pub struct Probes {
     pub(super) latency: PerCpuArray<MapData, LatencyHist>,
     pub(super) latency_by_comm: HashMap<MapData, [u8; COMM_LEN], LatencyHist>,
     pub(super) latency_by_reaper: HashMap<MapData, u32, ReaperLatency>,
+    /// The cgroups `--container`/`--pod`/`--namespace` select.
+    pub(super) cgroup_set: HashMap<MapData, u64, u8>,
     /// Whether `wait4`/`waitid` are traced (they need tracefs).
     pub wait_tracing: bool,
     /// Why not, when they are not.
@@ -150,6 +152,16 @@ impl Probes {
     /// (the kernel drops each from `HANDED` when it sends its reap).
     pub fn tracked(&self) -> Vec<u32> {
         self.handed_here.iter().copied().collect()
+    }
+
+    /// Traces the processes in cgroup `id` (and below) from now on.
+    pub fn select_cgroup(&mut self, id: u64) -> Result<(), aya::maps::MapError> {
+        self.cgroup_set.insert(&id, &1, 0)
+    }
+
+    /// Stops tracing cgroup `id` (removed, or no longer selected).
+    pub fn unselect_cgroup(&mut self, id: u64) {
+        let _ = self.cgroup_set.remove(&id);
     }
 
     /// The wait calls of process `tgid`, as the kernel counted them.

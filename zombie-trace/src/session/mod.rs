@@ -128,6 +128,7 @@ pub async fn run(options: Options) -> Result<()> {
         ring_bytes: RING_BYTES,
         filter: options.filters.to_kernel(),
         stream: options.events,
+        cgroups: Vec::new(),
     })?;
     // Attached: the rest of the run needs far less than it took to get here.
     match privileges::drop_all_but_kept() {
