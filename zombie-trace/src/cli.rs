@@ -122,6 +122,33 @@ pub struct Cli {
     #[arg(short = 'g', long, value_name = "PATH")]
     pub cgroup: Option<PathBuf>,
 
+    /// Only processes in this container: its name (as `docker ps` or
+    /// `podman ps` shows it) or its id (12 to 64 hex digits). One started
+    /// later is traced from its start (Linux 5.14 or newer).
+    #[arg(long, value_name = "NAME_OR_ID")]
+    pub container: Option<String>,
+
+    /// Only processes in Kubernetes pods of this name, as the container
+    /// runtime's files on this node say (no API server is asked).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+
+    /// Only processes in Kubernetes pods of this namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Where the container runtimes' files are: their state directories
+    /// (/run/containerd, /var/lib/containers, /var/lib/docker, ...) are
+    /// looked up below this directory. Give /host in a pod that mounts the
+    /// host's under /host.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub runtime_root: PathBuf,
+
+    /// This machine's name, written as `node` in every JSON line so that
+    /// lines from many nodes can be mixed (default: the host name).
+    #[arg(long, value_name = "NAME", env = "NODE_NAME", value_parser = parse_node_name)]
+    pub node_name: Option<String>,
+
     /// Also print a summary this often (e.g. 10m, 1h), not only at the
     /// end: every parent that holds or has held zombies, with its leak rate
     /// and reap latencies.
@@ -176,6 +203,21 @@ fn parse_pid(s: &str) -> Result<u32, String> {
         Ok(pid) => Ok(pid),
         Err(e) => Err(format!("{e}: give a process id, such as 1234")),
     }
+}
+
+/// A node's name: printable, at most 253 bytes (a DNS name's most, which
+/// Kubernetes node names are).
+fn parse_node_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("give a name, such as the Kubernetes node's (spec.nodeName)".into());
+    }
+    if s.len() > 253 {
+        return Err("at most 253 bytes, as a DNS name".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err("control characters are not part of a node's name".into());
+    }
+    Ok(s.to_owned())
 }
 
 /// A duration such as `500ms`, `5s` or `2m`: at least 1ms, at most a week.
@@ -304,6 +346,31 @@ mod tests {
         }
         let err = Cli::try_parse_from(["zombie-trace", "--pid", "5,0"]).unwrap_err();
         assert!(err.to_string().contains("0 is not a process"), "{err}");
+    }
+
+    #[test]
+    fn containers_and_nodes() {
+        let cli = Cli::try_parse_from([
+            "zombie-trace",
+            "--container",
+            "web",
+            "--pod",
+            "shop-1",
+            "--namespace",
+            "prod",
+            "--node-name",
+            "node-a",
+        ])
+        .unwrap();
+        assert_eq!(cli.container.as_deref(), Some("web"));
+        assert_eq!(cli.pod.as_deref(), Some("shop-1"));
+        assert_eq!(cli.namespace.as_deref(), Some("prod"));
+        assert_eq!(cli.node_name.as_deref(), Some("node-a"));
+        assert_eq!(cli.runtime_root, PathBuf::from("/"));
+        for bad in ["", "a\nb", &"n".repeat(254)] {
+            let err = Cli::try_parse_from(["zombie-trace", "--node-name", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! `--pid`, `--ppid`, `--comm`, `--cgroup`: which processes to trace. The
-//! kernel programs apply them (see `zombie_trace_common::Filter`); the
-//! `/proc` scans apply the same here.
+//! `--pid`, `--ppid`, `--comm`, `--cgroup`, and `--container`, `--pod`,
+//! `--namespace`: which processes to trace. The kernel programs apply them
+//! (see `zombie_trace_common::Filter`; the containers as the set of their
+//! cgroups, which the session keeps current); the `/proc` scans apply the
+//! same here.
 
 use std::{
     fs,
@@ -11,7 +13,7 @@ use std::{
 use thiserror::Error;
 use zombie_trace_common::{COMM_LEN, FILTER_MAX, Filter};
 
-use crate::proc;
+use crate::{containers::Selector, model::process::ContainerNames, proc};
 
 #[derive(Debug, Error)]
 pub enum FilterError {
@@ -36,6 +38,7 @@ pub struct Filters {
     pub ppids: Vec<u32>,
     pub comm: Option<Vec<u8>>,
     pub cgroup: Option<Cgroup>,
+    pub containers: Selector,
 }
 
 /// A cgroup v2 directory, as the kernel and `/proc/PID/cgroup` name it.
@@ -72,7 +75,13 @@ impl Filters {
             ppids,
             comm,
             cgroup,
+            containers: Selector::default(),
         })
+    }
+
+    /// Only processes in the containers `containers` selects.
+    pub fn with_containers(self, containers: Selector) -> Self {
+        Self { containers, ..self }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,7 +117,14 @@ impl Filters {
             f.cgroup_id = cgroup.id;
             f.cgroup_level = cgroup.level;
         }
+        f.cgroup_set = u32::from(!self.containers.is_empty());
         f
+    }
+
+    /// A process in container `id` (none: `None`), which its runtime
+    /// calls `names`, is in one the container options select.
+    pub fn wants_container(&self, id: Option<&str>, names: &ContainerNames) -> bool {
+        self.containers.is_empty() || id.is_some_and(|id| self.containers.matches(id, names))
     }
 
     /// The same test for a process found in `/proc` (`cgroup` is its line
@@ -214,5 +230,23 @@ mod tests {
         assert!(!f.matches(5, 10, b"work", Some("/app")));
         assert!(Filters::default().matches(1, 2, b"x", None));
         assert!(is_within("/anything", "/"));
+    }
+
+    #[test]
+    fn containers_by_name_in_the_kernel_as_a_set() {
+        let id = "ab".repeat(32);
+        let web = ContainerNames {
+            name: Some("web".into()),
+            ..ContainerNames::default()
+        };
+        let f = Filters::default()
+            .with_containers(Selector::new(Some("web".into()), None, None).unwrap());
+        assert_eq!(f.to_kernel().cgroup_set, 1);
+        assert!(!f.is_empty());
+        assert!(f.wants_container(Some(&id), &web));
+        assert!(!f.wants_container(Some(&id), &ContainerNames::default()));
+        assert!(!f.wants_container(None, &web));
+        assert!(Filters::default().wants_container(None, &ContainerNames::default()));
+        assert_eq!(Filters::default().to_kernel().cgroup_set, 0);
     }
 }

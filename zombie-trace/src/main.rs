@@ -7,8 +7,9 @@ use std::{
 use clap::Parser as _;
 use zombie_trace::{
     cli::{Cli, Command},
+    containers::Selector,
     filter::Filters,
-    ps, session,
+    proc, ps, session,
 };
 
 /// Whether descriptor 1 was closed when the process started (`>&-`).
@@ -59,7 +60,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Ps { format }) => ps::run(format.into()),
         None => {
-            let filters = match Filters::new(cli.pid, cli.ppid, cli.comm, cli.cgroup.as_deref()) {
+            let filters = Filters::new(cli.pid, cli.ppid, cli.comm, cli.cgroup.as_deref())
+                .map_err(|e| e.to_string())
+                .and_then(|filters| {
+                    Selector::new(cli.container, cli.pod, cli.namespace)
+                        .map(|containers| filters.with_containers(containers))
+                        .map_err(|e| e.to_string())
+                });
+            let filters = match filters {
                 Ok(filters) => filters,
                 Err(e) => {
                     eprintln!("zombie-trace: error: {e}");
@@ -82,6 +90,12 @@ fn main() -> ExitCode {
                 output: cli.output,
                 summary_interval: cli.summary_interval,
                 metrics: cli.metrics,
+                runtime_root: cli.runtime_root,
+                node: cli
+                    .node_name
+                    .or_else(proc::host_name)
+                    .unwrap_or_else(|| "unknown".to_owned())
+                    .into(),
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -230,6 +230,13 @@ pub fn cgroup2_mounts() -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// This machine's host name (`uname -n`), when it has a printable one.
+pub fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim_end_matches('\n');
+    (!name.is_empty() && !name.chars().any(char::is_control)).then(|| name.to_owned())
+}
+
 /// The cgroup v2 path of process `pid` (`0::/path`), for `--cgroup`.
 pub fn cgroup_v2(pid: u32) -> Option<String> {
     parse_cgroup_v2(&read(&open(pid)?, "cgroup")?)

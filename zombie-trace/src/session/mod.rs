@@ -10,6 +10,7 @@ use std::{
     net::SocketAddr,
     os::fd::{AsRawFd, RawFd},
     path::PathBuf,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -25,11 +26,13 @@ use tokio::{
     time::MissedTickBehavior,
 };
 
+mod containers;
 mod handover;
 pub mod reporter;
 mod sinks;
 pub mod writer;
 
+use containers::Selection;
 use handover::Handover;
 use reporter::{Mode, Proc, Reporter};
 use sinks::Sinks;
@@ -67,6 +70,9 @@ const COUNTERS_EVERY: u64 = 10;
 /// Reported zombies are re-checked in `/proc` this often, in case their
 /// reap record was lost.
 const RECHECK_EVERY: u64 = 20;
+/// The selected containers are looked at again this often (ticks): gone
+/// ones dropped, late-named ones taken.
+const CONTAINERS_EVERY: u64 = 50;
 /// Ring buffer size: about 50,000 records of slack for a stalled reader.
 const RING_BYTES: u32 = 1 << 22;
 
@@ -85,6 +91,10 @@ pub struct Options {
     pub summary_interval: Option<Duration>,
     /// Serve OpenMetrics here.
     pub metrics: Option<SocketAddr>,
+    /// Where the container runtimes' state directories are.
+    pub runtime_root: PathBuf,
+    /// `--node-name`, for JSON's `node`.
+    pub node: Arc<str>,
 }
 
 /// The logger's descriptor, watched while the logger itself stays outside
@@ -114,6 +124,13 @@ pub async fn run(options: Options) -> Result<()> {
         })?),
         None => None,
     };
+    // The containers selected now are in the kernel's set before it
+    // attaches: none of their exits is missed.
+    let (mut selection, cgroups) =
+        match Selection::start(&options.filters.containers, &options.runtime_root)? {
+            Some((selection, cgroups)) => (Some(selection), cgroups),
+            None => (None, Vec::new()),
+        };
     // Served while the probes load: `/healthz` answers, not yet ready.
     let served = listener.map(|listener| {
         let metrics = Metrics::new(&load::kernel_release());
@@ -128,7 +145,7 @@ pub async fn run(options: Options) -> Result<()> {
         ring_bytes: RING_BYTES,
         filter: options.filters.to_kernel(),
         stream: options.events,
-        cgroups: Vec::new(),
+        cgroups,
     })?;
     // Attached: the rest of the run needs far less than it took to get here.
     match privileges::drop_all_but_kept() {
@@ -166,7 +183,11 @@ pub async fn run(options: Options) -> Result<()> {
     } else {
         None
     };
-    let sinks = Sinks::new(options.stdout.then_some(options.format), file);
+    let sinks = Sinks::new(
+        options.stdout.then_some(options.format),
+        file,
+        Arc::clone(&options.node),
+    );
     let mut session = Session::new(&options, probes.wait_tracing, sinks);
     let server = served.map(|(metrics, server)| {
         session.metrics = Some(metrics);
@@ -214,6 +235,11 @@ pub async fn run(options: Options) -> Result<()> {
                 if ticks.is_multiple_of(RECHECK_EVERY) {
                     session.recheck(&mut probes);
                 }
+                if let Some(selection) = selection.as_mut()
+                    && ticks.is_multiple_of(CONTAINERS_EVERY)
+                {
+                    selection.rescan(&mut probes);
+                }
                 session.tick(&mut probes);
                 due.as_mut().reset(tokio::time::Instant::now() + session.until_due());
                 if let Err(e) = session.watch_stdout() {
@@ -224,6 +250,11 @@ pub async fn run(options: Options) -> Result<()> {
                 session.drain(ring.get_mut());
                 session.tick(&mut probes);
                 due.as_mut().reset(tokio::time::Instant::now() + session.until_due());
+            }
+            cgroups = appeared(selection.as_mut()) => {
+                if let Some(selection) = selection.as_mut() {
+                    selection.add(cgroups, &mut probes);
+                }
             }
             () = &mut time_is_up => break Ok(()),
             () = every(summaries.as_mut()) => session.summary(&probes, false),
@@ -276,6 +307,14 @@ async fn every(interval: Option<&mut tokio::time::Interval>) {
     }
 }
 
+/// Container cgroups made since the last call, or never.
+async fn appeared(selection: Option<&mut Selection>) -> Vec<crate::containers::ContainerCgroup> {
+    match selection {
+        Some(selection) => selection.appeared().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next SIGHUP, or never.
 async fn hangup(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
     match signal {
@@ -301,6 +340,7 @@ async fn readable(fd: Option<&AsyncFd<LoggerFd>>) -> io::Result<AsyncFdReadyGuar
 
 struct Session {
     reporter: Reporter,
+    proc: Proc,
     handover: Handover,
     sinks: Sinks,
     metrics: Option<Metrics>,
@@ -324,6 +364,7 @@ impl Session {
         let started_ns = clock::boot_ns();
         let threshold_ns = u64::try_from(options.threshold.as_nanos()).unwrap_or(u64::MAX);
         Self {
+            proc: Proc::new(&options.runtime_root),
             reporter: Reporter::new(
                 options.threshold,
                 mode,
@@ -398,7 +439,9 @@ impl Session {
             }
             Mode::Stream => HashSet::new(),
         };
-        let added = self.reporter.scan(zombies, &held, &Proc, preexisting, now);
+        let added = self
+            .reporter
+            .scan(zombies, &held, &self.proc, preexisting, now);
         if self.mode == Mode::KernelPairs {
             for pid in added {
                 self.handover.track(probes, pid);
@@ -503,7 +546,7 @@ impl Session {
             self.reporter.settle();
         }
         let tallies = |ppid| probes.wait_tally(ppid).map(|t| decode::wait_tally(&t));
-        self.reporter.tick(&Proc, &tallies, now);
+        self.reporter.tick(&self.proc, &tallies, now);
         self.publish();
         self.sinks.floods(false);
     }
@@ -527,7 +570,7 @@ impl Session {
             let reporter = &self.reporter;
             self.handover.sweep(probes, |pid| reporter.tracks(pid));
         }
-        self.reporter.recheck(&Proc, clock::boot_ns());
+        self.reporter.recheck(&self.proc, clock::boot_ns());
         self.publish();
     }
 

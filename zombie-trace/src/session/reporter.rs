@@ -5,19 +5,22 @@
 //! tested with facts the tests give.
 
 use std::{
+    cell::RefCell,
     collections::{HashMap, HashSet},
+    path::Path,
     rc::Rc,
     time::{Duration, SystemTime},
 };
 
 use crate::{
+    containers::{Resolver, full_id},
     diagnosis::{Facts, diagnose},
     engine::{Config, Counts, Engine, Finding, Id, Outcome, Overdue, Resolution, Unseen, Verdict},
     filter::Filters,
     kernel::clock::Clock,
     model::{
         event::{Event, Exit, WaitTarget},
-        process::{Placement, ProcessInfo, TargetState, WaitStats},
+        process::{ContainerNames, Placement, ProcessInfo, TargetState, WaitStats},
         report::{Exited, Line, Lost, ParentGroup, Reaped, ReaperKind, Summary, Zombie},
     },
     proc::{self, ProcZombie, ZombieState},
@@ -63,10 +66,24 @@ pub trait ProcView {
     fn comm(&self, pid: u32) -> Option<Vec<u8>>;
     /// Its cgroup v2 path, for `--cgroup`.
     fn cgroup_v2(&self, pid: u32) -> Option<String>;
+    /// What the container runtime calls the container of a process in
+    /// `cgroup`.
+    fn container_names(&self, cgroup: &str) -> ContainerNames;
 }
 
-/// The real `/proc`.
-pub struct Proc;
+/// The real `/proc`, and the container runtimes' files.
+pub struct Proc {
+    containers: RefCell<Resolver>,
+}
+
+impl Proc {
+    /// With the runtimes' state directories below `runtime_root`.
+    pub fn new(runtime_root: &Path) -> Self {
+        Self {
+            containers: RefCell::new(Resolver::new(runtime_root)),
+        }
+    }
+}
 
 impl ProcView for Proc {
     fn zombie(
@@ -97,6 +114,19 @@ impl ProcView for Proc {
 
     fn cgroup_v2(&self, pid: u32) -> Option<String> {
         proc::cgroup_v2(pid)
+    }
+
+    fn container_names(&self, cgroup: &str) -> ContainerNames {
+        self.containers.borrow_mut().names_of_cgroup(cgroup)
+    }
+}
+
+/// Names `placement`'s container, if it is in one.
+fn name_container(proc: &impl ProcView, placement: &mut Placement) {
+    if placement.container_id.is_some()
+        && let Some(cgroup) = &placement.cgroup
+    {
+        placement.names = proc.container_names(cgroup);
     }
 }
 
@@ -273,16 +303,25 @@ impl Reporter {
             if self.engine.knows(z.pid, z.start_ticks) || held.contains(&(z.pid, z.start_ticks)) {
                 continue;
             }
-            let cgroup = self
-                .filters
-                .cgroup
-                .as_ref()
-                .and_then(|_| proc.cgroup_v2(z.pid));
+            let by_container = !self.filters.containers.is_empty();
+            let cgroup = (self.filters.cgroup.is_some() || by_container)
+                .then(|| proc.cgroup_v2(z.pid))
+                .flatten();
             if !self
                 .filters
                 .matches(z.pid, z.ppid, z.comm.as_bytes(), cgroup.as_deref())
             {
                 continue;
+            }
+            if by_container {
+                let id = cgroup.as_deref().and_then(full_id);
+                let names = cgroup
+                    .as_deref()
+                    .map(|c| proc.container_names(c))
+                    .unwrap_or_default();
+                if !self.filters.wants_container(id, &names) {
+                    continue;
+                }
             }
             let parent_comm = comm_of(proc, &mut parents, z.ppid);
             let unseen = Unseen {
@@ -342,6 +381,8 @@ impl Reporter {
                             now,
                             finding.preexisting,
                         );
+                        let mut placement = placement;
+                        name_container(proc, &mut placement);
                         self.report(&finding, &facts, placement, now);
                     }
                     continue;
@@ -374,7 +415,10 @@ impl Reporter {
     /// are in included), and the wait calls it made, with what the pids it
     /// asked for are now.
     fn parent_facts(&self, proc: &impl ProcView, tallies: Tallies<'_>, ppid: u32) -> ParentFacts {
-        let info = proc.process(ppid);
+        let mut info = proc.process(ppid);
+        if let Some(info) = &mut info {
+            name_container(proc, &mut info.placement);
+        }
         let waits = self.wait_tracing.then(|| {
             let mut waits = match self.mode {
                 Mode::KernelPairs => tallies(ppid).unwrap_or_default(),
@@ -578,6 +622,10 @@ mod tests {
 
         fn cgroup_v2(&self, _pid: u32) -> Option<String> {
             None
+        }
+
+        fn container_names(&self, _cgroup: &str) -> ContainerNames {
+            ContainerNames::default()
         }
     }
 

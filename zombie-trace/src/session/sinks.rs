@@ -2,7 +2,7 @@
 //! the `--output` file in JSON. Lines said before `ready` wait for it,
 //! which must come first.
 
-use std::{path::Path, time::SystemTime};
+use std::{path::Path, sync::Arc, time::SystemTime};
 
 use anyhow::{Context as _, Result};
 
@@ -29,10 +29,11 @@ pub struct Sinks {
 impl Sinks {
     /// Stdout in `stdout`'s format (`None`: not written), and the
     /// `--output` file's writer.
-    pub fn new(stdout: Option<Format>, file: Option<Writer>) -> Self {
+    /// JSON lines name `node` as where they come from.
+    pub fn new(stdout: Option<Format>, file: Option<Writer>, node: Arc<str>) -> Self {
         Self {
-            stdout: stdout.map(|format| Sink::new(format, Writer::stdout())),
-            file: file.map(|writer| Sink::new(Format::Json, writer)),
+            stdout: stdout.map(|format| Sink::new(format, Writer::stdout(), Arc::clone(&node))),
+            file: file.map(|writer| Sink::new(Format::Json, writer, node)),
             held: Some(Vec::new()),
         }
     }
@@ -146,9 +147,9 @@ struct Sink {
 }
 
 impl Sink {
-    fn new(format: Format, writer: Writer) -> Self {
+    fn new(format: Format, writer: Writer, node: Arc<str>) -> Self {
         Self {
-            encoder: Encoder::new(format),
+            encoder: Encoder::new(format).on_node(node),
             flood: (format == Format::Text).then(FloodGate::default),
             pending: Vec::new(),
             writer,
