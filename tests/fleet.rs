@@ -456,11 +456,15 @@ fn prometheus_fires_the_leak_alert_for_a_leaking_container() {
 
     let firing = poll(ALERT_TIMEOUT, || {
         let alerts = api(&prometheus, "/api/v1/alerts");
-        alerts["alerts"].as_array()?.iter().cloned().find(|a| {
-            a["labels"]["alertname"] == "ZombieLeakingWorkload"
-                && a["state"] == "firing"
-                && is_container(&a["labels"]["container"], &name, &id)
-        })
+        alerts["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| {
+                a["labels"]["alertname"] == "ZombieLeakingWorkload"
+                    && a["state"] == "firing"
+                    && is_container(&a["labels"]["container"], &name, &id)
+            })
+            .cloned()
     })
     .unwrap_or_else(|| {
         panic!(
