@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod deploy;
 mod fuzz;
 mod guest;
 mod plot;
@@ -51,6 +52,10 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Check deploy/ without a cluster: the Prometheus rules (promtool's
+    /// check and unit tests), the Kubernetes manifests (their API schemas)
+    /// and the Grafana dashboard (its queries name known metrics only).
+    DeployCheck,
     /// Set up, then run fmt, clippy, the whole test suite (as root), a
     /// minute of each fuzz target, and the scenarios on Linux 5.10 under
     /// qemu.
@@ -117,6 +122,7 @@ fn real_main() -> Result<()> {
         Cmd::Setup => setup::setup(),
         Cmd::Build { debug } => build::build(!debug),
         Cmd::Run { args } => run::run(&args),
+        Cmd::DeployCheck => deploy::check(),
         Cmd::Test => test::test(),
         Cmd::Bench(options) => bench::bench(&options),
         Cmd::Vmtest { kernels, no_build } => vmtest::vmtest(&kernels, !no_build),

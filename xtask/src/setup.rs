@@ -22,7 +22,8 @@ use crate::{cargo_bin_dir, output_of, root_command, run_cmd, which};
 /// The LLVM major version of the eBPF toolchain's rustc and of bpf-linker.
 const LLVM: u32 = 22;
 /// Packages for bpf-linker (LLVM), the tests (python3, gcc, bpftool, procps,
-/// g++), and cargo itself (ca-certificates).
+/// g++; podman, prometheus and the rest for deploy/), and cargo itself
+/// (ca-certificates).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -36,6 +37,18 @@ const APT_PACKAGES: &[&str] = &[
     "ca-certificates",
     // libFuzzer, which the fuzz targets build, is C++.
     "g++",
+    // The deployment's checks and tests/fleet.rs: containers under podman
+    // with runc (catatonit is the pause process of its pods, uidmap its
+    // id mapping), a real Prometheus and promtool, busybox-static for the
+    // test images, a venv for kubernetes-validate, YAML for python3.
+    "podman",
+    "runc",
+    "catatonit",
+    "uidmap",
+    "prometheus",
+    "busybox-static",
+    "python3-venv",
+    "python3-yaml",
 ];
 const BPF_LINKER_VERSION: &str = "0.13";
 const CARGO_FUZZ_VERSION: &str = "0.13";

@@ -11,11 +11,14 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{fuzz, host_triple, is_root, run_cmd, setup, vmtest, which};
+use crate::{deploy, fuzz, host_triple, is_root, run_cmd, setup, vmtest, which};
 
 /// The kernel of the matrix every test run boots: the oldest, the most
 /// unlike the hosts'.
 const OLDEST: &str = "5.10";
+/// Where in the cargo steps the deployment's check goes: before the test
+/// suite (the fifth), which takes long.
+const DEPLOY_CHECK_BEFORE: usize = 4;
 /// How long each fuzz target runs: long enough to get past the corpus kept
 /// in fuzz/corpus/ into new inputs.
 const FUZZ_SECONDS: u64 = 60;
@@ -98,15 +101,24 @@ pub fn test() -> Result<()> {
             "fix the failing tests above (rerun one with `ZOMBIE_TRACE_COMPAT=1 cargo test --release -p zombie-trace --test e2e NAME -- --test-threads=1` as root)",
         ),
     ];
-    // Then the fuzz targets, and the matrix's oldest kernel under qemu.
-    let total = steps.len() + 2;
+    // The deployment's check comes after the lints, before the long steps;
+    // then the fuzz targets, and the matrix's oldest kernel under qemu.
+    let total = steps.len() + 3;
+    let mut number = 0;
     for (i, (name, args, env, hint)) in steps.into_iter().enumerate() {
+        if i == DEPLOY_CHECK_BEFORE {
+            number += 1;
+            println!();
+            println!("==> [{number}/{total}] the deployment (deploy/): cargo xtask deploy-check");
+            deploy::check()
+                .with_context(|| format!("step {number}/{total} (deploy/) failed: rerun it with `cargo xtask deploy-check`"))?;
+        }
+        number += 1;
         let env: &[(&str, &str)] = env;
         println!();
         let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         println!(
-            "==> [{}/{total}] {name}: {}cargo {}",
-            i + 1,
+            "==> [{number}/{total}] {name}: {}cargo {}",
             shown.concat(),
             args.join(" ")
         );
@@ -118,7 +130,7 @@ pub fn test() -> Result<()> {
             cmd.env(key, value);
         }
         run_cmd(&mut cmd, hint)
-            .with_context(|| format!("step {}/{total} ({name}) failed", i + 1))?;
+            .with_context(|| format!("step {number}/{total} ({name}) failed"))?;
     }
     println!();
     println!(
