@@ -825,26 +825,6 @@ fn cgroup_filter_reports_inside_and_not_outside() {
 }
 
 /// GET `path` from `addr` over plain HTTP/1.1; the whole response.
-fn http_get(addr: &str, path: &str) -> String {
-    http(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-}
-
-/// Sends `request` as it is; what came back before the server closed (a
-/// reset, as for a refused request, ends it too).
-fn http(addr: &str, request: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let _ = stream.write_all(request);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    String::from_utf8_lossy(&response).into_owned()
-}
-
 /// This machine's address towards the outside, if it has one: a UDP socket
 /// "connected" anywhere takes the route's source address, sending nothing.
 fn outward_address() -> Option<std::net::IpAddr> {
