@@ -19,7 +19,10 @@ fn check(facts: Option<Facts>) {
         return;
     };
     let names = ContainerNames::from(&facts);
-    for name in [&names.name, &names.pod_name, &names.pod_namespace].into_iter().flatten() {
+    for name in [&names.name, &names.pod_name, &names.pod_namespace]
+        .into_iter()
+        .flatten()
+    {
         assert!(!name.is_empty() && name.len() <= MAX_NAME, "{name:?}");
         assert!(!name.chars().any(char::is_control), "{name:?}");
     }
@@ -40,6 +43,9 @@ fuzz_target!(|bytes: &[u8]| {
     {
         assert_eq!(id.len(), 64, "{id:?}");
         assert!(path.contains(id));
-        assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{id:?}");
+        assert!(
+            id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "{id:?}"
+        );
     }
 });
