@@ -78,13 +78,23 @@ impl Resolver {
 
     /// The names of container `id` (64 lowercase hex).
     pub fn names(&mut self, id: &str) -> ContainerNames {
+        self.lookup(id, false)
+    }
+
+    /// As [`Resolver::names`], but a container found nameless is looked
+    /// for again at once: its runtime may be writing its files right now.
+    pub fn names_now(&mut self, id: &str) -> ContainerNames {
+        self.lookup(id, true)
+    }
+
+    fn lookup(&mut self, id: &str, retry_miss: bool) -> ContainerNames {
         if !is_full_id(id) {
             return ContainerNames::default();
         }
         if let Some(cached) = self.cache.get(id)
             && cached
                 .missed_at
-                .is_none_or(|at| at.elapsed() < self.miss_retry)
+                .is_none_or(|at| !retry_miss && at.elapsed() < self.miss_retry)
         {
             return cached.names.clone();
         }

@@ -1,9 +1,16 @@
 //! `--container`, `--pod`, `--namespace` in the kernel: the cgroups of the
 //! containers they select, kept current as containers start and stop.
+//!
+//! A container's cgroup may appear before its runtime has written what
+//! names it (plain runc writes its state after making the cgroup): such a
+//! container is traced at once, so that none of its first exits is
+//! missed, until its names say whether it is wanted (the reporter checks
+//! each report against the options too).
 
 use std::{
     collections::{HashMap, HashSet},
     path::Path,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -11,8 +18,12 @@ use anyhow::{Context as _, Result};
 use crate::{
     containers::{CgroupWatch, ContainerCgroup, Resolver, Selector},
     kernel::maps::Probes,
+    model::process::ContainerNames,
     proc,
 };
+
+/// How long a container's runtime may take to write what names it.
+const UNNAMED_FOR: Duration = Duration::from_secs(10);
 
 pub struct Selection {
     watch: CgroupWatch,
@@ -20,6 +31,11 @@ pub struct Selection {
     selector: Selector,
     /// The cgroups selected, by id (the kernel's), with their container's.
     selected: HashMap<u64, String>,
+    /// Those selected for now, while nameless: their container's id, and
+    /// since when.
+    unnamed: HashMap<u64, (String, Instant)>,
+    /// Those found not wanted once named (or nameless for too long).
+    rejected: HashSet<u64>,
     /// The kernel's set was found full: said once.
     full_said: bool,
 }
@@ -44,6 +60,8 @@ impl Selection {
             names: Resolver::new(runtime_root),
             selector: selector.clone(),
             selected: HashMap::new(),
+            unnamed: HashMap::new(),
+            rejected: HashSet::new(),
             full_said: false,
         };
         let mut ids = Vec::new();
@@ -68,13 +86,26 @@ impl Selection {
         self.watch.appeared().await
     }
 
-    /// Traces those of `cgroups` that are selected.
+    /// Traces those of `cgroups` that are selected, and those not yet
+    /// named.
     pub fn add(&mut self, cgroups: Vec<ContainerCgroup>, probes: &mut Probes) {
         for c in cgroups {
-            if !self.selected.contains_key(&c.inode) && self.wants(&c) {
+            if self.selected.contains_key(&c.inode)
+                || self.unnamed.contains_key(&c.inode)
+                || self.rejected.contains(&c.inode)
+            {
+                continue;
+            }
+            let names = self.names.names(&c.id);
+            let wanted = self.selector.matches(&c.id, &names);
+            let nameless = names == ContainerNames::default();
+            if wanted || nameless {
                 match probes.select_cgroup(c.inode) {
-                    Ok(()) => {
+                    Ok(()) if wanted => {
                         self.selected.insert(c.inode, c.id);
+                    }
+                    Ok(()) => {
+                        self.unnamed.insert(c.inode, (c.id, Instant::now()));
                     }
                     Err(e) if !self.full_said => {
                         self.full_said = true;
@@ -90,9 +121,32 @@ impl Selection {
         }
     }
 
+    /// Decides the containers traced while nameless, as their names come
+    /// (or not, for [`UNNAMED_FOR`]).
+    pub fn settle(&mut self, probes: &mut Probes) {
+        let mut decided = Vec::new();
+        for (&inode, (id, since)) in &self.unnamed {
+            let names = self.names.names_now(id);
+            if self.selector.matches(id, &names) {
+                decided.push((inode, true));
+            } else if names != ContainerNames::default() || since.elapsed() > UNNAMED_FOR {
+                decided.push((inode, false));
+            }
+        }
+        for (inode, wanted) in decided {
+            if let Some((id, _)) = self.unnamed.remove(&inode) {
+                if wanted {
+                    self.selected.insert(inode, id);
+                } else {
+                    probes.unselect_cgroup(inode);
+                    self.rejected.insert(inode);
+                }
+            }
+        }
+    }
+
     /// Looks at every container again: those gone are dropped, and those
-    /// whose runtime had not yet written its files when they appeared are
-    /// taken.
+    /// whose runtime wrote its files late are taken.
     pub fn rescan(&mut self, probes: &mut Probes) {
         let now = self.watch.scan();
         let live: HashSet<u64> = now.iter().map(|c| c.inode).collect();
@@ -103,9 +157,11 @@ impl Selection {
             }
             keep
         });
+        self.rejected.retain(|inode| live.contains(inode));
         self.add(now, probes);
     }
 
+    /// Whether the container in `c` is selected, by what is known now.
     fn wants(&mut self, c: &ContainerCgroup) -> bool {
         let names = self.names.names(&c.id);
         self.selector.matches(&c.id, &names)

@@ -235,10 +235,11 @@ pub async fn run(options: Options) -> Result<()> {
                 if ticks.is_multiple_of(RECHECK_EVERY) {
                     session.recheck(&mut probes);
                 }
-                if let Some(selection) = selection.as_mut()
-                    && ticks.is_multiple_of(CONTAINERS_EVERY)
-                {
-                    selection.rescan(&mut probes);
+                if let Some(selection) = selection.as_mut() {
+                    selection.settle(&mut probes);
+                    if ticks.is_multiple_of(CONTAINERS_EVERY) {
+                        selection.rescan(&mut probes);
+                    }
                 }
                 session.tick(&mut probes);
                 due.as_mut().reset(tokio::time::Instant::now() + session.until_due());

@@ -365,7 +365,16 @@ impl Reporter {
             };
             let (state, placement) =
                 proc.zombie(due.pid, due.start_ticks, due.in_pid_ns, &mut parent_cgroup);
+            let mut placement = placement;
+            name_container(proc, &mut placement);
+            // The kernel traces a container for a moment before its names
+            // say whether it is wanted (see `session::containers`).
+            let unwanted = !self.filters.wants_container(
+                placement.cgroup.as_deref().and_then(full_id),
+                &placement.names,
+            );
             let verdict = match state {
+                ZombieState::Zombie { .. } if unwanted => Verdict::Gone,
                 ZombieState::Zombie { ppid } => {
                     let facts = facts_of(ppid);
                     let parent_comm = facts
@@ -381,8 +390,6 @@ impl Reporter {
                             now,
                             finding.preexisting,
                         );
-                        let mut placement = placement;
-                        name_container(proc, &mut placement);
                         self.report(&finding, &facts, placement, now);
                     }
                     continue;
