@@ -122,12 +122,7 @@ fn kubernetes_annotations_name_the_pod() {
     if !should_run(&["runc"]) {
         return;
     }
-    let bundle = Bundle::new(
-        "shop-7f9c4d-x2k8q",
-        "prod",
-        "web",
-        ORPHAN_UNDER_PID_1,
-    );
+    let bundle = Bundle::new("shop-7f9c4d-x2k8q", "prod", "web", ORPHAN_UNDER_PID_1);
     let mut tracer = Tracer::start(&[
         "--threshold",
         "500ms",
@@ -287,7 +282,11 @@ impl Drop for Bundle {
         let _ = fs::remove_dir_all(&self.dir);
         // runc leaves the parents it made in every hierarchy.
         let pod = format!("kubepods/besteffort/pod0e2e{}", std::process::id());
-        for hierarchy in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for hierarchy in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let base = hierarchy.path();
             for dir in [pod.as_str(), "kubepods/besteffort", "kubepods"] {
                 let _ = fs::remove_dir(base.join(dir));

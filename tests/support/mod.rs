@@ -324,7 +324,6 @@ pub fn ms(v: &Value, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} is not a number in {v}"))
 }
 
-
 /// A free port on loopback, for `--metrics`.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -352,4 +351,3 @@ pub fn http(addr: &str, request: &[u8]) -> String {
     let _ = stream.read_to_end(&mut response);
     String::from_utf8_lossy(&response).into_owned()
 }
-

@@ -151,4 +151,3 @@ fn make_busybox_image() {
     }
     import(&rootfs, BUSYBOX_IMAGE, &[]);
 }
-

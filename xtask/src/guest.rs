@@ -286,7 +286,11 @@ fn reparent(tracer: &mut Tracer) -> Result<String> {
     if zombie["ppid"] != me {
         bail!("not reported under its new parent {me}: {zombie}");
     }
-    Ok(format!("reported under {me}"))
+    // Adopted alive: the kernel remembered the parent that forked it.
+    if zombie["reparented"] != true || zombie["original_ppid"] != parent {
+        bail!("its first parent {parent} is not named: {zombie}");
+    }
+    Ok(format!("reported under {me}, forked by {parent}"))
 }
 
 /// Many children reaped at once: no report.

@@ -46,8 +46,16 @@ attached in the kernel.",
       A day-long leak hunt: every 10 minutes, each parent's leak rate.
   zombie-trace --ppid 1234 --threshold 1s
       Only the children of process 1234 (filters are applied in the kernel).
-  zombie-trace --metrics 9090 --output /var/log/zombie-trace.jsonl > /dev/null
-      A service: metrics at http://127.0.0.1:9090/metrics, findings in a file.
+  zombie-trace --container web --threshold 1s
+      Only in container `web` (names come from the container runtime's files;
+      a container's PID 1 that does not reap its orphans is said so).
+  zombie-trace --namespace prod --format json --metrics 0.0.0.0:9464
+      A Kubernetes node: pods of namespace `prod`; JSON lines name the node
+      (--node-name, default $NODE_NAME or the host name), and the metrics
+      label zombies by namespace, pod, container and parent.
+  zombie-trace --metrics 9464 --output /var/log/zombie-trace.jsonl > /dev/null
+      A service: metrics at http://127.0.0.1:9464/metrics (and /healthz),
+      findings in a file.
   zombie-trace ps
       List the zombies that exist now, by parent (no eBPF; works without root).
 
@@ -155,8 +163,9 @@ pub struct Cli {
     #[arg(short, long, value_name = "DURATION", value_parser = parse_interval)]
     pub summary_interval: Option<Duration>,
 
-    /// Serve OpenMetrics (Prometheus) at http://ADDR/metrics: a port alone
-    /// (9090) binds loopback; give an address (0.0.0.0:9090) to expose it.
+    /// Serve OpenMetrics (Prometheus) at http://ADDR/metrics, and
+    /// /healthz (200 once attached): a port alone (9464) binds loopback;
+    /// give an address (0.0.0.0:9464) to expose it.
     #[arg(short, long, value_name = "ADDR", value_parser = crate::metrics::parse_addr)]
     pub metrics: Option<SocketAddr>,
 

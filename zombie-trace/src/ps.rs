@@ -12,10 +12,11 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
+    containers::Resolver,
     diagnosis::{Facts, diagnose},
     kernel::clock,
     model::{
-        process::ProcessInfo,
+        process::{Placement, ProcessInfo},
         report::{Line, ParentGroup, Snapshot, Zombie},
     },
     output::{Encoder, Format},
@@ -31,13 +32,19 @@ pub fn run(format: Format) -> Result<()> {
         );
     }
     let zombies = proc::zombies().context("scanning /proc for zombies")?;
+    let mut containers = Resolver::new("/");
     let encoder = Encoder::new(format);
     let mut out = Vec::new();
     let mut by_parent = Vec::new();
     for (ppid, children) in group_by_parent(zombies) {
-        let parent = proc::process_info(ppid);
+        let mut parent = proc::process_info(ppid);
+        if let Some(parent) = &mut parent {
+            containers.name(&mut parent.placement);
+        }
         for child in &children {
-            let z = zombie(child, parent.clone(), clock::boot_ns());
+            let mut placement = proc::zombie_placement(child.pid);
+            containers.name(&mut placement);
+            let z = zombie(child, placement, parent.clone(), clock::boot_ns());
             out.extend_from_slice(encoder.encode(&Line::Zombie(Box::new(z))).as_bytes());
         }
         by_parent.push(ParentGroup {
@@ -80,10 +87,14 @@ fn group_by_parent(zombies: Vec<ProcZombie>) -> BTreeMap<u32, Vec<ProcZombie>> {
     groups
 }
 
-/// Zombie `child` of `parent` (`None`: gone), as `/proc` shows it at
-/// `now_ns`.
-fn zombie(child: &ProcZombie, parent: Option<ProcessInfo>, now_ns: u64) -> Zombie {
-    let placement = proc::zombie_placement(child.pid);
+/// Zombie `child`, placed at `placement`, of `parent` (`None`: gone), as
+/// `/proc` shows it at `now_ns`.
+fn zombie(
+    child: &ProcZombie,
+    placement: Placement,
+    parent: Option<ProcessInfo>,
+    now_ns: u64,
+) -> Zombie {
     let facts = Facts {
         pid: child.pid,
         placement: &placement,

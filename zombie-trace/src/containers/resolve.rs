@@ -12,7 +12,7 @@ use super::{
     id::{full_id, is_full_id},
     runtime::{self, Facts},
 };
-use crate::model::process::ContainerNames;
+use crate::model::process::{ContainerNames, Placement};
 
 /// Largest `config.json`, `config.v2.json` or `state.json` read: real ones
 /// are tens of KiB.
@@ -74,6 +74,16 @@ impl Resolver {
     /// path as `/proc/PID/cgroup` shows it); all `None` if none found.
     pub fn names_of_cgroup(&mut self, cgroup: &str) -> ContainerNames {
         full_id(cgroup).map(|id| self.names(id)).unwrap_or_default()
+    }
+
+    /// Names the container of a process placed at `placement`, if it is
+    /// in one.
+    pub fn name(&mut self, placement: &mut Placement) {
+        if placement.container_id.is_some()
+            && let Some(cgroup) = &placement.cgroup
+        {
+            placement.names = self.names_of_cgroup(cgroup);
+        }
     }
 
     /// The names of container `id` (64 lowercase hex).

@@ -69,6 +69,14 @@ pub trait ProcView {
     /// What the container runtime calls the container of a process in
     /// `cgroup`.
     fn container_names(&self, cgroup: &str) -> ContainerNames;
+    /// Names the container of a process placed at `placement`, if any.
+    fn name_container(&self, placement: &mut Placement) {
+        if placement.container_id.is_some()
+            && let Some(cgroup) = &placement.cgroup
+        {
+            placement.names = self.container_names(cgroup);
+        }
+    }
 }
 
 /// The real `/proc`, and the container runtimes' files.
@@ -118,15 +126,6 @@ impl ProcView for Proc {
 
     fn container_names(&self, cgroup: &str) -> ContainerNames {
         self.containers.borrow_mut().names_of_cgroup(cgroup)
-    }
-}
-
-/// Names `placement`'s container, if it is in one.
-fn name_container(proc: &impl ProcView, placement: &mut Placement) {
-    if placement.container_id.is_some()
-        && let Some(cgroup) = &placement.cgroup
-    {
-        placement.names = proc.container_names(cgroup);
     }
 }
 
@@ -366,7 +365,7 @@ impl Reporter {
             let (state, placement) =
                 proc.zombie(due.pid, due.start_ticks, due.in_pid_ns, &mut parent_cgroup);
             let mut placement = placement;
-            name_container(proc, &mut placement);
+            proc.name_container(&mut placement);
             // The kernel traces a container for a moment before its names
             // say whether it is wanted (see `session::containers`).
             let unwanted = !self.filters.wants_container(
@@ -424,7 +423,7 @@ impl Reporter {
     fn parent_facts(&self, proc: &impl ProcView, tallies: Tallies<'_>, ppid: u32) -> ParentFacts {
         let mut info = proc.process(ppid);
         if let Some(info) = &mut info {
-            name_container(proc, &mut info.placement);
+            proc.name_container(&mut info.placement);
         }
         let waits = self.wait_tracing.then(|| {
             let mut waits = match self.mode {
