@@ -94,6 +94,8 @@ pub fn test() -> Result<()> {
                 "zombie-trace",
                 "--test",
                 "e2e",
+                "--test",
+                "containers",
                 "--",
                 "--test-threads=1",
             ],
