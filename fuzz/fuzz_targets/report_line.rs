@@ -213,6 +213,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             parent_comm: comm.to_vec(),
             zombies: zombies.clone(),
             oldest_ns: latency.max_ns,
+            preexisting: false,
         };
         let summary = Line::Summary(Summary {
             ts,

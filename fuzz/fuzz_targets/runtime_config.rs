@@ -7,11 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use zombie_trace::{
-    containers::{
-        full_id,
-        runtime::{self, Facts, MAX_NAME},
-    },
+    containers::runtime::{self, Facts, MAX_NAME},
     model::process::ContainerNames,
+    proc::container::full_id,
 };
 
 fn check(facts: Option<Facts>) {

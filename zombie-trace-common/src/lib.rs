@@ -81,7 +81,9 @@ pub struct Orphan {
     pub parent_comm: [u8; COMM_LEN],
 }
 
-/// Orphans remembered at once; the least recently added go first.
+/// Orphans remembered at once, at least (the loader gives the map more
+/// on machines with many CPUs, where an LRU map's per-CPU free lists
+/// take their share); the least recently used go first.
 pub const ORPHANS_MAX: u32 = 8192;
 /// Children of one exiting process looked at for orphans.
 pub const ORPHANS_PER_EXIT: u32 = 64;

@@ -32,8 +32,8 @@ const SA_NOCLDWAIT: u64 = 2;
 /// `group_exit_code` (unchanged since Linux 2.6).
 const SIGNAL_GROUP_EXIT: u32 = 0x4;
 
-/// Live children of processes that died, by tgid, with the parent they
-/// had: once adopted, their `real_parent` no longer says who forked them
+/// Live children of threads that died, by tgid, with the process they had
+/// as parent (sized by the loader): once adopted, their `real_parent` no longer says who forked them
 /// (`(job &)` in a container's shell leaves `job` to the container's PID 1).
 #[map]
 static ORPHANS: LruHashMap<u32, Orphan> = LruHashMap::with_max_entries(ORPHANS_MAX, 0);
@@ -75,6 +75,13 @@ fn parent_flags(leader: KPtr, parent: KPtr) -> Result<u32, i32> {
 
 fn try_exit(task: KPtr) -> Result<(), i32> {
     let o = offsets();
+    let (tid, tgid) = pid_tgid(task, o)?;
+    // Each thread's own children, before its exit hands them on: a child's
+    // parent is the thread that forked it, and when a whole group dies at
+    // once each thread's children go to the reaper at that thread's exit.
+    // Before any filter too: the children may be traced when their parent
+    // is not. Best effort: a child released meanwhile ends the walk.
+    let _ = note_orphans(task, tgid);
     // `live` was decremented before this tracepoint: 0 means this thread is
     // the last one, the group is dead and its leader becomes reapable. (The
     // `group_dead` argument only exists since 6.16.) Two threads dying at once
@@ -84,23 +91,20 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     if live != 0 {
         return Ok(());
     }
-    let (tid, tgid) = pid_tgid(task, o)?;
-    // Before any filter: the children may be traced when their parent is
-    // not.
-    if note_orphans(task, tgid).is_err() {
-        count(COUNTER_READ_ERRORS);
-    }
+    let leader: KPtr = read(task, o.task_group_leader)?;
+    let start_ns: u64 = read(leader, o.task_start_boottime)?;
+    // Looked up (and forgotten) before any filter: no entry outlives its
+    // process.
+    let orphan = adopted(tgid, start_ns);
     // This runs in the exiting task: its cgroup is the current one.
     let f = filter();
     if !wants_current_cgroup(f) {
         return Ok(());
     }
-    let leader: KPtr = read(task, o.task_group_leader)?;
     let comm = read_comm(leader, o.task_comm);
     if !wants_process(f, tgid, &comm) {
         return Ok(());
     }
-    let start_ns: u64 = read(leader, o.task_start_boottime)?;
     // What wait_task_zombie() will hand the parent.
     let signal_flags: u32 = read(signal, o.signal_flags)?;
     let status: u32 = if signal_flags & SIGNAL_GROUP_EXIT != 0 {
@@ -146,7 +150,9 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         }
     }
 
-    let (orig_ppid, orig_parent_comm) = match adopted(tgid, start_ns) {
+    // A thread's children handed to another thread of the same process
+    // were not adopted.
+    let (orig_ppid, orig_parent_comm) = match orphan.filter(|o| o.ppid != ppid) {
         Some(orphan) => {
             flags |= EXIT_REPARENTED;
             (orphan.ppid, orphan.parent_comm)
@@ -197,10 +203,10 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     Ok(())
 }
 
-/// Remembers the live children of `task` (the last thread of process
-/// `tgid`, whose children list holds those of its dead threads too): the
-/// kernel hands them to another parent right after this tracepoint. Zombie
-/// children need nothing: their exit record already named this parent.
+/// Remembers the live children of `task` (a thread of process `tgid`): the
+/// kernel hands them to another parent right after this tracepoint (to
+/// another thread of the process, while one lives). Zombie children need
+/// nothing: their exit record already named this parent.
 fn note_orphans(task: KPtr, tgid: u32) -> Result<(), i32> {
     let o = offsets();
     let head = task.wrapping_add(o.task_children as usize);

@@ -186,6 +186,11 @@ pub enum Command {
         /// line.
         #[arg(short, long, value_enum, default_value_t = FormatArg::Text)]
         format: FormatArg,
+
+        /// Where the container runtimes' files are (see the tracer's
+        /// --runtime-root).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        runtime_root: PathBuf,
     },
 }
 
@@ -335,7 +340,8 @@ mod tests {
         assert!(matches!(
             cli.command,
             Some(Command::Ps {
-                format: FormatArg::Json
+                format: FormatArg::Json,
+                ..
             })
         ));
         // Tracing options do not mix with `ps`.

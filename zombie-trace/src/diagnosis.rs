@@ -75,8 +75,10 @@ fn cause(child: &Facts<'_>, parent: &ProcessInfo, now_ns: u64, tracing_since_ns:
         return Cause::InitDoesNotReap;
     }
     let cause = parent_cause(child, parent, now_ns, tracing_since_ns);
-    // A container's PID 1 that does not wait for this child: whatever its
-    // wait calls are for, the fix is an init in front of it. One that
+    // A container's PID 1 that does not wait for an orphan handed to it:
+    // whatever its wait calls are for, the fix is an init in front of it.
+    // Not for a child it forked itself (behind an init it would still leak
+    // it), unless that is unknown (its exit was not seen); and one that
     // polls, peeks or fails keeps that diagnosis (a real init that
     // misbehaves).
     let not_for_this_child = matches!(
@@ -87,7 +89,8 @@ fn cause(child: &Facts<'_>, parent: &ProcessInfo, now_ns: u64, tracing_since_ns:
             | Cause::NoWaitSince { .. }
             | Cause::WaitsForOtherChildren { .. }
     );
-    if parent.placement.ns_pid == Some(1) && not_for_this_child {
+    let maybe_adopted = child.original_parent.is_some() || child.age_ns.is_none();
+    if parent.placement.ns_pid == Some(1) && not_for_this_child && maybe_adopted {
         return Cause::ContainerInitDoesNotReap {
             container: parent
                 .placement
@@ -583,6 +586,23 @@ mod tests {
             cause_of(&init(|_| ()), Some(&polls)),
             Cause::PollsFindNothing { .. }
         ));
+        // One it forked itself, its exit seen: its own leak, not an init's.
+        let placement = Placement::default();
+        let own = Facts {
+            pid: CHILD,
+            placement: &placement,
+            age_ns: Some(SEC),
+            preexisting: false,
+            original_parent: None,
+            parent: Some(&init(|_| ())),
+            parent_waits: Some(&never),
+        };
+        assert_eq!(
+            diagnose(&own, NOW, SINCE).cause,
+            Cause::NeverWaited {
+                handler: Handler::Default
+            }
+        );
         // The host's pid namespace: no container.
         assert_eq!(
             cause_of(&parent(), Some(&never)),

@@ -642,9 +642,11 @@ impl Engine {
                 parent_comm: p.parent_comm.clone(),
                 zombies: Vec::new(),
                 oldest_ns: None,
+                preexisting: false,
             });
             group.zombies.push(p.pid);
             group.oldest_ns = group.oldest_ns.max(age);
+            group.preexisting |= p.preexisting;
         }
         let mut groups: Vec<ParentGroup> = groups.into_values().collect();
         for g in &mut groups {

@@ -2,7 +2,7 @@
 //!
 //! Layers, each using only those below it (see README.md, Development):
 //! `model` (plain types); `kernel` (the eBPF programs, their maps and
-//! records), `proc` (every `/proc` read and its parsers) and `containers`
+//! records) and `proc` (every `/proc` read and its parsers); `containers`
 //! (container runtimes' files, container cgroups); `engine`
 //! (pairing exits with reaps), `diagnosis`, `stats` and `filter` (pure
 //! logic); `output` (text, JSON) and `metrics`; `session` (the event loop
@@ -34,16 +34,16 @@ mod layers {
         ("model", 0),
         ("kernel", 1),
         ("proc", 1),
-        ("containers", 1),
-        ("engine", 2),
-        ("diagnosis", 2),
-        ("stats", 2),
-        ("filter", 2),
-        ("output", 3),
-        ("metrics", 3),
-        ("session", 4),
-        ("ps", 4),
-        ("cli", 5),
+        ("containers", 2),
+        ("engine", 3),
+        ("diagnosis", 3),
+        ("stats", 3),
+        ("filter", 3),
+        ("output", 4),
+        ("metrics", 4),
+        ("session", 5),
+        ("ps", 5),
+        ("cli", 6),
     ];
 
     fn layer(module: &str) -> Option<u8> {

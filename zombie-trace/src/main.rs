@@ -58,7 +58,10 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
-        Some(Command::Ps { format }) => ps::run(format.into()),
+        Some(Command::Ps {
+            format,
+            runtime_root,
+        }) => ps::run(format.into(), &runtime_root),
         None => {
             let filters = Filters::new(cli.pid, cli.ppid, cli.comm, cli.cgroup.as_deref())
                 .map_err(|e| e.to_string())

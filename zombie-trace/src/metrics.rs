@@ -5,7 +5,9 @@
 //! Zombies are labelled by workload (`namespace`, `pod`, `container`, from
 //! the container runtime's files, and `parent_comm`). Cardinality is
 //! bounded: each family keeps at most [`MAX_SERIES`] label sets, and counts
-//! the rest under one set whose labels are all `_other`.
+//! the rest under one set whose labels are all `_other`; a workload's
+//! counter goes once it has reported nothing for [`IDLE_SERIES`] and has no
+//! zombie left, so that pods that come and go for a week do not fill it.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -15,7 +17,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use http_body_util::Full;
@@ -44,6 +46,10 @@ const MAX_REQUEST_BYTES: usize = 8192;
 
 /// Label sets a family keeps at most.
 pub const MAX_SERIES: usize = 1000;
+/// How long a workload's counter stays without a report (`rate()` over
+/// less than this sees no gap; a series that comes back starts again from
+/// its first report, which `rate()` takes as a reset).
+pub const IDLE_SERIES: Duration = Duration::from_secs(3600);
 /// The label value of the set that counts the rest.
 const OTHER: &str = "_other";
 
@@ -98,11 +104,11 @@ impl Workload {
 }
 
 /// A label value: control characters (a process names itself) shown as
-/// `\xNN`, and at most 128 characters. The encoder escapes `\`, `"` and
-/// newlines itself.
+/// `\xNN`, and at most 253 characters (a pod name's most). The encoder
+/// escapes `\`, `"` and newlines itself.
 fn label(value: &str) -> String {
     let mut out = String::new();
-    for c in value.chars().take(128) {
+    for c in value.chars().take(253) {
         if c.is_control() {
             out.push_str(&format!("\\x{:02x}", u32::from(c)));
         } else {
@@ -170,8 +176,8 @@ pub struct Metrics {
     zombies: Family<Workload, Gauge>,
     oldest: Family<Workload, Gauge<f64, AtomicU64>>,
     reported: Family<Workload, Counter>,
-    /// The label sets `reported` has (it keeps them for good).
-    reported_sets: HashSet<Workload>,
+    /// The label sets `reported` has, and when each last counted.
+    reported_sets: HashMap<Workload, Instant>,
     /// Each parent's workload, from its last zombie reported: the
     /// outstanding zombies are counted by parent.
     workloads: HashMap<u32, Workload>,
@@ -255,7 +261,7 @@ impl Metrics {
             zombies,
             oldest,
             reported,
-            reported_sets: HashSet::new(),
+            reported_sets: HashMap::new(),
             workloads: HashMap::new(),
             zombie_age,
             wait_tracing,
@@ -283,19 +289,21 @@ impl Metrics {
     /// A zombie was reported.
     pub fn reported(&mut self, z: &Zombie) {
         let workload = Workload::of(z);
-        let counted =
-            if self.reported_sets.contains(&workload) || self.reported_sets.len() < MAX_SERIES {
-                self.reported_sets.insert(workload.clone());
-                workload.clone()
-            } else {
-                Workload::other()
-            };
+        let counted = if self.reported_sets.contains_key(&workload)
+            || self.reported_sets.len() < MAX_SERIES
+        {
+            workload.clone()
+        } else {
+            Workload::other()
+        };
+        self.reported_sets.insert(counted.clone(), Instant::now());
         self.reported.get_or_create(&counted).inc();
         self.workloads.insert(z.ppid, workload);
     }
 
-    /// The zombies outstanding now, by parent.
-    pub fn set_zombies(&mut self, groups: &[ParentGroup]) {
+    /// The zombies outstanding now, by parent, `tracing_ns` after tracing
+    /// began: a zombie from before then is at least that old.
+    pub fn set_zombies(&mut self, groups: &[ParentGroup], tracing_ns: u64) {
         let parents: HashSet<u32> = groups.iter().map(|g| g.ppid).collect();
         self.workloads.retain(|ppid, _| parents.contains(ppid));
         let mut count: HashMap<Workload, (i64, f64)> = HashMap::new();
@@ -315,8 +323,20 @@ impl Metrics {
             };
             let entry = count.entry(key).or_default();
             entry.0 += i64::try_from(g.zombies.len()).unwrap_or(i64::MAX);
-            entry.1 = entry.1.max(g.oldest_ns.unwrap_or(0) as f64 / 1e9);
+            let oldest_ns =
+                g.oldest_ns
+                    .unwrap_or(0)
+                    .max(if g.preexisting { tracing_ns } else { 0 });
+            entry.1 = entry.1.max(oldest_ns as f64 / 1e9);
         }
+        let reported = &self.reported;
+        self.reported_sets.retain(|workload, last| {
+            let keep = last.elapsed() < IDLE_SERIES || count.contains_key(workload);
+            if !keep {
+                reported.remove(workload);
+            }
+            keep
+        });
         self.zombies.clear();
         self.oldest.clear();
         for (workload, (n, oldest)) in count {
@@ -494,12 +514,16 @@ mod tests {
         };
         m.reported(&z);
         m.reported(&z);
-        m.set_zombies(&[ParentGroup {
-            ppid: z.ppid,
-            parent_comm: b"leaker".to_vec(),
-            zombies: vec![1, 2],
-            oldest_ns: Some(1_500_000_000),
-        }]);
+        m.set_zombies(
+            &[ParentGroup {
+                ppid: z.ppid,
+                parent_comm: b"leaker".to_vec(),
+                zombies: vec![1, 2],
+                oldest_ns: Some(1_500_000_000),
+                preexisting: false,
+            }],
+            0,
+        );
         let mut hist = Log2Hist::default();
         hist.record(1_500_000_000);
         hist.record(500);
@@ -532,7 +556,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
-        m.set_zombies(&[]);
+        m.set_zombies(&[], 0);
         let text = m.encode();
         assert!(
             !text.contains("zombie_trace_zombies{"),

@@ -6,6 +6,7 @@
 use std::{
     collections::BTreeMap,
     io::{self, Write},
+    path::Path,
     time::SystemTime,
 };
 
@@ -23,7 +24,8 @@ use crate::{
     proc::{self, ProcZombie},
 };
 
-pub fn run(format: Format) -> Result<()> {
+/// `runtime_root`: where the container runtimes' state directories are.
+pub fn run(format: Format, runtime_root: &Path) -> Result<()> {
     let full_detail = is_root();
     if !full_detail {
         log::warn!(
@@ -32,7 +34,7 @@ pub fn run(format: Format) -> Result<()> {
         );
     }
     let zombies = proc::zombies().context("scanning /proc for zombies")?;
-    let mut containers = Resolver::new("/");
+    let mut containers = Resolver::new(runtime_root);
     let encoder = Encoder::new(format);
     let mut out = Vec::new();
     let mut by_parent = Vec::new();
@@ -52,6 +54,7 @@ pub fn run(format: Format) -> Result<()> {
             parent_comm: parent.map(|p| p.comm).unwrap_or_default(),
             zombies: children.iter().map(|c| c.pid).collect(),
             oldest_ns: None,
+            preexisting: false,
         });
     }
     // Parents with most zombies first, as in the summary.

@@ -366,6 +366,7 @@ mod tests {
             parent_comm: b"p".to_vec(),
             zombies: zombies.to_vec(),
             oldest_ns: Some(oldest),
+            preexisting: false,
         }
     }
 

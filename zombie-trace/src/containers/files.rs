@@ -48,7 +48,9 @@ fn open_at(dir: &OwnedFd, name: &str, flags: libc::c_int) -> Option<OwnedFd> {
         return None;
     }
     let name = CString::new(name).ok()?;
-    let flags = flags | libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // O_NOCTTY: a device node planted there must not become the tracer's
+    // terminal.
+    let flags = flags | libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
     // SAFETY: `dir` is an open descriptor and `name` a NUL-terminated
     // string, both valid for the call.
     let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };

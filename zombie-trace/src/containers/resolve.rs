@@ -9,10 +9,12 @@ use std::{
 
 use super::{
     files::{self, Stamp},
-    id::{full_id, is_full_id},
     runtime::{self, Facts},
 };
-use crate::model::process::{ContainerNames, Placement};
+use crate::{
+    model::process::{ContainerNames, Placement},
+    proc::container::{full_id, is_full_id},
+};
 
 /// Largest `config.json`, `config.v2.json` or `state.json` read: real ones
 /// are tens of KiB.

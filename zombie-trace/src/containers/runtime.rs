@@ -4,13 +4,15 @@
 //! Public for the fuzz target; everything else goes through
 //! [`Resolver`](super::Resolver).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, fmt};
 
-use serde::Deserialize;
+use serde::{
+    Deserialize,
+    de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::{Map, Value};
 
-use super::id::is_full_id;
-use crate::model::process::ContainerNames;
+use crate::{model::process::ContainerNames, proc::container::is_full_id};
 
 /// The longest name kept: Kubernetes' limit for names (DNS subdomains).
 pub const MAX_NAME: usize = 253;
@@ -263,20 +265,100 @@ pub fn runc_state(bytes: &[u8]) -> Option<Facts> {
 /// Podman's (containers/storage's) `containers.json`: each container's id
 /// and first name.
 pub fn podman_containers(bytes: &[u8]) -> Option<HashMap<String, String>> {
+    /// Only what is kept is held: a list of millions of tiny values (the
+    /// file may be 16 MiB) must not become millions of `Value`s.
     #[derive(Deserialize)]
     struct Container {
         #[serde(default)]
-        id: Value,
+        id: Text,
         #[serde(default)]
-        names: Vec<Value>,
+        names: FirstText,
     }
     let list: Vec<Container> = serde_json::from_slice(bytes).ok()?;
     let names = list.into_iter().filter_map(|c| {
-        let id = c.id.as_str().filter(|id| is_full_id(id))?.to_owned();
-        let name = c.names.first()?.as_str().and_then(safe_name)?;
+        let id = c.id.0.filter(|id| is_full_id(id))?;
+        let name = c.names.0.as_deref().and_then(safe_name)?;
         Some((id, name))
     });
     Some(names.collect())
+}
+
+/// A string, or `None` for any other value, which is skipped unread.
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TextVisitor).map(Text)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Some(s.to_owned()))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// The first element of a list, if a string; the rest skipped unread.
+#[derive(Default)]
+struct FirstText(Option<String>);
+
+impl<'de> Deserialize<'de> for FirstText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct First;
+        impl<'de> Visitor<'de> for First {
+            type Value = Option<String>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of names")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<Text>()?.and_then(|t| t.0);
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(first)
+            }
+        }
+        d.deserialize_seq(First).map(FirstText)
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +398,18 @@ mod tests {
                 .map(|f| ContainerNames::from(&f).name),
             Some(Some("a=b".to_owned()))
         );
+    }
+
+    #[test]
+    fn a_huge_podman_list_holds_only_what_it_keeps() {
+        // Millions of tiny values where an id and names go: skipped, not
+        // held (as `Value`s they would take hundreds of MiB).
+        let mut json = String::from(r#"[{"id": [0"#);
+        json.push_str(&",0".repeat(2 << 20));
+        json.push_str(r#"], "names": [{"a": 1}"#);
+        json.push_str(&",0".repeat(2 << 20));
+        json.push_str("]}]");
+        assert_eq!(podman_containers(json.as_bytes()).map(|m| m.len()), Some(0));
     }
 
     #[test]

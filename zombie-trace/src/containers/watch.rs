@@ -16,7 +16,7 @@ use std::{
 use thiserror::Error;
 use tokio::io::{Interest, unix::AsyncFd};
 
-use super::id::segment_id;
+use crate::proc::container::segment_id;
 
 /// Cgroup levels below the mount looked into: systemd's and Kubernetes'
 /// deepest layouts are well within.
@@ -42,9 +42,14 @@ pub struct ContainerCgroup {
 
 #[derive(Debug, Error)]
 pub enum WatchError {
-    #[error("cannot start watching for new cgroups (inotify): {0}")]
+    #[error(
+        "cannot start watching for new cgroups (inotify): {0}; if it says too many open files, raise fs.inotify.max_user_instances (sysctl)"
+    )]
     Init(#[source] io::Error),
-    #[error("cannot watch {} for new cgroups: {source}", path.display())]
+    #[error(
+        "cannot watch {} for new cgroups: {source}; if it says no space left, raise fs.inotify.max_user_watches (sysctl)",
+        path.display()
+    )]
     Watch { path: PathBuf, source: io::Error },
 }
 
@@ -55,12 +60,15 @@ pub struct CgroupWatch {
     inotify: AsyncFd<OwnedFd>,
     /// Watched directories by watch descriptor.
     watches: HashMap<i32, PathBuf>,
+    /// A cgroup could not be watched (said once): containers below it are
+    /// found by rescans only.
+    short_said: bool,
 }
 
 impl CgroupWatch {
-    /// Starts watching every cgroup below `mount` that is not a
-    /// container's (a container's own sub-cgroups do not matter). Needs a
-    /// tokio runtime with I/O enabled.
+    /// Starts watching `mount`; the first [`CgroupWatch::scan`] watches
+    /// every cgroup below it that is not a container's (a container's own
+    /// sub-cgroups do not matter). Needs a tokio runtime with I/O enabled.
     pub fn new(mount: &Path) -> Result<Self, WatchError> {
         // Registering without a runtime would panic.
         if tokio::runtime::Handle::try_current().is_err() {
@@ -81,12 +89,12 @@ impl CgroupWatch {
             mount: mount.to_owned(),
             inotify,
             watches: HashMap::new(),
+            short_said: false,
         };
         watch.add(mount).map_err(|source| WatchError::Watch {
             path: mount.to_owned(),
             source,
         })?;
-        watch.scan();
         Ok(watch)
     }
 
@@ -107,6 +115,9 @@ impl CgroupWatch {
     pub async fn appeared(&mut self) -> Vec<ContainerCgroup> {
         loop {
             let Ok(mut ready) = self.inotify.readable().await else {
+                // The descriptor is broken for good: new containers are
+                // found by the session's rescans alone; do not spin.
+                std::future::pending::<()>().await;
                 return Vec::new();
             };
             let mut buf = [0u8; 16 * 1024];
@@ -190,20 +201,52 @@ impl CgroupWatch {
         let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
             return;
         };
+        // A cgroup delegated to a user (rootless containers,
+        // `user@UID.service`) is named as that user likes: none is taken
+        // for a container, or watched, so that no user can pass a cgroup
+        // off as another's container or use up the watches. The container
+        // runtimes that run as root make root's cgroups.
+        let Ok(meta) = fs::symlink_metadata(dir) else {
+            return;
+        };
+        if meta.uid() != 0 {
+            return;
+        }
         if let Some(id) = segment_id(parent, name) {
-            found.extend(self.container(dir, id));
+            found.extend(self.container(dir, &meta, id));
+            return;
+        }
+        if depth >= MAX_DEPTH {
             return;
         }
         // Watched before it is listed: a child made in between is then
         // seen either way.
-        if depth < MAX_DEPTH && self.watches.len() < MAX_WATCHES && self.add(dir).is_ok() {
-            let name = name.to_owned();
-            self.walk(dir, Some(&name), depth, found);
+        let watched = if self.watches.len() < MAX_WATCHES {
+            self.add(dir)
+        } else {
+            Err(io::Error::other(format!(
+                "{MAX_WATCHES} cgroups are watched already"
+            )))
+        };
+        match watched {
+            Ok(()) => {
+                let name = name.to_owned();
+                self.walk(dir, Some(&name), depth, found);
+            }
+            Err(e) if !self.short_said => {
+                self.short_said = true;
+                log::warn!(
+                    "cannot watch {} for new containers ({e}): those started below it are \
+                     found within 5 s (if it says no space left, raise \
+                     fs.inotify.max_user_watches with sysctl)",
+                    dir.display()
+                );
+            }
+            Err(_) => {}
         }
     }
 
-    fn container(&self, dir: &Path, id: &str) -> Option<ContainerCgroup> {
-        let meta = fs::symlink_metadata(dir).ok()?;
+    fn container(&self, dir: &Path, meta: &fs::Metadata, id: &str) -> Option<ContainerCgroup> {
         let rel = dir.strip_prefix(&self.mount).ok()?.to_str()?;
         Some(ContainerCgroup {
             path: dir.to_owned(),

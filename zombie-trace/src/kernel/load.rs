@@ -13,7 +13,7 @@ use aya::{
 };
 use caps::{CapSet, Capability, CapsHashSet};
 use thiserror::Error;
-use zombie_trace_common::{Filter, Offsets, WAIT_ARGS_MAX};
+use zombie_trace_common::{Filter, ORPHANS_MAX, Offsets, WAIT_ARGS_MAX};
 
 use crate::kernel::{
     maps::Probes,
@@ -197,6 +197,7 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
         // Unused where the arguments are read at return: no need for its
         // 1.5 MB of preallocated kernel memory.
         .map_max_entries("WAIT_ARGS", if args_from_regs { 1 } else { WAIT_ARGS_MAX })
+        .map_max_entries("ORPHANS", orphans_max())
         .load(PROGRAMS)
         .map_err(LoadError::Load)?;
     let mut cgroup_set: aya::maps::HashMap<MapData, u64, u8> = take_map(&mut ebpf, "CGROUP_SET")?;
@@ -264,6 +265,14 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
             _ebpf: ebpf,
         },
     })
+}
+
+/// Room for [`ORPHANS_MAX`] orphans however many CPUs there are: an LRU
+/// map keeps a free list per CPU, and evicts early when those take much of
+/// it.
+fn orphans_max() -> u32 {
+    let cpus = aya::util::nr_cpus().map_or(1, u32::from);
+    ORPHANS_MAX.max(cpus.saturating_mul(256))
 }
 
 fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, LoadError>

@@ -128,6 +128,9 @@ pub struct ParentGroup {
     pub zombies: Vec<u32>,
     /// Age of the oldest, when known.
     pub oldest_ns: Option<u64>,
+    /// Some were zombies already when tracing began (their age is not
+    /// known, but is more than tracing's).
+    pub preexisting: bool,
 }
 
 /// Exit-to-reap times: how many, and quantiles from a log2 histogram (each

@@ -62,7 +62,7 @@ enum JsonLine<'a> {
         container_name: Option<&'a str>,
         pod_name: Option<&'a str>,
         pod_namespace: Option<&'a str>,
-        reparented: bool,
+        reparented: Option<bool>,
         original_ppid: Option<u32>,
         original_parent_comm: Option<String>,
         parent_cgroup: Option<&'a str>,
@@ -349,7 +349,12 @@ fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
         container_name: z.placement.names.name.as_deref(),
         pod_name: z.placement.names.pod_name.as_deref(),
         pod_namespace: z.placement.names.pod_namespace.as_deref(),
-        reparented: z.original_parent.is_some(),
+        // Unknown without the exit: it may have been adopted before.
+        reparented: if z.original_parent.is_some() {
+            Some(true)
+        } else {
+            z.ppid_at_exit.map(|_| false)
+        },
         original_ppid: z.original_parent.map(|p| p.pid),
         original_parent_comm: z.original_parent.map(|p| p.comm.to_string_lossy()),
         parent_cgroup: p.and_then(|p| p.placement.cgroup.as_deref()),

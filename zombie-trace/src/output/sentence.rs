@@ -48,7 +48,9 @@ pub fn sentence(d: &Diagnosis, name: &str) -> String {
                     p.pid,
                     p.comm.to_string_lossy()
                 ),
-                None => "has not reaped this child".to_owned(),
+                None => "has not reaped this child, whose exit was not seen (adopted, or \
+                         its own)"
+                    .to_owned(),
             };
             format!(
                 "parent {name} is PID 1 of {of} and {what}; PID 1 of a container must reap \

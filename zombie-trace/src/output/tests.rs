@@ -216,6 +216,7 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
                 parent_comm: comm.to_vec(),
                 zombies: vec![4242, 4243],
                 oldest_ns: Some(5_000_000_000),
+                preexisting: false,
             }],
             parents: vec![ParentRow {
                 ppid: 4200,
@@ -238,6 +239,7 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
                 parent_comm: comm.to_vec(),
                 zombies: vec![4242],
                 oldest_ns: None,
+                preexisting: false,
             }],
             full_detail: false,
         }),
@@ -273,6 +275,7 @@ fn ps_snapshot_line() {
             parent_comm: b"make".to_vec(),
             zombies: vec![4242, 4243],
             oldest_ns: None,
+            preexisting: false,
         }],
         full_detail: true,
     });
@@ -980,6 +983,7 @@ fn summary_caps_pids() {
             parent_comm: b"p".to_vec(),
             zombies: (100..125).collect(),
             oldest_ns: None,
+            preexisting: false,
         }],
         parents: Vec::new(),
         reap_latency: Latency::default(),

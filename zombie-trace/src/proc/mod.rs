@@ -14,6 +14,7 @@ use std::io::Read as _;
 
 use procfs::process::Process;
 
+pub mod container;
 pub mod parse;
 
 use crate::model::{

@@ -67,24 +67,11 @@ pub fn parse_pidfd_pid(fdinfo: &[u8]) -> Option<u32> {
     line.trim().parse::<u32>().ok().filter(|&pid| pid > 0)
 }
 
-/// A container id in a cgroup path: the 64-hex-digit id that Docker,
-/// containerd, CRI-O and Podman put in a path segment (`docker-<id>.scope`,
-/// `/docker/<id>`, `cri-containerd-<id>.scope`, `crio-<id>`, `libpod-<id>`),
-/// shortened to 12 digits as `docker ps` shows it.
+/// The id of the container a cgroup path is in (see
+/// [`super::container::full_id`]), shortened to 12 digits as `docker ps`
+/// shows it.
 pub fn container_id(cgroup: &str) -> Option<String> {
-    cgroup.split('/').find_map(|segment| {
-        let bytes = segment.as_bytes();
-        bytes.windows(64).enumerate().find_map(|(at, w)| {
-            let bounded = |i: Option<usize>| {
-                i.and_then(|i| bytes.get(i))
-                    .is_none_or(|b| !b.is_ascii_hexdigit())
-            };
-            (w.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                && bounded(at.checked_sub(1))
-                && bounded(Some(at + 64)))
-            .then(|| segment[at..at + 12].to_owned())
-        })
-    })
+    super::container::full_id(cgroup).map(|id| id[..12].to_owned())
 }
 
 /// The name of a `/proc/PID/stat` state letter.

@@ -34,8 +34,11 @@ pub struct Selection {
     /// Those selected for now, while nameless: their container's id, and
     /// since when.
     unnamed: HashMap<u64, (String, Instant)>,
-    /// Those found not wanted once named (or nameless for too long).
-    rejected: HashSet<u64>,
+    /// Those found not wanted once named, with their container's id.
+    rejected: HashMap<u64, String>,
+    /// Those still nameless after [`UNNAMED_FOR`], looked at again at each
+    /// rescan.
+    nameless: HashMap<u64, String>,
     /// The kernel's set was found full: said once.
     full_said: bool,
 }
@@ -61,7 +64,8 @@ impl Selection {
             selector: selector.clone(),
             selected: HashMap::new(),
             unnamed: HashMap::new(),
-            rejected: HashSet::new(),
+            rejected: HashMap::new(),
+            nameless: HashMap::new(),
             full_said: false,
         };
         let mut ids = Vec::new();
@@ -92,7 +96,8 @@ impl Selection {
         for c in cgroups {
             if self.selected.contains_key(&c.inode)
                 || self.unnamed.contains_key(&c.inode)
-                || self.rejected.contains(&c.inode)
+                || self.rejected.contains_key(&c.inode)
+                || self.nameless.contains_key(&c.inode)
             {
                 continue;
             }
@@ -128,20 +133,26 @@ impl Selection {
         for (&inode, (id, since)) in &self.unnamed {
             let names = self.names.names_now(id);
             if self.selector.matches(id, &names) {
-                decided.push((inode, true));
-            } else if names != ContainerNames::default() || since.elapsed() > UNNAMED_FOR {
-                decided.push((inode, false));
+                decided.push((inode, Some(true)));
+            } else if names != ContainerNames::default() {
+                decided.push((inode, Some(false)));
+            } else if since.elapsed() > UNNAMED_FOR {
+                decided.push((inode, None));
             }
         }
         for (inode, wanted) in decided {
-            if let Some((id, _)) = self.unnamed.remove(&inode) {
-                if wanted {
-                    self.selected.insert(inode, id);
-                } else {
-                    probes.unselect_cgroup(inode);
-                    self.rejected.insert(inode);
-                }
+            let Some((id, _)) = self.unnamed.remove(&inode) else {
+                continue;
+            };
+            if wanted == Some(true) {
+                self.selected.insert(inode, id);
+                continue;
             }
+            probes.unselect_cgroup(inode);
+            match wanted {
+                Some(_) => self.rejected.insert(inode, id),
+                None => self.nameless.insert(inode, id),
+            };
         }
     }
 
@@ -157,7 +168,28 @@ impl Selection {
             }
             keep
         });
-        self.rejected.retain(|inode| live.contains(inode));
+        self.rejected.retain(|inode, _| live.contains(inode));
+        self.nameless.retain(|inode, _| live.contains(inode));
+        // Names written late: decided now.
+        let named: Vec<(u64, bool)> = self
+            .nameless
+            .iter()
+            .filter_map(|(&inode, id)| {
+                let names = self.names.names_now(id);
+                let wanted = self.selector.matches(id, &names);
+                (wanted || names != ContainerNames::default()).then_some((inode, wanted))
+            })
+            .collect();
+        for (inode, wanted) in named {
+            let Some(id) = self.nameless.remove(&inode) else {
+                continue;
+            };
+            if wanted && probes.select_cgroup(inode).is_ok() {
+                self.selected.insert(inode, id);
+            } else {
+                self.rejected.insert(inode, id);
+            }
+        }
         self.add(now, probes);
     }
 

@@ -236,7 +236,11 @@ pub async fn run(options: Options) -> Result<()> {
                     session.recheck(&mut probes);
                 }
                 if let Some(selection) = selection.as_mut() {
-                    selection.settle(&mut probes);
+                    // Every 300 ms: a runtime writes its files within a
+                    // few ms, and each look opens a few of them.
+                    if ticks.is_multiple_of(3) {
+                        selection.settle(&mut probes);
+                    }
                     if ticks.is_multiple_of(CONTAINERS_EVERY) {
                         selection.rescan(&mut probes);
                     }
@@ -520,11 +524,13 @@ impl Session {
                 .reporter
                 .stats()
                 .reap_latency(&self.kernel_latency(probes, None));
-            let outstanding = self.reporter.outstanding(clock::boot_ns());
+            let now = clock::boot_ns();
+            let outstanding = self.reporter.outstanding(now);
+            let tracing_ns = now.saturating_sub(self.reporter.started_ns());
             let lost = self.reporter.counts().lost;
             if let Some(metrics) = &mut self.metrics {
                 metrics.set_totals(exits, reaps, lost);
-                metrics.set_zombies(&outstanding);
+                metrics.set_zombies(&outstanding, tracing_ns);
                 metrics.set_reap_latency(latency);
             }
         }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use crate::{
-    containers::{Resolver, full_id},
+    containers::Resolver,
     diagnosis::{Facts, diagnose},
     engine::{Config, Counts, Engine, Finding, Id, Outcome, Overdue, Resolution, Unseen, Verdict},
     filter::Filters,
@@ -23,7 +23,7 @@ use crate::{
         process::{ContainerNames, Placement, ProcessInfo, TargetState, WaitStats},
         report::{Exited, Line, Lost, ParentGroup, Reaped, ReaperKind, Summary, Zombie},
     },
-    proc::{self, ProcZombie, ZombieState},
+    proc::{self, ProcZombie, ZombieState, container::full_id},
     stats::{KernelLatency, Stats},
 };
 
@@ -70,13 +70,7 @@ pub trait ProcView {
     /// `cgroup`.
     fn container_names(&self, cgroup: &str) -> ContainerNames;
     /// Names the container of a process placed at `placement`, if any.
-    fn name_container(&self, placement: &mut Placement) {
-        if placement.container_id.is_some()
-            && let Some(cgroup) = &placement.cgroup
-        {
-            placement.names = self.container_names(cgroup);
-        }
-    }
+    fn name_container(&self, placement: &mut Placement);
 }
 
 /// The real `/proc`, and the container runtimes' files.
@@ -126,6 +120,10 @@ impl ProcView for Proc {
 
     fn container_names(&self, cgroup: &str) -> ContainerNames {
         self.containers.borrow_mut().names_of_cgroup(cgroup)
+    }
+
+    fn name_container(&self, placement: &mut Placement) {
+        self.containers.borrow_mut().name(placement);
     }
 }
 
@@ -201,6 +199,11 @@ impl Reporter {
 
     pub fn outstanding(&self, now_ns: u64) -> Vec<ParentGroup> {
         self.engine.outstanding(now_ns)
+    }
+
+    /// When tracing began (boot ns).
+    pub fn started_ns(&self) -> u64 {
+        self.started_ns
     }
 
     /// When the engine has something due next (boot ns).
@@ -367,11 +370,13 @@ impl Reporter {
             let mut placement = placement;
             proc.name_container(&mut placement);
             // The kernel traces a container for a moment before its names
-            // say whether it is wanted (see `session::containers`).
-            let unwanted = !self.filters.wants_container(
-                placement.cgroup.as_deref().and_then(full_id),
-                &placement.names,
-            );
+            // say whether it is wanted (see `session::containers`): one
+            // whose names say it is not is dropped here. Without an id or
+            // names, the kernel's choice stands.
+            let id = placement.cgroup.as_deref().and_then(full_id);
+            let unwanted = id.is_some()
+                && placement.names != ContainerNames::default()
+                && !self.filters.wants_container(id, &placement.names);
             let verdict = match state {
                 ZombieState::Zombie { .. } if unwanted => Verdict::Gone,
                 ZombieState::Zombie { ppid } => {
@@ -633,6 +638,8 @@ mod tests {
         fn container_names(&self, _cgroup: &str) -> ContainerNames {
             ContainerNames::default()
         }
+
+        fn name_container(&self, _placement: &mut Placement) {}
     }
 
     fn parent(pid: u32) -> ProcessInfo {

@@ -22,7 +22,7 @@ pub fn full_id(cgroup: &str) -> Option<&str> {
 
 /// The container id that directory `name` (below `parent`) is named
 /// after, if it is a container's cgroup.
-pub(super) fn segment_id<'a>(parent: Option<&str>, name: &'a str) -> Option<&'a str> {
+pub fn segment_id<'a>(parent: Option<&str>, name: &'a str) -> Option<&'a str> {
     let name = name.strip_suffix(".scope").unwrap_or(name);
     if is_full_id(name) {
         // Podman's cgroupfs layout names a pod's cgroup by the pod's id,
@@ -37,7 +37,7 @@ pub(super) fn segment_id<'a>(parent: Option<&str>, name: &'a str) -> Option<&'a 
 }
 
 /// 64 lowercase hex digits: the form of every runtime's full id.
-pub(super) fn is_full_id(s: &str) -> bool {
+pub fn is_full_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
