@@ -33,10 +33,6 @@ pub const EXIT_LEADER_WENT_FIRST: u32 = 1 << 3;
 pub const EXIT_IN_PID_NS: u32 = 1 << 4;
 /// The process was in exactly its parent's cgroups (the same `css_set`).
 pub const EXIT_PARENT_CGROUPS: u32 = 1 << 5;
-/// The process outlived the parent that forked it and was handed to
-/// another (a subreaper, or the init of its pid namespace) before it died:
-/// `orig_ppid` and `orig_parent_comm` name the first.
-pub const EXIT_REPARENTED: u32 = 1 << 6;
 
 /// A process (thread group) died: the last live thread passed
 /// `sched_process_exit`. Identity is the leader's, since that is the task its
@@ -63,14 +59,11 @@ pub struct ExitRecord {
     pub flags: u32,
     pub comm: [u8; COMM_LEN],
     pub parent_comm: [u8; COMM_LEN],
-    /// With `EXIT_REPARENTED`: the parent it had before (0 otherwise).
-    pub orig_ppid: u32,
-    pub _pad: u32,
-    pub orig_parent_comm: [u8; COMM_LEN],
 }
 
 /// A live process whose parent died: who that parent was (`ORPHANS`, keyed
-/// by the child's tgid), until the child exits.
+/// by the child's tgid). Read by userspace for the children it reports:
+/// looking it up at every exit would cost every exit.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Orphan {
@@ -451,7 +444,7 @@ mod tests {
     fn records_have_no_padding() {
         assert_eq!(
             size_of::<ExitRecord>(),
-            4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN + 2 * 4 + COMM_LEN
+            4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN
         );
         assert_eq!(size_of::<Orphan>(), 8 + 2 * 4 + COMM_LEN);
         assert_eq!(size_of::<Offsets>(), 36 * 4);
@@ -525,9 +518,6 @@ mod tests {
             flags,
             comm: [0; COMM_LEN],
             parent_comm: [0; COMM_LEN],
-            orig_ppid: 0,
-            _pad: 0,
-            orig_parent_comm: [0; COMM_LEN],
         };
         assert!(exit(EXIT_PARENT_IGNORES_SIGCHLD).auto_reaped());
         assert!(!exit(0).auto_reaped());

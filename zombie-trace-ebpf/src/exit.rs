@@ -11,8 +11,8 @@ use aya_log_ebpf::error;
 use zombie_trace_common::{
     COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXIT,
     COUNTER_PENDING_FULL, COUNTER_READ_ERRORS, EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST,
-    EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED,
-    EXIT_REPARENTED, ExitRecord, KIND_EXIT, ORPHANS_MAX, ORPHANS_PER_EXIT, Orphan,
+    EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExitRecord,
+    KIND_EXIT, ORPHANS_MAX, ORPHANS_PER_EXIT, Orphan,
 };
 
 use crate::{
@@ -21,7 +21,7 @@ use crate::{
     offsets,
     pairing::{self, HANDED, Held},
     send,
-    task::{KPtr, pid_tgid, read, read_comm, read_untyped},
+    task::{KPtr, pid_tgid, read, read_comm, read_comm_untyped, read_untyped},
     wait,
 };
 
@@ -33,7 +33,7 @@ const SA_NOCLDWAIT: u64 = 2;
 const SIGNAL_GROUP_EXIT: u32 = 0x4;
 
 /// Live children of threads that died, by tgid, with the process they had
-/// as parent (sized by the loader): once adopted, their `real_parent` no longer says who forked them
+/// as parent (sized by the loader; read by userspace): once adopted, their `real_parent` no longer says who forked them
 /// (`(job &)` in a container's shell leaves `job` to the container's PID 1).
 #[map]
 static ORPHANS: LruHashMap<u32, Orphan> = LruHashMap::with_max_entries(ORPHANS_MAX, 0);
@@ -91,20 +91,17 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     if live != 0 {
         return Ok(());
     }
-    let leader: KPtr = read(task, o.task_group_leader)?;
-    let start_ns: u64 = read(leader, o.task_start_boottime)?;
-    // Looked up (and forgotten) before any filter: no entry outlives its
-    // process.
-    let orphan = adopted(tgid, start_ns);
     // This runs in the exiting task: its cgroup is the current one.
     let f = filter();
     if !wants_current_cgroup(f) {
         return Ok(());
     }
+    let leader: KPtr = read(task, o.task_group_leader)?;
     let comm = read_comm(leader, o.task_comm);
     if !wants_process(f, tgid, &comm) {
         return Ok(());
     }
+    let start_ns: u64 = read(leader, o.task_start_boottime)?;
     // What wait_task_zombie() will hand the parent.
     let signal_flags: u32 = read(signal, o.signal_flags)?;
     let status: u32 = if signal_flags & SIGNAL_GROUP_EXIT != 0 {
@@ -150,16 +147,6 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         }
     }
 
-    // A thread's children handed to another thread of the same process
-    // were not adopted.
-    let (orig_ppid, orig_parent_comm) = match orphan.filter(|o| o.ppid != ppid) {
-        Some(orphan) => {
-            flags |= EXIT_REPARENTED;
-            (orphan.ppid, orphan.parent_comm)
-        }
-        None => (0, [0; COMM_LEN]),
-    };
-
     let record = ExitRecord {
         kind: KIND_EXIT,
         tgid,
@@ -172,9 +159,6 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         flags,
         comm,
         parent_comm: read_comm(parent, o.task_comm),
-        orig_ppid,
-        _pad: 0,
-        orig_parent_comm,
     };
     if crate::streaming() {
         send(record, COUNTER_LOST_EXIT);
@@ -207,52 +191,71 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
 /// kernel hands them to another parent right after this tracepoint (to
 /// another thread of the process, while one lives). Zombie children need
 /// nothing: their exit record already named this parent.
+#[inline(always)]
 fn note_orphans(task: KPtr, tgid: u32) -> Result<(), i32> {
     let o = offsets();
     let head = task.wrapping_add(o.task_children as usize);
-    let mut node: KPtr = read(task, o.task_children)?;
+    let first: KPtr = read(task, o.task_children)?;
+    // Most exiting tasks have no children: one load and a compare.
+    if first == head || first.is_null() {
+        return Ok(());
+    }
+    walk_orphans(task as u64, first as u64, tgid);
+    Ok(())
+}
+
+/// The walk itself, a function of its own: its loop and helper calls,
+/// inlined, leave the verifier a program it refuses (direct loads need
+/// pointers it can type; these are reached through `list_head`s, and read
+/// through the helper).
+#[inline(never)]
+fn walk_orphans(task: u64, first: u64, tgid: u32) -> i32 {
+    let o = offsets();
+    let task = task as KPtr;
+    let head = task.wrapping_add(o.task_children as usize);
+    let mut node = first as KPtr;
     let mut comm = None;
     let mut i = 0;
     while i < ORPHANS_PER_EXIT && node != head && !node.is_null() {
         // Each child is linked through its `sibling`.
         let child = node.wrapping_sub(o.task_sibling as usize);
-        let exit_state: u32 = read_untyped(child, o.task_exit_state)?;
+        let Ok(exit_state) = read_untyped::<u32>(child, o.task_exit_state) else {
+            return 0;
+        };
         if exit_state == 0 {
-            let child_tgid: u32 = read_untyped(child, o.task_tgid)?;
-            let start_ns: u64 = read_untyped(child, o.task_start_boottime)?;
+            let (Ok(child_tgid), Ok(start_ns)) = (
+                read_untyped::<u32>(child, o.task_tgid),
+                read_untyped::<u64>(child, o.task_start_boottime),
+            ) else {
+                return 0;
+            };
             // SAFETY: a copy is taken at once; a concurrent update of the
             // entry is harmless.
             let known = unsafe { ORPHANS.get(&child_tgid) }.is_some_and(|o| o.start_ns == start_ns);
             // Only the first parent: after a second adoption, the one that
             // forked it still counts.
             if !known {
+                // The process's name: its leader's, not this thread's.
+                let parent_comm = *comm.get_or_insert_with(|| {
+                    read_untyped::<KPtr>(task, o.task_group_leader)
+                        .map_or([0; COMM_LEN], |leader| {
+                            read_comm_untyped(leader, o.task_comm)
+                        })
+                });
                 let orphan = Orphan {
                     start_ns,
                     ppid: tgid,
                     _pad: 0,
-                    parent_comm: match comm {
-                        Some(comm) => comm,
-                        None => {
-                            // The process's name: its leader's, not this
-                            // thread's.
-                            let leader: KPtr = read(task, o.task_group_leader)?;
-                            *comm.insert(read_comm(leader, o.task_comm))
-                        }
-                    },
+                    parent_comm,
                 };
                 let _ = ORPHANS.insert(&child_tgid, &orphan, BPF_ANY.into());
             }
         }
-        node = read_untyped(node, 0)?;
+        let Ok(next) = read_untyped::<KPtr>(node, 0) else {
+            return 0;
+        };
+        node = next;
         i += 1;
     }
-    Ok(())
-}
-
-/// The parent process `tgid` had before it was adopted, if it was.
-fn adopted(tgid: u32, start_ns: u64) -> Option<Orphan> {
-    // SAFETY: copied at once.
-    let orphan = unsafe { ORPHANS.get(&tgid) }.copied()?;
-    let _ = ORPHANS.remove(&tgid);
-    (orphan.start_ns == start_ns).then_some(orphan)
+    0
 }

@@ -51,6 +51,15 @@ pub fn read_untyped<T>(base: KPtr, off: u32) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
 }
 
+/// `read_comm` through the helper in either mode (see `read_untyped`).
+#[inline(always)]
+pub fn read_comm_untyped(task: KPtr, off: u32) -> [u8; COMM_LEN] {
+    let mut comm = [0u8; COMM_LEN];
+    // SAFETY: as in `read_untyped`; on failure the name stays empty.
+    let _ = unsafe { bpf_probe_read_kernel_buf(task.wrapping_add(off as usize), &mut comm) };
+    comm
+}
+
 #[inline(always)]
 pub fn read_comm(task: KPtr, off: u32) -> [u8; COMM_LEN] {
     let mut comm = [0u8; COMM_LEN];

@@ -56,9 +56,6 @@ fn storm() -> Vec<Vec<u8>> {
             flags: 0,
             comm: comm(b"storm"),
             parent_comm: comm(b"storm"),
-            orig_ppid: 0,
-            _pad: 0,
-            orig_parent_comm: [0; 16],
         }));
         records.push(bytes_of(&WaitRecord {
             kind: KIND_WAIT,

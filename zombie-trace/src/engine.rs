@@ -190,12 +190,12 @@ impl Pending {
             age_ns: self.exit.as_ref().map(|e| now_ns.saturating_sub(e.ts_ns)),
             ppid_at_exit: self.exit.as_ref().map(|e| e.ppid),
             ppid: self.ppid,
+            // Adopted as a zombie; one adopted alive is for the reporter
+            // to find (the kernel's `ORPHANS`).
             original_parent: self.exit.as_ref().and_then(|e| {
-                e.adopted_from.or_else(|| {
-                    (e.ppid != self.ppid).then_some(ParentName {
-                        pid: e.ppid,
-                        comm: e.parent_comm,
-                    })
+                (e.ppid != self.ppid).then_some(ParentName {
+                    pid: e.ppid,
+                    comm: e.parent_comm,
                 })
             }),
             preexisting: self.preexisting,
@@ -785,7 +785,6 @@ mod tests {
             leader_went_first: false,
             in_pid_ns: false,
             parent_cgroups: false,
-            adopted_from: None,
         }
     }
 
@@ -1125,30 +1124,6 @@ mod tests {
             assert_eq!(r.reaper_kind, kind, "reaper {reaper}");
             assert_eq!(r.zombie_ns, (!ignores).then_some(MS), "reaper {reaper}");
         }
-    }
-
-    #[test]
-    fn a_child_adopted_alive_names_the_parent_that_forked_it() {
-        let mut e = engine();
-        let mut out = Vec::new();
-        let forked_by = ParentName {
-            pid: 9,
-            comm: Comm::new(b"sh"),
-        };
-        let adopted = Exit {
-            adopted_from: Some(forked_by),
-            ..exit(100, 7, 1, SEC)
-        };
-        e.on_exit(&adopted, &mut out);
-        let due = e.tick(6 * SEC);
-        let f = report(e.resolve(due[0].id, zombie(1), 6 * SEC));
-        assert_eq!((f.ppid, f.ppid_at_exit), (1, Some(1)));
-        assert_eq!(f.original_parent, Some(forked_by));
-        // Neither adopted nor moved since: no original parent.
-        e.on_exit(&exit(101, 7, 10, SEC), &mut out);
-        let due = e.tick(6 * SEC);
-        let f = report(e.resolve(due[0].id, zombie(10), 6 * SEC));
-        assert_eq!(f.original_parent, None);
     }
 
     #[test]

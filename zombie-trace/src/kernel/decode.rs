@@ -6,8 +6,8 @@ use std::mem::size_of;
 use thiserror::Error;
 use zombie_trace_common::{
     EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS,
-    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, EXIT_REPARENTED, ExecRecord, ExitRecord, KIND_EXEC,
-    KIND_EXIT, KIND_REAP, KIND_WAIT, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID,
+    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT,
+    KIND_REAP, KIND_WAIT, Orphan, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID,
     WAIT_TARGETS, WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word,
 };
 
@@ -82,10 +82,6 @@ pub fn exit(r: ExitRecord) -> Exit {
         leader_went_first: r.flags & EXIT_LEADER_WENT_FIRST != 0,
         in_pid_ns: r.flags & EXIT_IN_PID_NS != 0,
         parent_cgroups: r.flags & EXIT_PARENT_CGROUPS != 0,
-        adopted_from: (r.flags & EXIT_REPARENTED != 0).then(|| ParentName {
-            pid: r.orig_ppid,
-            comm: Comm::new(&r.orig_parent_comm),
-        }),
     }
 }
 
@@ -165,6 +161,14 @@ fn wait(r: WaitRecord) -> Result<Wait, DecodeError> {
     })
 }
 
+/// Who a child had as parent before it was adopted (`ORPHANS`).
+pub fn orphan(o: &Orphan) -> ParentName {
+    ParentName {
+        pid: o.ppid,
+        comm: Comm::new(&o.parent_comm),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use zombie_trace_common::{CLD_DUMPED, CLD_EXITED, P_ALL, P_PID, WaitTargetId};
@@ -197,9 +201,6 @@ mod tests {
                 | EXIT_PARENT_CGROUPS,
             comm: comm(b"child"),
             parent_comm: comm(b"parent"),
-            orig_ppid: 0,
-            _pad: 0,
-            orig_parent_comm: [0; 16],
         }
     }
 
@@ -240,22 +241,6 @@ mod tests {
         assert_eq!(e.parent_comm.as_bytes(), b"parent");
         assert!(e.parent_ignores_sigchld && e.leader_went_first && e.in_pid_ns && e.parent_cgroups);
         assert!(!e.ptraced && !e.not_sigchld);
-        assert_eq!(e.adopted_from, None);
-
-        let mut r = exit_record();
-        r.flags |= EXIT_REPARENTED;
-        r.orig_ppid = 5;
-        r.orig_parent_comm = comm(b"sh");
-        let Event::Exit(e) = decode(&bytes_of(&r)).unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            e.adopted_from,
-            Some(ParentName {
-                pid: 5,
-                comm: Comm::new(b"sh")
-            })
-        );
     }
 
     #[test]

@@ -260,6 +260,7 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
             latency_by_comm: take_map(&mut ebpf, "LATENCY_BY_COMM")?,
             latency_by_reaper: take_map(&mut ebpf, "LATENCY_BY_REAPER")?,
             cgroup_set,
+            orphans: take_map(&mut ebpf, "ORPHANS")?,
             wait_tracing: wait_tracing_error.is_none(),
             wait_tracing_error,
             _ebpf: ebpf,

@@ -14,7 +14,7 @@ use aya::{
 use zombie_trace_common::{
     COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
     COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
-    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, LatencyHist, PENDING_MAX,
+    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, LatencyHist, Orphan, PENDING_MAX,
     ReaperLatency, WaitTally,
 };
 
@@ -36,6 +36,8 @@ pub struct Probes {
     pub(super) latency_by_reaper: HashMap<MapData, u32, ReaperLatency>,
     /// The cgroups `--container`/`--pod`/`--namespace` select.
     pub(super) cgroup_set: HashMap<MapData, u64, u8>,
+    /// The parents of children adopted alive.
+    pub(super) orphans: HashMap<MapData, u32, Orphan>,
     /// Whether `wait4`/`waitid` are traced (they need tracefs).
     pub wait_tracing: bool,
     /// Why not, when they are not.
@@ -152,6 +154,16 @@ impl Probes {
     /// (the kernel drops each from `HANDED` when it sends its reap).
     pub fn tracked(&self) -> Vec<u32> {
         self.handed_here.iter().copied().collect()
+    }
+
+    /// The parent process `tgid` (started at `start_ns`) had before it was
+    /// adopted, if it was (and a thread of that parent was its parent: not
+    /// another thread of the same process, `ppid`).
+    pub fn orphan(&self, tgid: u32, start_ns: u64, ppid: u32) -> Option<Orphan> {
+        self.orphans
+            .get(&tgid, 0)
+            .ok()
+            .filter(|o| o.start_ns == start_ns && o.ppid != ppid)
     }
 
     /// Traces the processes in cgroup `id` (and below) from now on.

@@ -106,9 +106,6 @@ pub struct Exit {
     pub in_pid_ns: bool,
     /// It was in exactly its parent's cgroups.
     pub parent_cgroups: bool,
-    /// The parent that forked it, when that one died first and another
-    /// (a subreaper, a container's PID 1) adopted it alive.
-    pub adopted_from: Option<ParentName>,
 }
 
 /// A parent process, as a child last knew it.

@@ -553,7 +553,12 @@ impl Session {
             self.reporter.settle();
         }
         let tallies = |ppid| probes.wait_tally(ppid).map(|t| decode::wait_tally(&t));
-        self.reporter.tick(&self.proc, &tallies, now);
+        let orphans = |pid, start_ns, ppid| {
+            probes
+                .orphan(pid, start_ns, ppid)
+                .map(|o| decode::orphan(&o))
+        };
+        self.reporter.tick(&self.proc, &tallies, &orphans, now);
         self.publish();
         self.sinks.floods(false);
     }

@@ -19,7 +19,7 @@ use crate::{
     filter::Filters,
     kernel::clock::Clock,
     model::{
-        event::{Event, Exit, WaitTarget},
+        event::{Event, Exit, ParentName, WaitTarget},
         process::{ContainerNames, Placement, ProcessInfo, TargetState, WaitStats},
         report::{Exited, Line, Lost, ParentGroup, Reaped, ReaperKind, Summary, Zombie},
     },
@@ -130,6 +130,10 @@ impl ProcView for Proc {
 /// The wait calls of a parent as the kernel tallied them (the default
 /// mode), for the reporter.
 pub type Tallies<'a> = &'a dyn Fn(u32) -> Option<WaitStats>;
+
+/// The parent a child (pid, start ns) had before it was adopted alive, as
+/// the kernel remembered it; the third argument is its parent now.
+pub type Orphans<'a> = &'a dyn Fn(u32, u64, u32) -> Option<ParentName>;
 
 /// What is known of a parent when its children are reported.
 struct ParentFacts {
@@ -344,7 +348,13 @@ impl Reporter {
     /// Overdue children: confirmed in `/proc`, then reported. A leaking
     /// parent may have thousands due at once: what is known of a parent is
     /// read once a tick, not once a child.
-    pub fn tick(&mut self, proc: &impl ProcView, tallies: Tallies<'_>, now: u64) {
+    pub fn tick(
+        &mut self,
+        proc: &impl ProcView,
+        tallies: Tallies<'_>,
+        orphans: Orphans<'_>,
+        now: u64,
+    ) {
         let mut parents: HashMap<u32, Rc<ParentFacts>> = HashMap::new();
         for due in self.engine.tick(now) {
             let mut facts_of = |ppid| {
@@ -394,7 +404,12 @@ impl Reporter {
                             now,
                             finding.preexisting,
                         );
-                        self.report(&finding, &facts, placement, now);
+                        let original_parent =
+                            finding.original_parent.or_else(|| match finding.id {
+                                Id::Seen(key) => orphans(key.pid, key.start_ns, finding.ppid),
+                                Id::Unseen { .. } => None,
+                            });
+                        self.report(&finding, original_parent, &facts, placement, now);
                     }
                     continue;
                 }
@@ -451,13 +466,20 @@ impl Reporter {
         ParentFacts { info, waits }
     }
 
-    fn report(&mut self, finding: &Finding, parent: &ParentFacts, placement: Placement, now: u64) {
+    fn report(
+        &mut self,
+        finding: &Finding,
+        original_parent: Option<ParentName>,
+        parent: &ParentFacts,
+        placement: Placement,
+        now: u64,
+    ) {
         let facts = Facts {
             pid: finding.pid,
             placement: &placement,
             age_ns: finding.age_ns,
             preexisting: finding.preexisting,
-            original_parent: finding.original_parent,
+            original_parent,
             parent: parent.info.as_ref(),
             parent_waits: parent.waits.as_ref(),
         };
@@ -470,7 +492,7 @@ impl Reporter {
             age_ns: finding.age_ns,
             preexisting: finding.preexisting,
             ppid_at_exit: finding.ppid_at_exit,
-            original_parent: finding.original_parent,
+            original_parent,
             ppid: finding.ppid,
             parent: parent.info.clone(),
             placement,
@@ -679,7 +701,6 @@ mod tests {
             leader_went_first: false,
             in_pid_ns: false,
             parent_cgroups,
-            adopted_from: None,
         }
     }
 
@@ -714,9 +735,9 @@ mod tests {
         }
         r.settle();
         let tallies = |_| None;
-        r.tick(&proc, &tallies, SEC + 999 * MS);
+        r.tick(&proc, &tallies, &|_, _, _| None, SEC + 999 * MS);
         assert!(r.take_lines().is_empty(), "not due yet");
-        r.tick(&proc, &tallies, 2 * SEC);
+        r.tick(&proc, &tallies, &|_, _, _| None, 2 * SEC);
         let lines = r.take_lines();
         let reported = zombies(&lines);
         assert_eq!(reported.len(), 50);
@@ -771,7 +792,7 @@ mod tests {
                 ..WaitStats::default()
             })
         };
-        r.tick(&proc, &tallies, 2 * SEC);
+        r.tick(&proc, &tallies, &|_, _, _| None, 2 * SEC);
         let lines = r.take_lines();
         let z = zombies(&lines)[0];
         let waits = z.parent_waits.as_ref().expect("traced");
@@ -820,14 +841,14 @@ mod tests {
                 .any(|l| matches!(l, Line::Reaped { reaped, .. } if reaped.pid == 100))
         );
         // 101 is gone from /proc when due: no report.
-        r.tick(&proc, &|_| None, 2 * SEC);
+        r.tick(&proc, &|_| None, &|_, _, _| None, 2 * SEC);
         assert!(zombies(&r.take_lines()).is_empty());
 
         proc.zombies.insert(102, 7);
         r.on_event(&Event::Exit(exit(102, 7, 3 * SEC, true)));
         r.settle();
         r.take_lines();
-        r.tick(&proc, &|_| None, 4 * SEC);
+        r.tick(&proc, &|_| None, &|_, _, _| None, 4 * SEC);
         assert_eq!(zombies(&r.take_lines()).len(), 1);
         // Its reap record is lost; /proc no longer shows it.
         proc.zombies.remove(&102);
@@ -860,7 +881,7 @@ mod tests {
         let held = HashSet::from([(201, 5)]);
         let added = r.scan(vec![found(200), found(201)], &held, &proc, true, SEC);
         assert_eq!(added, [200], "201's exit is held in the kernel");
-        r.tick(&proc, &|_| None, SEC);
+        r.tick(&proc, &|_| None, &|_, _, _| None, SEC);
         let lines = r.take_lines();
         let z = zombies(&lines)[0];
         assert!(z.preexisting && z.age_ns.is_none());
