@@ -10,7 +10,7 @@ use std::{
     net::TcpStream,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::mpsc,
+    sync::{Arc, mpsc},
     thread,
     time::{Duration, Instant},
 };
@@ -1770,4 +1770,27 @@ fn output_through_a_symlink_is_refused_with_the_reason() {
         "{stderr}"
     );
     assert_eq!(std::fs::read_to_string(&real).unwrap(), "");
+}
+
+/// Where the verifier takes direct loads of kernel memory (6.1 and newer,
+/// see `cargo xtask vmtest`), the programs load that way: a change that
+/// makes it refuse them falls back to the helper without a word, and every
+/// exit then costs more.
+#[test]
+fn programs_read_kernel_memory_directly_where_they_can() {
+    let release = zombie_trace::kernel::load::kernel_release();
+    let recent =
+        zombie_trace::kernel::load::parse_kernel_version(&release).is_some_and(|v| v >= (6, 1));
+    if !recent || std::env::var(COMPAT_ENV).is_ok_and(|v| v == "1") {
+        eprintln!("kernel {release}, or the old kernels' way: the helper is expected");
+        return;
+    }
+    let tracer = Tracer::start_with(&[], &[("RUST_LOG", "debug")]);
+    let stderr = Arc::clone(&tracer.stderr);
+    tracer.stop();
+    let stderr = stderr.lock().unwrap();
+    assert!(
+        !stderr.contains("direct kernel reads refused"),
+        "the verifier refused the direct loads on {release}:\n{stderr}"
+    );
 }

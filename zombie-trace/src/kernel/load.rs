@@ -420,7 +420,7 @@ pub fn kernel_release() -> String {
 }
 
 /// `(major, minor)` of a release string such as `6.18.44-fc-v669`.
-fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
+pub fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
