@@ -156,7 +156,17 @@ impl Tracer {
 
     /// The next line for which `pred` holds.
     pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + EVENT_TIMEOUT;
+        self.wait_for_in(what, EVENT_TIMEOUT, pred)
+    }
+
+    /// As [`Tracer::wait_for`], within `timeout`.
+    pub fn wait_for_in(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.next(left) {
                 Some(v) if pred(&v) => return v,
@@ -164,7 +174,7 @@ impl Tracer {
                 None => break,
             }
         }
-        self.fail(&format!("no {what} within {EVENT_TIMEOUT:?}"))
+        self.fail(&format!("no {what} within {timeout:?}"))
     }
 
     /// The `kind` lines of every pid in `pids`, in whatever order they come.

@@ -718,6 +718,34 @@ mod tests {
             .collect()
     }
 
+    /// A child adopted alive names the parent that forked it, as the
+    /// kernel remembered it; one the kernel knows nothing of names none.
+    #[test]
+    fn an_adopted_child_names_the_parent_that_forked_it() {
+        let mut proc = FakeProc::default();
+        proc.processes.insert(1, parent(1));
+        let mut r = reporter(Mode::KernelPairs);
+        for pid in [100, 101] {
+            proc.zombies.insert(pid, 1);
+            r.on_exit(&exit(pid, 1, SEC, true));
+        }
+        r.settle();
+        let sh = ParentName {
+            pid: 55,
+            comm: crate::model::event::Comm::new(b"sh"),
+        };
+        let orphans = |pid, start_ns, ppid| {
+            assert_eq!((start_ns, ppid), (100 * MS, 1));
+            (pid == 100).then_some(sh)
+        };
+        r.tick(&proc, &|_| None, &orphans, 2 * SEC);
+        let lines = r.take_lines();
+        let reported = zombies(&lines);
+        let of = |pid| reported.iter().find(|z| z.pid == pid).unwrap();
+        assert_eq!(of(100).original_parent, Some(sh));
+        assert_eq!(of(101).original_parent, None);
+    }
+
     /// A parent leaking many children: one report each, with the parent's
     /// facts read once for the tick, its cgroup taken for the children that
     /// shared it, and the diagnosis from the tallies given.
