@@ -37,6 +37,13 @@ fn create(cleanup: &mut Cleanup, name: &str, script: &str) -> String {
         .to_owned()
 }
 
+/// `zombie` has each field of `expect`, with its value.
+fn assert_fields(zombie: &Value, expect: &Value) {
+    for (field, want) in expect.as_object().unwrap() {
+        assert_eq!(&zombie[field], want, "{field} in {zombie}");
+    }
+}
+
 fn start(name: &str) {
     run(podman().args(["start", name]));
 }
@@ -87,9 +94,7 @@ fn orphan_under_a_containers_pid_1_is_named_and_explained() {
         "cause": "container_init_does_not_reap",
         "node": "e2e-node",
     });
-    for (field, want) in expect.as_object().unwrap() {
-        assert_eq!(&zombie[field], want, "{field} in {zombie}");
-    }
+    assert_fields(&zombie, &expect);
     assert!(zombie["original_ppid"].as_u64().is_some(), "{zombie}");
     let said = zombie["diagnosis"].as_str().unwrap();
     assert!(
@@ -144,9 +149,7 @@ fn kubernetes_annotations_name_the_pod() {
         "reparented": true,
         "cause": "container_init_does_not_reap",
     });
-    for (field, want) in expect.as_object().unwrap() {
-        assert_eq!(&zombie[field], want, "{field} in {zombie}");
-    }
+    assert_fields(&zombie, &expect);
     assert!(
         zombie["cgroup"]
             .as_str()

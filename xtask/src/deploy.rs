@@ -294,13 +294,8 @@ fn collect_queries(value: &Value, out: &mut Vec<String>) {
 /// lists after by/without/on/ignoring/group_*), durations, strings or
 /// Grafana variables.
 fn metric_names(query: &str) -> Vec<String> {
+    // Besides LISTS.
     const KEYWORDS: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
         "bool",
         "and",
         "or",
@@ -380,7 +375,10 @@ fn metric_names(query: &str) -> Vec<String> {
             let is_call = chars.get(next) == Some(&'(');
             if LISTS.contains(&word.as_str()) {
                 list_next = true;
-            } else if !is_call && !KEYWORDS.contains(&word.to_lowercase().as_str()) {
+            } else if !is_call
+                && !KEYWORDS.contains(&word.to_lowercase().as_str())
+                && !LISTS.contains(&word.to_lowercase().as_str())
+            {
                 names.push(word);
             }
         } else if c.is_ascii_digit() || c == '.' {
