@@ -164,6 +164,39 @@ fn kubernetes_annotations_name_the_pod() {
     );
 }
 
+/// A runc container of any id (not a runtime's 64 hex digits), in runc's
+/// default cgroup, with the annotations CRI-O sets: found by its cgroup in
+/// runc's state, and named.
+#[test]
+fn a_runc_container_of_any_id_is_named() {
+    if !should_run(&["runc"]) {
+        return;
+    }
+    let id = format!("zt-e2e-web-{}", std::process::id());
+    let annotations = json!({
+        "io.kubernetes.pod.name": "cart-5d8f7",
+        "io.kubernetes.pod.namespace": "staging",
+        "io.kubernetes.container.name": "cart",
+    });
+    let bundle = Bundle::with(id.clone(), None, annotations, ORPHAN_UNDER_PID_1);
+    let mut tracer = Tracer::start(&["--threshold", "500ms"]);
+    bundle.run();
+    let zombie = tracer.wait_for("a zombie in the container", |v| {
+        v["type"] == "zombie" && v["cgroup"].as_str().is_some_and(|c| c.ends_with(&id))
+    });
+    let expect = json!({
+        "pod_name": "cart-5d8f7",
+        "pod_namespace": "staging",
+        "container_name": "cart",
+        "parent_container_name": "cart",
+        "container_id": null,
+        "reparented": true,
+        "cause": "container_init_does_not_reap",
+    });
+    assert_fields(&zombie, &expect);
+    tracer.stop();
+}
+
 /// Runtime files that are garbage, truncated, huge, links or FIFOs give
 /// no names, at once: the zombie is still reported, with `null` names.
 #[test]
@@ -236,7 +269,19 @@ struct Bundle {
 impl Bundle {
     fn new(pod: &str, namespace: &str, container: &str, script: &str) -> Self {
         let id = format!("{:0>64x}", u128::from(std::process::id()) << 64 | 0x7a7e);
-        let dir = work_dir("runc-bundle");
+        let cgroup = format!("/kubepods/besteffort/pod0e2e{}/{id}", std::process::id());
+        let annotations = json!({
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": container,
+            "io.kubernetes.cri.sandbox-name": pod,
+            "io.kubernetes.cri.sandbox-namespace": namespace,
+        });
+        Self::with(id, Some(cgroup), annotations, script)
+    }
+
+    /// Bundle `id`, in `cgroup` (runc's default: `/ID`), with `annotations`.
+    fn with(id: String, cgroup: Option<String>, annotations: Value, script: &str) -> Self {
+        let dir = work_dir(&format!("runc-bundle-{id}"));
         let rootfs = dir.join("rootfs");
         fs::create_dir_all(rootfs.join("bin")).unwrap();
         fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
@@ -249,14 +294,10 @@ impl Bundle {
         let mut spec: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         spec["process"]["terminal"] = false.into();
         spec["process"]["args"] = json!(["sh", "-c", script]);
-        spec["annotations"] = json!({
-            "io.kubernetes.cri.container-type": "container",
-            "io.kubernetes.cri.container-name": container,
-            "io.kubernetes.cri.sandbox-name": pod,
-            "io.kubernetes.cri.sandbox-namespace": namespace,
-        });
-        spec["linux"]["cgroupsPath"] =
-            format!("/kubepods/besteffort/pod0e2e{}/{id}", std::process::id()).into();
+        spec["annotations"] = annotations;
+        if let Some(cgroup) = cgroup {
+            spec["linux"]["cgroupsPath"] = cgroup.into();
+        }
         fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
         Self { dir, id }
     }

@@ -72,13 +72,22 @@ pub(super) fn read_below(base: &Path, below: &[&str], cap: usize) -> Option<Vec<
 }
 
 pub(super) fn stamp(file: &File) -> Option<Stamp> {
-    let meta = file.metadata().ok()?;
-    Some(Stamp {
+    Some(stamp_of(&file.metadata().ok()?))
+}
+
+/// Directory `dir`'s stamp (through links, as state directories are
+/// entered): it changes as entries come and go.
+pub(super) fn dir_stamp(dir: &Path) -> Option<Stamp> {
+    Some(stamp_of(&fs::metadata(dir).ok()?))
+}
+
+fn stamp_of(meta: &fs::Metadata) -> Stamp {
+    Stamp {
         dev: meta.dev(),
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-    })
+    }
 }
 
 /// The names of at most `max` subdirectories of `dir` (links left out),

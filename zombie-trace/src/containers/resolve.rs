@@ -28,6 +28,8 @@ const CACHE_IDS: usize = 4096;
 const MISS_RETRY: Duration = Duration::from_secs(5);
 /// containerd namespaces (and runc roots) looked into.
 const NAMESPACES: usize = 64;
+/// Containers of a runc root looked at, at most.
+const RUNC_CONTAINERS: usize = 1024;
 
 /// Podman's and CRI-O's state, below the root.
 const STORAGES: [&str; 2] = ["var/lib/containers/storage", "run/containers/storage"];
@@ -45,8 +47,23 @@ pub struct Resolver {
     /// Cached ids, oldest first.
     order: VecDeque<String>,
     podman: PodmanList,
+    runc: RuncIndex,
     miss_retry: Duration,
 }
+
+/// Plain runc's containers by their cgroup: their ids need not be hex (`runc
+/// run web`), so a cgroup path does not name them. Read again when a runc
+/// root's directory changes.
+#[derive(Default)]
+struct RuncIndex {
+    stamps: Vec<Option<Stamp>>,
+    /// When the stamps were last looked at: a flood of reports looks once.
+    looked: Option<Instant>,
+    by_cgroup: HashMap<String, String>,
+}
+
+/// How often the runc roots are looked at for changes, at most.
+const RUNC_LOOK_EVERY: Duration = Duration::from_millis(100);
 
 struct Cached {
     names: ContainerNames,
@@ -68,6 +85,7 @@ impl Resolver {
             cache: HashMap::new(),
             order: VecDeque::new(),
             podman: PodmanList::default(),
+            runc: RuncIndex::default(),
             miss_retry: MISS_RETRY,
         }
     }
@@ -75,15 +93,53 @@ impl Resolver {
     /// The names of the container whose full id is found in `cgroup` (a
     /// path as `/proc/PID/cgroup` shows it); all `None` if none found.
     pub fn names_of_cgroup(&mut self, cgroup: &str) -> ContainerNames {
-        full_id(cgroup).map(|id| self.names(id)).unwrap_or_default()
+        match full_id(cgroup) {
+            Some(id) => self.names(id),
+            None => self.runc_names(cgroup),
+        }
+    }
+
+    /// The names of the plain runc container in `cgroup`, if one is: its
+    /// annotations, else its id as its name.
+    fn runc_names(&mut self, cgroup: &str) -> ContainerNames {
+        let look = self
+            .runc
+            .looked
+            .is_none_or(|at| at.elapsed() >= RUNC_LOOK_EVERY);
+        let roots: Vec<PathBuf> = RUNC.iter().map(|r| self.root.join(r)).collect();
+        let stamps: Vec<Option<Stamp>> = if look {
+            self.runc.looked = Some(Instant::now());
+            roots.iter().map(|r| files::dir_stamp(r)).collect()
+        } else {
+            self.runc.stamps.clone()
+        };
+        if stamps != self.runc.stamps {
+            let mut by_cgroup = HashMap::new();
+            for root in &roots {
+                for id in files::subdirs(root, RUNC_CONTAINERS) {
+                    let state = files::read_below(root, &[&id, "state.json"], CONFIG_CAP);
+                    if let Some(path) = state.as_deref().and_then(runtime::runc_cgroup)
+                        && path != "/"
+                    {
+                        by_cgroup.insert(path, id);
+                    }
+                }
+            }
+            self.runc.stamps = stamps;
+            self.runc.by_cgroup = by_cgroup;
+        }
+        let Some(id) = self.runc.by_cgroup.get(cgroup).cloned() else {
+            return ContainerNames::default();
+        };
+        let mut facts = self.runc(&id);
+        facts.merge(Facts::named(id));
+        ContainerNames::from(&facts)
     }
 
     /// Names the container of a process placed at `placement`, if it is
     /// in one.
     pub fn name(&mut self, placement: &mut Placement) {
-        if placement.container_id.is_some()
-            && let Some(cgroup) = &placement.cgroup
-        {
+        if let Some(cgroup) = placement.cgroup.as_deref().filter(|c| *c != "/") {
             placement.names = self.names_of_cgroup(cgroup);
         }
     }

@@ -262,6 +262,26 @@ pub fn runc_state(bytes: &[u8]) -> Option<Facts> {
     Some(facts)
 }
 
+/// The cgroup v2 path runc's `state.json` records for its container
+/// (`cgroup_paths[""]`), below the cgroup v2 mount, as `/proc/PID/cgroup`
+/// shows it.
+pub fn runc_cgroup(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct State {
+        #[serde(default)]
+        cgroup_paths: HashMap<String, Text>,
+    }
+    let state: State = serde_json::from_slice(bytes).ok()?;
+    let path = state.cgroup_paths.get("")?.0.as_deref()?;
+    let below = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .find_map(|mount| path.strip_prefix(mount))?;
+    if below.is_empty() {
+        return Some("/".to_owned());
+    }
+    below.starts_with('/').then(|| below.to_owned())
+}
+
 /// Podman's (containers/storage's) `containers.json`: each container's id
 /// and first name.
 pub fn podman_containers(bytes: &[u8]) -> Option<HashMap<String, String>> {
@@ -398,6 +418,23 @@ mod tests {
                 .map(|f| ContainerNames::from(&f).name),
             Some(Some("a=b".to_owned()))
         );
+    }
+
+    #[test]
+    fn runc_records_its_cgroup() {
+        let state = |path: &str| format!(r#"{{"cgroup_paths": {{"": "{path}", "pids": "/x"}}}}"#);
+        assert_eq!(
+            runc_cgroup(state("/sys/fs/cgroup/unified/zt-web").as_bytes()).as_deref(),
+            Some("/zt-web")
+        );
+        assert_eq!(
+            runc_cgroup(state("/sys/fs/cgroup/kubepods/pod1/web").as_bytes()).as_deref(),
+            Some("/kubepods/pod1/web")
+        );
+        assert_eq!(runc_cgroup(state("/elsewhere/x").as_bytes()), None);
+        assert_eq!(runc_cgroup(state("/sys/fs/cgroupx").as_bytes()), None);
+        assert_eq!(runc_cgroup(br#"{"cgroup_paths": {"": 7}}"#), None);
+        assert_eq!(runc_cgroup(b"\xff garbage"), None);
     }
 
     #[test]

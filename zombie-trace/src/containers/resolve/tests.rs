@@ -449,3 +449,31 @@ fn the_cache_is_bounded() {
     assert_eq!(resolver.order.len(), CACHE_IDS);
     assert!(!resolver.cache.contains_key(&format!("{:064x}", 0)));
 }
+
+#[test]
+fn plain_runc_of_any_id_by_its_cgroup() {
+    let dir = Scratch::new("runc-any-id");
+    dir.write(
+        "run/runc/web/state.json",
+        r#"{"cgroup_paths": {"": "/sys/fs/cgroup/unified/web"},
+            "config": {"labels": ["io.kubernetes.pod.name=shop", "io.kubernetes.pod.namespace=prod"]}}"#,
+    );
+    dir.write(
+        "run/runc/bare/state.json",
+        r#"{"cgroup_paths": {"": "/sys/fs/cgroup/bare"}, "config": {"labels": []}}"#,
+    );
+    dir.write("run/runc/broken/state.json", "{\"cgroup_paths\": ");
+    let mut resolver = Resolver::new(dir.path());
+    assert_eq!(
+        resolver.names_of_cgroup("/web"),
+        names(Some("web"), Some("shop"), Some("prod"))
+    );
+    assert_eq!(
+        resolver.names_of_cgroup("/bare"),
+        names(Some("bare"), None, None)
+    );
+    assert_eq!(
+        resolver.names_of_cgroup("/user.slice/user-0.slice"),
+        names(None, None, None)
+    );
+}
