@@ -375,20 +375,13 @@ impl Reporter {
                     })
                     .flatten()
             };
-            let (state, placement) =
+            let (state, mut placement) =
                 proc.zombie(due.pid, due.start_ticks, due.in_pid_ns, &mut parent_cgroup);
-            let mut placement = placement;
-            proc.name_container(&mut placement);
-            // The kernel traces a container for a moment before its names
-            // say whether it is wanted (see `session::containers`): one
-            // whose names say it is not is dropped here. Without an id or
-            // names, the kernel's choice stands.
-            let id = placement.cgroup.as_deref().and_then(full_id);
-            let unwanted = id.is_some()
-                && placement.names != ContainerNames::default()
-                && !self.filters.wants_container(id, &placement.names);
+            if matches!(state, ZombieState::Zombie { .. }) {
+                proc.name_container(&mut placement);
+            }
             let verdict = match state {
-                ZombieState::Zombie { .. } if unwanted => Verdict::Gone,
+                ZombieState::Zombie { .. } if self.unwanted(&placement) => Verdict::Gone,
                 ZombieState::Zombie { ppid } => {
                     let facts = facts_of(ppid);
                     let parent_comm = facts
@@ -418,6 +411,18 @@ impl Reporter {
             };
             self.engine.resolve(due.id, verdict, now);
         }
+    }
+
+    /// A zombie placed at `placement` (its container named) is in a
+    /// container the options leave out. The kernel traces a container for
+    /// a moment before its names say whether it is wanted (see
+    /// `session::containers`): one whose names say it is not is dropped
+    /// here. Without an id or names, the kernel's choice stands.
+    fn unwanted(&self, placement: &Placement) -> bool {
+        let id = placement.cgroup.as_deref().and_then(full_id);
+        id.is_some()
+            && placement.names != ContainerNames::default()
+            && !self.filters.wants_container(id, &placement.names)
     }
 
     /// For the per-parent table: its leak rate counts from when it started
