@@ -75,13 +75,12 @@ fn parent_flags(leader: KPtr, parent: KPtr) -> Result<u32, i32> {
 
 fn try_exit(task: KPtr) -> Result<(), i32> {
     let o = offsets();
-    let (tid, tgid) = pid_tgid(task, o)?;
     // Each thread's own children, before its exit hands them on: a child's
     // parent is the thread that forked it, and when a whole group dies at
     // once each thread's children go to the reaper at that thread's exit.
     // Before any filter too: the children may be traced when their parent
     // is not. Best effort: a child released meanwhile ends the walk.
-    let _ = note_orphans(task, tgid);
+    let _ = note_orphans(task);
     // `live` was decremented before this tracepoint: 0 means this thread is
     // the last one, the group is dead and its leader becomes reapable. (The
     // `group_dead` argument only exists since 6.16.) Two threads dying at once
@@ -97,6 +96,7 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
         return Ok(());
     }
     let leader: KPtr = read(task, o.task_group_leader)?;
+    let (tid, tgid) = pid_tgid(task, o)?;
     let comm = read_comm(leader, o.task_comm);
     if !wants_process(f, tgid, &comm) {
         return Ok(());
@@ -187,12 +187,12 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
     Ok(())
 }
 
-/// Remembers the live children of `task` (a thread of process `tgid`): the
-/// kernel hands them to another parent right after this tracepoint (to
-/// another thread of the process, while one lives). Zombie children need
-/// nothing: their exit record already named this parent.
+/// Remembers the live children of `task` (a thread): the kernel hands them
+/// to another parent right after this tracepoint (to another thread of the
+/// process, while one lives). Zombie children need nothing: their exit
+/// record already named this parent.
 #[inline(always)]
-fn note_orphans(task: KPtr, tgid: u32) -> Result<(), i32> {
+fn note_orphans(task: KPtr) -> Result<(), i32> {
     let o = offsets();
     let head = task.wrapping_add(o.task_children as usize);
     let first: KPtr = read(task, o.task_children)?;
@@ -200,7 +200,7 @@ fn note_orphans(task: KPtr, tgid: u32) -> Result<(), i32> {
     if first == head || first.is_null() {
         return Ok(());
     }
-    walk_orphans(task as u64, first as u64, tgid);
+    walk_orphans(task as u64, first as u64);
     Ok(())
 }
 
@@ -209,9 +209,12 @@ fn note_orphans(task: KPtr, tgid: u32) -> Result<(), i32> {
 /// pointers it can type; these are reached through `list_head`s, and read
 /// through the helper).
 #[inline(never)]
-fn walk_orphans(task: u64, first: u64, tgid: u32) -> i32 {
+fn walk_orphans(task: u64, first: u64) -> i32 {
     let o = offsets();
     let task = task as KPtr;
+    let Ok(tgid) = read_untyped::<u32>(task, o.task_tgid) else {
+        return 0;
+    };
     let head = task.wrapping_add(o.task_children as usize);
     let mut node = first as KPtr;
     let mut comm = None;
