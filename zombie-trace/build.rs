@@ -1,6 +1,10 @@
 //! Builds the eBPF programs so that a plain `cargo build` embeds them.
 
-use std::{env, fs, path::PathBuf, process::Command};
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Context as _, anyhow};
 use aya_build::{Package, Toolchain};
@@ -16,10 +20,12 @@ fn main() -> anyhow::Result<()> {
     println!("cargo::rerun-if-env-changed=AYA_BUILD_SKIP");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let linker = which_bpf_linker();
+    how_built(if skip { None } else { linker.as_deref() });
     // `cargo check`/clippy and the pure unit tests must work without the eBPF
     // toolchain: write an empty object, which the loader refuses at run time
     // with a message that says how to build the real one.
-    if skip || which_bpf_linker().is_none() {
+    if skip || linker.is_none() {
         if !skip {
             println!(
                 "cargo::warning=bpf-linker not found: building without the eBPF programs; run `cargo xtask setup` first"
@@ -96,4 +102,29 @@ fn commit() {
         "cargo::rustc-env=ZOMBIE_TRACE_COMMIT={}",
         commit.as_deref().unwrap_or("unknown")
     );
+}
+
+/// How this binary was built, for `--version`: an operator who copied it
+/// onto a host can tell which build it is and whether it needs a libc.
+fn how_built(bpf_linker: Option<&Path>) {
+    println!("cargo::rerun-if-env-changed=ZOMBIE_TRACE_BUILT_BY");
+    let by = env::var("ZOMBIE_TRACE_BUILT_BY").unwrap_or_else(|_| "cargo build".to_owned());
+    let target = env::var("TARGET").unwrap_or_default();
+    let profile = env::var("PROFILE").unwrap_or_default();
+    let first_line = |program: &Path| {
+        let out = Command::new(program).arg("--version").output().ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        Some(text.lines().next()?.trim().to_owned())
+    };
+    let rustc = env::var_os("RUSTC")
+        .and_then(|rustc| first_line(Path::new(&rustc)))
+        .unwrap_or_else(|| "rustc (version unknown)".to_owned());
+    let ebpf = match bpf_linker {
+        Some(linker) => format!(
+            "eBPF programs by {EBPF_TOOLCHAIN} and {}",
+            first_line(linker).unwrap_or_else(|| "bpf-linker".to_owned())
+        ),
+        None => "without the eBPF programs (AYA_BUILD_SKIP or no bpf-linker)".to_owned(),
+    };
+    println!("cargo::rustc-env=ZOMBIE_TRACE_BUILD={by}, {profile}, {target}, {rustc}, {ebpf}");
 }

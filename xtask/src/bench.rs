@@ -25,6 +25,7 @@ use crate::{build, cores, is_root, output_of, plot, run_cmd, soak, which, worksp
 mod flood;
 mod kernel;
 mod page;
+mod release;
 
 /// The anchors' packages, and bpftool for the kernel's accounting.
 const ANCHORS: [(&str, &str); 3] = [
@@ -190,6 +191,9 @@ pub struct Options {
 pub enum Only {
     /// Zombies of one parent (`--flood-children`).
     Flood,
+    /// The release files of `cargo xtask dist`: their sizes, and each way's
+    /// time from exec to ready.
+    Release,
 }
 
 pub fn bench(options: &Options) -> Result<()> {
@@ -224,6 +228,14 @@ pub fn bench(options: &Options) -> Result<()> {
         let flood = flood::measure(&zombie_trace, &dir, flood_children, rounds)?;
         let section = flood::section(&flood, &command, &machine);
         flood::rewrite(&out, &section)?;
+        println!("\n{section}\n(written to {})", out.display());
+        return Ok(());
+    }
+    if only == Some(Only::Release) {
+        let command = "cargo xtask bench --only release";
+        let release = release::measure(&zombie_trace)?;
+        let section = release::section(&release, command, &machine);
+        release::rewrite(&out, &section)?;
         println!("\n{section}\n(written to {})", out.display());
         return Ok(());
     }
@@ -279,6 +291,8 @@ pub fn bench(options: &Options) -> Result<()> {
     let micro = micro_bench()?;
     println!("\nflood: {flood_children} zombies of one parent");
     let flood = flood::measure(&zombie_trace, &dir, flood_children, rounds)?;
+    println!("\nrelease: the files of `cargo xtask dist`, and start-up");
+    let release = release::measure(&zombie_trace)?;
 
     let command = format!(
         "cargo xtask bench --rounds {rounds} --children {children} --soak-children {soak_children} \
@@ -298,6 +312,7 @@ pub fn bench(options: &Options) -> Result<()> {
         micro: &micro,
         kernel: &kernel,
         flood: &flood::section(&flood, &command, &machine),
+        release: &release::section(&release, &command, &machine),
     });
     fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
     println!(

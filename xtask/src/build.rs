@@ -9,7 +9,7 @@ use anyhow::Result;
 use crate::{run_cmd, setup};
 
 pub fn build(release: bool) -> Result<()> {
-    setup::setup()?;
+    setup::setup(setup::Need::Build)?;
     println!(
         "==> building zombie-trace ({})",
         if release { "release" } else { "debug" }

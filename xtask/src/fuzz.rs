@@ -40,7 +40,7 @@ pub struct Options {
 
 /// Sets up, then fuzzes.
 pub fn fuzz(options: &Options) -> Result<()> {
-    setup::setup()?;
+    setup::setup(setup::Need::Test)?;
     run(options)
 }
 

@@ -28,6 +28,9 @@ const ZOMBIE_FOR: Duration = Duration::from_millis(3000);
 /// How long a report may take once due (emulation is slow).
 const DUE: Duration = Duration::from_secs(20);
 
+/// How the scenarios run the tracer.
+pub const TRACER_ARGS: [&str; 4] = ["--format", "json", "--threshold", THRESHOLD];
+
 /// What the host reads: the name of each check and whether it passed.
 pub const MARK: &str = "VMTEST";
 
@@ -104,6 +107,32 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask dist --check`: the tracer that `cmd` starts with
+/// [`TRACER_ARGS`] (a packaged one: the image under podman) reports a
+/// zombie this process makes, then stops on SIGTERM with its summary and
+/// leaves nothing loaded in the kernel.
+pub fn packaged(cmd: Command) -> Result<String> {
+    let before = bpf_programs()?;
+    let mut tracer = Tracer::spawn(cmd)?;
+    tracer.ready()?;
+    let found = zombie_and_late_reap(&mut tracer);
+    // SAFETY: kill with a pid of our own child, which is not reaped yet.
+    unsafe { libc::kill(tracer.child.id() as i32, libc::SIGTERM) };
+    let summary = tracer.wait_for(Duration::from_secs(60), |v| v["type"] == "summary");
+    let status = tracer.child.wait().context("waiting for the tracer")?;
+    let found = found?;
+    if summary.is_none() || !status.success() {
+        bail!("stopped with SIGTERM: {status}, summary: {summary:?}");
+    }
+    let after = bpf_programs()?;
+    if after > before {
+        bail!("{before} programs before, {after} after it stopped");
+    }
+    Ok(format!(
+        "{found}; stopped with its summary, nothing left loaded"
+    ))
+}
+
 /// A line of the tracer, or a message that can never be one.
 fn one_line(text: &str) -> String {
     text.chars()
@@ -121,16 +150,22 @@ struct Tracer {
 
 impl Tracer {
     fn start(zombie_trace: &Path, args: &[&str]) -> Result<Self> {
-        let mut child = Command::new(zombie_trace)
-            .args(["--format", "json", "--threshold", THRESHOLD])
+        let mut cmd = Command::new(zombie_trace);
+        cmd.args(TRACER_ARGS)
             .args(args)
             // For the way the loader found to read kernel memory.
-            .env("RUST_LOG", "zombie_trace=debug")
+            .env("RUST_LOG", "zombie_trace=debug");
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd`, which runs the tracer with [`TRACER_ARGS`].
+    fn spawn(mut cmd: Command) -> Result<Self> {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {}", zombie_trace.display()))?;
+            .with_context(|| format!("starting {:?}", cmd.get_program()))?;
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().context("the tracer's stdout")?;
         thread::spawn(move || {

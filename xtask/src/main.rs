@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod deploy;
+mod dist;
 mod fuzz;
 mod guest;
 mod plot;
@@ -56,6 +57,11 @@ enum Cmd {
     /// check and unit tests), the Kubernetes manifests (their API schemas)
     /// and the Grafana dashboard (its queries name known metrics only).
     DeployCheck,
+    /// Build what an operator installs into target/dist/ (as root or not):
+    /// the static binary's tarball, the Debian package and the OCI image,
+    /// each with a .sha256 file; --check also proves each one on a clean
+    /// machine (as root).
+    Dist(dist::Options),
     /// Set up, then run fmt, clippy, the whole test suite (as root), a
     /// minute of each fuzz target, and the scenarios on Linux 5.10 under
     /// qemu.
@@ -119,10 +125,11 @@ fn real_main() -> Result<()> {
         add_cargo_bin_to_path()?;
     }
     match cli.command {
-        Cmd::Setup => setup::setup(),
+        Cmd::Setup => setup::setup(setup::Need::Test),
         Cmd::Build { debug } => build::build(!debug),
         Cmd::Run { args } => run::run(&args),
         Cmd::DeployCheck => deploy::check(),
+        Cmd::Dist(options) => dist::dist(&options),
         Cmd::Test => test::test(),
         Cmd::Bench(options) => bench::bench(&options),
         Cmd::Vmtest { kernels, no_build } => vmtest::vmtest(&kernels, !no_build),

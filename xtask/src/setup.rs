@@ -21,21 +21,22 @@ use crate::{cargo_bin_dir, output_of, root_command, run_cmd, which};
 
 /// The LLVM major version of the eBPF toolchain's rustc and of bpf-linker.
 const LLVM: u32 = 22;
-/// Packages for bpf-linker (LLVM), the tests (python3, gcc, bpftool, procps,
-/// g++; podman, prometheus and the rest for deploy/), and cargo itself
-/// (ca-certificates).
-const APT_PACKAGES: &[&str] = &[
+/// Packages for building the tracer: bpf-linker's LLVM, a C linker, and
+/// CA certificates for cargo.
+const BUILD_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
     "zlib1g-dev",
-    "python3",
     "gcc",
     "libc6-dev",
+    "ca-certificates",
+];
+/// And for the tests (python3, bpftool, procps; g++ for libFuzzer).
+const TEST_PACKAGES: &[&str] = &[
+    "python3",
     "bpftool",
     "procps",
-    "ca-certificates",
-    // libFuzzer, which the fuzz targets build, is C++.
     "g++",
     // The deployment's checks and tests/fleet.rs: containers under podman
     // with runc (catatonit is the pause process of its pods, uidmap its
@@ -49,21 +50,45 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "python3-venv",
     "python3-yaml",
+    // `cargo xtask dist --check`: the Debian 12 guest's root file system.
+    "debootstrap",
 ];
+/// The static binary's target (`cargo xtask dist`).
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 const BPF_LINKER_VERSION: &str = "0.13";
 const CARGO_FUZZ_VERSION: &str = "0.13";
 const TRACEFS: &str = "/sys/kernel/tracing";
 
-pub fn setup() -> Result<()> {
-    apt_packages()?;
+/// What a command needs, so that `./x.sh run` installs no test tools.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Building and running the tracer.
+    Build,
+    /// That, and the static binary's target (`cargo xtask dist`).
+    Dist,
+    /// Everything: the tests, the fuzzers, the release checks.
+    Test,
+}
+
+pub fn setup(need: Need) -> Result<()> {
+    let mut packages = BUILD_PACKAGES.to_vec();
+    if need == Need::Test {
+        packages.extend_from_slice(TEST_PACKAGES);
+    }
+    apt_packages(&packages)?;
     ebpf_toolchain()?;
     bpf_linker()?;
-    cargo_fuzz()?;
+    if need != Need::Build {
+        static_target()?;
+    }
+    if need == Need::Test {
+        cargo_fuzz()?;
+    }
     tracefs();
     Ok(())
 }
 
-fn apt_packages() -> Result<()> {
+fn apt_packages(packages: &[&str]) -> Result<()> {
     if which("dpkg-query").is_none() || which("apt-get").is_none() {
         bail!(
             "this setup supports Debian and Ubuntu (apt) only: on another system install \
@@ -72,7 +97,7 @@ fn apt_packages() -> Result<()> {
         );
     }
     let mut missing: Vec<String> = Vec::new();
-    for &package in APT_PACKAGES {
+    for &package in packages {
         if dpkg_installed(package) || (package == "bpftool" && which("bpftool").is_some()) {
             println!("apt: {package}: found");
         } else {
@@ -379,6 +404,23 @@ fn bpf_linker_status() -> Result<String, String> {
         return Err(format!("linked to {lib}, not LLVM {LLVM}"));
     }
     Ok(version)
+}
+
+/// The standard library for the static binary, in the pinned toolchain
+/// (rust-toolchain.toml: rustup picks it in the workspace).
+fn static_target() -> Result<()> {
+    let installed = output_of(Command::new("rustup").args(["target", "list", "--installed"]))
+        .context("`rustup target list` failed: run ./x.sh, which installs rustup")?;
+    if installed.lines().any(|l| l.trim() == STATIC_TARGET) {
+        println!("rust: target {STATIC_TARGET}: found");
+        return Ok(());
+    }
+    run_cmd(
+        Command::new("rustup").args(["target", "add", STATIC_TARGET]),
+        "check the network (rustup must reach static.rust-lang.org), then run `cargo xtask setup` again",
+    )?;
+    println!("rust: target {STATIC_TARGET}: installed");
+    Ok(())
 }
 
 /// cargo-fuzz, which builds and runs the fuzz targets (`cargo xtask fuzz`).

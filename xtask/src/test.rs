@@ -11,7 +11,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{deploy, fuzz, host_triple, is_root, run_cmd, setup, vmtest, which};
+use crate::{deploy, dist, fuzz, host_triple, is_root, run_cmd, setup, vmtest, which};
 
 /// The kernel of the matrix every test run boots: the oldest, the most
 /// unlike the hosts'.
@@ -34,7 +34,7 @@ pub fn test() -> Result<()> {
              installed: run `./x.sh test` as root"
         );
     };
-    setup::setup()?;
+    setup::setup(setup::Need::Test)?;
 
     let steps: [Step; 6] = [
         (
@@ -105,7 +105,7 @@ pub fn test() -> Result<()> {
     ];
     // The deployment's check comes after the lints, before the long steps;
     // then the fuzz targets, and the matrix's oldest kernel under qemu.
-    let total = steps.len() + 3;
+    let total = steps.len() + 4;
     let mut number = 0;
     for (i, (name, args, env, hint)) in steps.into_iter().enumerate() {
         if i == DEPLOY_CHECK_BEFORE {
@@ -137,7 +137,7 @@ pub fn test() -> Result<()> {
     println!();
     println!(
         "==> [{}/{total}] fuzzing, {FUZZ_SECONDS} s a target: cargo xtask fuzz --seconds {FUZZ_SECONDS}",
-        total - 1
+        total - 2
     );
     fuzz::run(&fuzz::Options {
         seconds: FUZZ_SECONDS,
@@ -145,10 +145,11 @@ pub fn test() -> Result<()> {
         targets: Vec::new(),
         merge: false,
     })
-    .with_context(|| format!("step {}/{total} (fuzzing) failed", total - 1))?;
+    .with_context(|| format!("step {}/{total} (fuzzing) failed", total - 2))?;
     println!();
     println!(
-        "==> [{total}/{total}] the scenarios on Linux {OLDEST} under qemu: cargo xtask vmtest --kernel {OLDEST}"
+        "==> [{}/{total}] the scenarios on Linux {OLDEST} under qemu: cargo xtask vmtest --kernel {OLDEST}",
+        total - 1
     );
     let vmtest = if runner.is_none() {
         vmtest::vmtest(&[OLDEST.to_owned()], false)
@@ -163,7 +164,39 @@ pub fn test() -> Result<()> {
             "see the table above",
         )
     };
-    vmtest.with_context(|| format!("step {total}/{total} (Linux {OLDEST} under qemu) failed"))?;
+    vmtest.with_context(|| {
+        format!(
+            "step {}/{total} (Linux {OLDEST} under qemu) failed",
+            total - 1
+        )
+    })?;
+    println!();
+    println!(
+        "==> [{total}/{total}] the release artifacts on clean machines: cargo xtask dist --check"
+    );
+    let shipped = if runner.is_none() {
+        dist::dist(&dist::Options {
+            check: true,
+            no_build: false,
+        })
+    } else {
+        run_cmd(
+            Command::new("cargo").args(["xtask", "dist"]),
+            "see the error above",
+        )
+        .and_then(|()| {
+            let xtask = std::env::current_exe().context("finding this xtask binary")?;
+            run_cmd(
+                Command::new("sudo").arg("--preserve-env").arg(xtask).args([
+                    "dist",
+                    "--check",
+                    "--no-build",
+                ]),
+                "see the checks above",
+            )
+        })
+    };
+    shipped.with_context(|| format!("step {total}/{total} (the release artifacts) failed: rerun it with `cargo xtask dist --check`"))?;
     println!();
     println!("==> all {total} steps passed");
     Ok(())

@@ -1,8 +1,14 @@
 //! Command-line options.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    io,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::LazyLock,
+    time::Duration,
+};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
@@ -11,10 +17,27 @@ const MAX_THRESHOLD: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest `--duration`: far beyond any run, short of timer overflow.
 const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
+/// `--version`: which build this is, and whether it needs a C library on
+/// the host it was copied to.
+static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
+    let linking = if cfg!(target_feature = "crt-static") {
+        "statically linked: needs no shared library"
+    } else {
+        "dynamically linked"
+    };
+    format!(
+        "{}\ncommit: {}\nbuilt:  {}\nlinked: {linking}",
+        env!("CARGO_PKG_VERSION"),
+        env!("ZOMBIE_TRACE_COMMIT"),
+        env!("ZOMBIE_TRACE_BUILD"),
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "zombie-trace",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Find zombie processes as they happen, and the parent that fails to reap them.",
     long_about = "Find zombie processes as they happen, and the parent that fails to reap them.
 
@@ -192,6 +215,40 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/")]
         runtime_root: PathBuf,
     },
+    /// Print a completion script for SHELL, e.g.
+    /// `zombie-trace completions bash > /etc/bash_completion.d/zombie-trace`
+    /// (the Debian package installs them for bash, zsh and fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (section 8) into DIR: for packagers.
+    #[command(hide = true)]
+    ManPages { dir: PathBuf },
+}
+
+/// Writes SHELL's completion script for this command line to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "zombie-trace", out);
+}
+
+/// Writes a page per command into `dir` (`zombie-trace.8`,
+/// `zombie-trace-ps.8`, ...), from the same definitions as `--help`.
+pub fn man_pages(dir: &Path) -> io::Result<()> {
+    fn write(cmd: clap::Command, dir: &Path) -> io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            write(sub.clone(), dir)?;
+        }
+        clap_mangen::Man::new(cmd)
+            .section("8")
+            .source(concat!("zombie-trace ", env!("CARGO_PKG_VERSION")))
+            .manual("System Administration")
+            .generate_to(dir)
+            .map(drop)
+    }
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    write(cmd, dir)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -4,9 +4,10 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
+use anyhow::Context as _;
 use clap::Parser as _;
 use zombie_trace::{
-    cli::{Cli, Command},
+    cli::{self, Cli, Command},
     containers::Selector,
     filter::Filters,
     proc, ps, session,
@@ -62,6 +63,12 @@ fn main() -> ExitCode {
             format,
             runtime_root,
         }) => ps::run(format.into(), &runtime_root),
+        Some(Command::Completions { shell }) => {
+            cli::completions(shell, &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::ManPages { dir }) => cli::man_pages(&dir)
+            .with_context(|| format!("cannot write the man pages into {}", dir.display())),
         None => {
             let filters = Filters::new(cli.pid, cli.ppid, cli.comm, cli.cgroup.as_deref())
                 .map_err(|e| e.to_string())

@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     number_after,
-    page::{goal_table, median, verdict, with_spread},
+    page::{self, goal_table, median, verdict, with_spread},
     stop, wait_ready,
 };
 use crate::{run_cmd, workspace_root};
@@ -611,44 +611,7 @@ brackets, the smallest and largest value.
 /// Replaces the flood section of the page at `path` with `section`, the
 /// rest as it is.
 pub(super) fn rewrite(path: &Path, section: &str) -> Result<()> {
-    let page = fs::read_to_string(path).with_context(|| {
-        format!(
-            "reading {}: run the whole `cargo xtask bench` to write it",
-            path.display()
-        )
-    })?;
-    let page = splice(&page, section)
-        .with_context(|| format!("placing the flood section in {}", path.display()))?;
-    fs::write(path, page).with_context(|| format!("writing {}", path.display()))
-}
-
-/// `page` with `section` between the flood markers, or, without markers,
-/// after the goals.
-fn splice(page: &str, section: &str) -> Result<String> {
-    match (page.find(BEGIN), page.find(END)) {
-        (Some(begin), Some(end)) if begin < end => {
-            let after = &page[end + END.len()..];
-            Ok(format!(
-                "{}{section}{}",
-                &page[..begin],
-                after.strip_prefix('\n').unwrap_or(after)
-            ))
-        }
-        (None, None) => {
-            const GOALS: &str = "\n## Goals\n";
-            let goals = page.find(GOALS).map(|at| at + GOALS.len()).context(
-                "it has no `## Goals` section: run the whole `cargo xtask bench` to rewrite it",
-            )?;
-            let next = page[goals..]
-                .find("\n## ")
-                .map_or(page.len(), |at| goals + at + 1);
-            Ok(format!("{}{section}\n{}", &page[..next], &page[next..]))
-        }
-        _ => bail!(
-            "its markers {BEGIN} and {END} are not one of each in order: fix them by hand, or \
-             run the whole `cargo xtask bench` to rewrite it"
-        ),
-    }
+    page::rewrite(path, (BEGIN, END), section)
 }
 
 #[cfg(test)]
@@ -828,27 +791,5 @@ mod tests {
         assert_eq!(verdicts(&text_cpu), ["met", "**missed**"]);
         let json_cpu = flood([(1.1, 20_000, 120), (1.3, 20_000, 100)], 0.5);
         assert_eq!(verdicts(&json_cpu), ["met", "**missed**"]);
-    }
-
-    const PAGE: &str =
-        "# benchmarks\n\n## Goals\n\n| goal |\n|---|\n\n## What is measured\n\nmore\n";
-
-    #[test]
-    fn the_section_goes_after_the_goals_then_replaces_itself_alone() {
-        let first = format!("{BEGIN}\n## Flood\n\nfirst\n{END}\n");
-        let once = splice(PAGE, &first).unwrap();
-        assert_eq!(
-            once,
-            format!(
-                "# benchmarks\n\n## Goals\n\n| goal |\n|---|\n\n{first}\n## What is measured\n\nmore\n"
-            )
-        );
-        let second = format!("{BEGIN}\n## Flood\n\nsecond,\nlonger\n{END}\n");
-        assert_eq!(
-            splice(&once, &second).unwrap(),
-            once.replace(&first, &second)
-        );
-        assert!(splice("# no goals\n", &first).is_err());
-        assert!(splice(&format!("{PAGE}{END}\n{BEGIN}\n"), &first).is_err());
     }
 }

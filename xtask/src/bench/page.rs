@@ -2,6 +2,10 @@
 //! the flood, what is measured, the tables, the soak, the micro-benchmark
 //! and the kernel programs' own accounting.
 
+use std::{fs, path::Path};
+
+use anyhow::{Context as _, Result, bail};
+
 use super::{FIGURE, Run, STALL, STALL_AFTER, Tracer, Workload, kernel::KernelCost};
 use crate::{plot, soak};
 
@@ -126,6 +130,8 @@ pub(super) struct Page<'a> {
     pub kernel: &'a [KernelCost],
     /// The flood's section, with its markers.
     pub flood: &'a str,
+    /// The release files' section, with its markers.
+    pub release: &'a str,
 }
 
 fn list(values: &[u64]) -> String {
@@ -391,6 +397,7 @@ this page.
 
 {goals}
 {flood}
+{release}
 ## What is measured
 
 The workload is `tests/scenarios/storm.c`, compiled by the bench: a loop of
@@ -520,6 +527,7 @@ children the kernel hands over take it.
         command = page.command,
         goals = goals(page),
         flood = page.flood,
+        release = page.release,
         children = page.children,
         cores = page.cores,
         rounds = page.rounds,
@@ -532,4 +540,78 @@ children the kernel hands over take it.
         soak = page.soak.text,
         micro = page.micro,
     )
+}
+
+/// Replaces the section between `markers` of the page at `path` with
+/// `section` (which holds them), the rest as it is: a part of the bench
+/// run alone (`--only`) rewrites only its own.
+pub(super) fn rewrite(path: &Path, markers: (&str, &str), section: &str) -> Result<()> {
+    let page = fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {}: run the whole `cargo xtask bench` to write it",
+            path.display()
+        )
+    })?;
+    let page = splice(&page, markers, section)
+        .with_context(|| format!("placing the section {} in {}", markers.0, path.display()))?;
+    fs::write(path, page).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `page` with `section` between the markers, or, without them, after the
+/// goals.
+fn splice(page: &str, (begin_marker, end_marker): (&str, &str), section: &str) -> Result<String> {
+    match (page.find(begin_marker), page.find(end_marker)) {
+        (Some(begin), Some(end)) if begin < end => {
+            let after = &page[end + end_marker.len()..];
+            Ok(format!(
+                "{}{section}{}",
+                &page[..begin],
+                after.strip_prefix('\n').unwrap_or(after)
+            ))
+        }
+        (None, None) => {
+            const GOALS: &str = "\n## Goals\n";
+            let goals = page.find(GOALS).map(|at| at + GOALS.len()).context(
+                "it has no `## Goals` section: run the whole `cargo xtask bench` to rewrite it",
+            )?;
+            let next = page[goals..]
+                .find("\n## ")
+                .map_or(page.len(), |at| goals + at + 1);
+            Ok(format!("{}{section}\n{}", &page[..next], &page[next..]))
+        }
+        _ => bail!(
+            "its markers {begin_marker} and {end_marker} are not one of each in order: fix them by hand, or \
+             run the whole `cargo xtask bench` to rewrite it"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEGIN: &str = "<!-- part:begin -->";
+    const END: &str = "<!-- part:end -->";
+    const MARKERS: (&str, &str) = (BEGIN, END);
+    const PAGE: &str =
+        "# benchmarks\n\n## Goals\n\n| goal |\n|---|\n\n## What is measured\n\nmore\n";
+
+    #[test]
+    fn the_section_goes_after_the_goals_then_replaces_itself_alone() {
+        let first = format!("{BEGIN}\n## Flood\n\nfirst\n{END}\n");
+        let once = splice(PAGE, MARKERS, &first).unwrap();
+        assert_eq!(
+            once,
+            format!(
+                "# benchmarks\n\n## Goals\n\n| goal |\n|---|\n\n{first}\n## What is measured\n\nmore\n"
+            )
+        );
+        let second = format!("{BEGIN}\n## Flood\n\nsecond,\nlonger\n{END}\n");
+        assert_eq!(
+            splice(&once, MARKERS, &second).unwrap(),
+            once.replace(&first, &second)
+        );
+        assert!(splice("# no goals\n", MARKERS, &first).is_err());
+        assert!(splice(&format!("{PAGE}{END}\n{BEGIN}\n"), MARKERS, &first).is_err());
+    }
 }

@@ -242,8 +242,12 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
     drop(btf);
     // Parsing the kernel's BTF took tens of MB, now free: give them back to
     // the system, or a long-running tracer keeps them resident for nothing.
+    // musl's allocator gives memory back by itself and has no malloc_trim.
     // SAFETY: malloc_trim has no preconditions.
-    unsafe { libc::malloc_trim(0) };
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0)
+    };
 
     let events = take_map(&mut ebpf, "EVENTS")?;
     let counters = take_map(&mut ebpf, "COUNTERS")?;

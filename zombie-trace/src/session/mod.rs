@@ -16,6 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
+use sd_notify::NotifyState;
 use tokio::{
     io::{
         Interest,
@@ -197,6 +198,7 @@ pub async fn run(options: Options) -> Result<()> {
     if let Some(metrics) = &session.metrics {
         metrics.set_ready(probes.wait_tracing);
     }
+    tell_service_manager(&[NotifyState::Ready, NotifyState::Status("tracing")]);
 
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -275,6 +277,7 @@ pub async fn run(options: Options) -> Result<()> {
             break Err(e);
         }
     };
+    tell_service_manager(&[NotifyState::Stopping]);
     let written = match ended {
         Ok(()) => {
             let events = ring.get_mut();
@@ -299,6 +302,19 @@ pub async fn run(options: Options) -> Result<()> {
         // `zombie-trace | head` closes the pipe: a way to stop, not an error.
         Ok(()) | Err(WriteError::Closed) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Tells systemd how the run stands, when it started the tracer as a
+/// `Type=notify` service (`$NOTIFY_SOCKET`); nothing otherwise.
+fn tell_service_manager(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        let said: Vec<String> = state.iter().map(ToString::to_string).collect();
+        log::warn!(
+            "cannot tell systemd {} through $NOTIFY_SOCKET: {e}; a Type=notify unit will time \
+             out (use Type=exec where the socket cannot be reached)",
+            said.join(" ")
+        );
     }
 }
 

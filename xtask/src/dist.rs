@@ -1,0 +1,332 @@
+//! `cargo xtask dist [--check]`: what an operator installs, built into
+//! `target/dist/` as root or not, for hosts that never see the source:
+//! - `zombie-trace-VERSION-x86_64-linux.tar.gz`: the static (musl) binary,
+//!   the kernel programs embedded, with its man pages, completions and
+//!   systemd files;
+//! - `zombie-trace_VERSION-1_amd64.deb`: the same, installed where Debian
+//!   puts them, with the service enabled (`dist/deb.rs`);
+//! - `zombie-trace-VERSION-x86_64-oci.tar`: an OCI image of the binary
+//!   alone, for `podman load`/`docker load` (`dist/oci.rs`);
+//!
+//! each with a `.sha256` file `sha256sum -c` reads. `--check` then proves
+//! each one where nothing was built (`dist/check.rs`, as root).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{output_of, run_cmd, setup, workspace_root};
+
+pub mod check;
+mod deb;
+mod oci;
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Then prove every artifact on clean machines (as root): the static
+    /// binary in the 5.10 guest of `cargo xtask vmtest` (busybox, no libc),
+    /// the package in a Debian 12 guest under systemd, the image under
+    /// podman on this machine.
+    #[arg(long)]
+    pub check: bool,
+    /// Check what target/dist/ holds, without building it again (`cargo
+    /// xtask test` built it as the user, then checks it through sudo).
+    #[arg(long, hide = true, requires = "check")]
+    pub no_build: bool,
+}
+
+/// What `dist` made, and what it made them from.
+pub struct Artifacts {
+    pub version: String,
+    /// The stripped static binary.
+    pub binary: PathBuf,
+    pub tarball: PathBuf,
+    pub deb: PathBuf,
+    pub image: PathBuf,
+}
+
+impl Artifacts {
+    /// Where [`build`] put them.
+    fn built() -> Result<Artifacts> {
+        let out = workspace_root().join("target/dist");
+        let binary = out.join("stage/zombie-trace");
+        let version = version(&binary).context("run `cargo xtask dist` first")?;
+        let artifacts = Artifacts {
+            tarball: out.join(tarball_name(&version) + ".tar.gz"),
+            deb: out.join(deb::file_name(&version)),
+            image: out.join(oci::file_name(&version)),
+            version,
+            binary,
+        };
+        for file in [&artifacts.tarball, &artifacts.deb, &artifacts.image] {
+            if !file.is_file() {
+                bail!("{} is missing: run `cargo xtask dist`", file.display());
+            }
+        }
+        Ok(artifacts)
+    }
+}
+
+fn tarball_name(version: &str) -> String {
+    format!("zombie-trace-{version}-{}-linux", ARCH.name)
+}
+
+/// The one architecture built so far, under each packaging's name for it.
+pub struct Arch {
+    /// In file names (`uname -m`).
+    pub name: &'static str,
+    /// Debian's name.
+    pub deb: &'static str,
+    /// The OCI image config's name (Go's GOARCH).
+    pub oci: &'static str,
+}
+
+pub const ARCH: Arch = Arch {
+    name: "x86_64",
+    deb: "amd64",
+    oci: "amd64",
+};
+
+pub fn dist(options: &Options) -> Result<()> {
+    setup::setup(if options.check {
+        setup::Need::Test
+    } else {
+        setup::Need::Dist
+    })?;
+    let artifacts = if options.no_build {
+        Artifacts::built()?
+    } else {
+        build()?
+    };
+    println!();
+    for artifact in [&artifacts.tarball, &artifacts.deb, &artifacts.image] {
+        let size = fs::metadata(artifact)?.len();
+        println!(
+            "{}  {:.1} MiB",
+            artifact.display(),
+            size as f64 / (1 << 20) as f64
+        );
+    }
+    if options.check {
+        check::all(&artifacts)?;
+    }
+    Ok(())
+}
+
+/// Builds the static binary and the three artifacts from it.
+pub fn build() -> Result<Artifacts> {
+    let root = workspace_root();
+    let out = root.join("target/dist");
+    let stage = out.join("stage");
+    if stage.exists() {
+        fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
+    }
+    fs::create_dir_all(&stage).with_context(|| format!("creating {}", stage.display()))?;
+
+    let binary = static_binary(&root, &stage)?;
+    let version = version(&binary)?;
+    let epoch = source_date_epoch(&root);
+    let docs = Docs::generate(&binary, &stage.join("docs"))?;
+
+    let tarball = tarball(&root, &out, &stage, &binary, &docs, &version, epoch)?;
+    let deb = deb::build(&root, &out, &stage, &binary, &docs, &version, epoch)?;
+    let image = oci::build(&out, &stage, &binary, &version, epoch)?;
+    for artifact in [&tarball, &deb, &image] {
+        write_sum(artifact)?;
+    }
+    Ok(Artifacts {
+        version,
+        binary,
+        tarball,
+        deb,
+        image,
+    })
+}
+
+/// `cargo build --release --target x86_64-unknown-linux-musl`, stripped: a
+/// file that runs on any x86_64 Linux, whatever its libc.
+fn static_binary(root: &Path, stage: &Path) -> Result<PathBuf> {
+    println!("==> building the static binary ({})", setup::STATIC_TARGET);
+    run_cmd(
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "zombie-trace", "--target"])
+            .arg(setup::STATIC_TARGET)
+            // AYA_BUILD_SKIP=1 would embed an empty object.
+            .env_remove("AYA_BUILD_SKIP")
+            .env("ZOMBIE_TRACE_BUILT_BY", "cargo xtask dist"),
+        "fix the compile error above (`cargo xtask setup` installs the musl target)",
+    )?;
+    let built = root
+        .join("target")
+        .join(setup::STATIC_TARGET)
+        .join("release/zombie-trace");
+    let stripped = stage.join("zombie-trace");
+    run_cmd(
+        Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&built),
+        "strip is binutils' (installed with gcc)",
+    )?;
+    let kind = output_of(Command::new("file").arg(&stripped)).unwrap_or_default();
+    if !kind.is_empty() && !kind.contains("static") {
+        bail!("{} is not statically linked: {kind}", stripped.display());
+    }
+    Ok(stripped)
+}
+
+/// The version the binary reports (`zombie-trace 0.1.0`).
+fn version(binary: &Path) -> Result<String> {
+    let said = output_of(Command::new(binary).arg("-V"))
+        .with_context(|| format!("`{} -V` failed", binary.display()))?;
+    said.split_whitespace()
+        .nth(1)
+        .map(str::to_owned)
+        .with_context(|| format!("`{} -V` said {said:?}", binary.display()))
+}
+
+/// Timestamps in the archives: the commit's, so that two builds of one
+/// commit give the same files.
+fn source_date_epoch(root: &Path) -> u64 {
+    output_of(
+        Command::new("git")
+            .args(["log", "-1", "--format=%ct"])
+            .current_dir(root),
+    )
+    .and_then(|t| t.trim().parse().ok())
+    .unwrap_or(0)
+}
+
+/// Man pages and completion scripts, generated by the binary from its own
+/// command-line definition.
+pub struct Docs {
+    /// `zombie-trace.8`, `zombie-trace-ps.8`, ...
+    pub man_pages: Vec<PathBuf>,
+    pub bash: PathBuf,
+    pub zsh: PathBuf,
+    pub fish: PathBuf,
+}
+
+impl Docs {
+    fn generate(binary: &Path, dir: &Path) -> Result<Docs> {
+        let man = dir.join("man");
+        fs::create_dir_all(&man)?;
+        run_cmd(
+            Command::new(binary).arg("man-pages").arg(&man),
+            "the binary could not write its man pages",
+        )?;
+        let mut man_pages: Vec<PathBuf> = fs::read_dir(&man)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        man_pages.sort();
+        let completion = |shell: &str, name: &str| -> Result<PathBuf> {
+            let script = output_of(Command::new(binary).args(["completions", shell]))
+                .with_context(|| format!("`zombie-trace completions {shell}` failed"))?;
+            let path = dir.join(name);
+            fs::write(&path, script)?;
+            Ok(path)
+        };
+        Ok(Docs {
+            man_pages,
+            bash: completion("bash", "zombie-trace.bash")?,
+            zsh: completion("zsh", "_zombie-trace")?,
+            fish: completion("fish", "zombie-trace.fish")?,
+        })
+    }
+}
+
+/// The systemd files, kept in deploy/systemd/ (the tarball and the package
+/// ship the same ones).
+pub const SYSTEMD_UNIT: &str = "deploy/systemd/zombie-trace.service";
+pub const SYSTEMD_DEFAULT: &str = "deploy/systemd/zombie-trace.default";
+pub const LOGROTATE: &str = "deploy/systemd/zombie-trace.logrotate";
+
+/// The tarball: one folder with the binary at its top.
+fn tarball(
+    root: &Path,
+    out: &Path,
+    stage: &Path,
+    binary: &Path,
+    docs: &Docs,
+    version: &str,
+    epoch: u64,
+) -> Result<PathBuf> {
+    let name = tarball_name(version);
+    let dir = stage.join(&name);
+    let copy = |from: &Path, to: &str| -> Result<()> {
+        let to = dir.join(to);
+        fs::create_dir_all(to.parent().unwrap_or(&dir))?;
+        fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+        Ok(())
+    };
+    copy(binary, "zombie-trace")?;
+    copy(&root.join("README.md"), "README.md")?;
+    for page in &docs.man_pages {
+        let file = page.file_name().context("a man page without a name")?;
+        copy(page, &format!("man/{}", file.to_string_lossy()))?;
+    }
+    copy(&docs.bash, "completions/zombie-trace.bash")?;
+    copy(&docs.zsh, "completions/_zombie-trace")?;
+    copy(&docs.fish, "completions/zombie-trace.fish")?;
+    for file in [SYSTEMD_UNIT, SYSTEMD_DEFAULT, LOGROTATE] {
+        let path = Path::new(file);
+        let base = path.file_name().context("a file without a name")?;
+        copy(
+            &root.join(path),
+            &format!("systemd/{}", base.to_string_lossy()),
+        )?;
+    }
+    let tarball = out.join(format!("{name}.tar.gz"));
+    tar(stage, &[&name], &tarball, epoch, true)?;
+    Ok(tarball)
+}
+
+/// A reproducible tar (gzipped or not) of `entries` under `dir`: sorted,
+/// owned by root, dated `epoch`.
+pub fn tar(dir: &Path, entries: &[&str], to: &Path, epoch: u64, gzip: bool) -> Result<()> {
+    let mut cmd = Command::new("tar");
+    cmd.args([
+        "--sort=name",
+        "--owner=0",
+        "--group=0",
+        "--numeric-owner",
+        "--format=gnu",
+    ])
+    .arg(format!("--mtime=@{epoch}"))
+    .arg("-C")
+    .arg(dir)
+    .arg("-cf")
+    .arg(to);
+    if gzip {
+        cmd.arg("--use-compress-program=gzip -9n");
+    }
+    cmd.args(entries);
+    run_cmd(&mut cmd, "GNU tar and gzip are needed")
+}
+
+/// The file's SHA-256, as hex.
+pub fn sha256(path: &Path) -> Result<String> {
+    let out = output_of(Command::new("sha256sum").arg(path))
+        .with_context(|| format!("sha256sum {}", path.display()))?;
+    out.split_whitespace()
+        .next()
+        .filter(|h| h.len() == 64)
+        .map(str::to_owned)
+        .with_context(|| format!("sha256sum said {out:?}"))
+}
+
+/// `FILE.sha256` beside `FILE`, in the form `sha256sum -c` reads.
+fn write_sum(path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .context("an artifact without a name")?
+        .to_string_lossy();
+    let sum = path.with_file_name(format!("{name}.sha256"));
+    fs::write(&sum, format!("{}  {name}\n", sha256(path)?))
+        .with_context(|| format!("writing {}", sum.display()))
+}
