@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod debguest;
 mod deploy;
 mod dist;
 mod fuzz;
@@ -93,6 +94,19 @@ enum Cmd {
     /// fuzz/corpus/ (libFuzzer with AddressSanitizer; built with the eBPF
     /// nightly).
     Fuzz(fuzz::Options),
+    /// Boot a clean Debian 12 guest (systemd, ext4 root) under qemu, put
+    /// files on its disk and run a shell script there as root, booting
+    /// again while it prints `DEBGUEST REBOOT` (see debguest.rs).
+    #[command(hide = true)]
+    Debguest {
+        /// HOST_FILE:GUEST_PATH, a file to put on the guest's disk; repeat
+        /// the flag for several.
+        #[arg(long)]
+        payload: Vec<String>,
+        /// The shell script to run in the guest.
+        #[arg(long)]
+        script: PathBuf,
+    },
     /// Inside a guest of `vmtest`: run the scenarios against this tracer.
     #[command(hide = true)]
     Guest { zombie_trace: PathBuf },
@@ -134,6 +148,7 @@ fn real_main() -> Result<()> {
         Cmd::Bench(options) => bench::bench(&options),
         Cmd::Vmtest { kernels, no_build } => vmtest::vmtest(&kernels, !no_build),
         Cmd::Fuzz(options) => fuzz::fuzz(&options),
+        Cmd::Debguest { payload, script } => debguest::debguest(&payload, &script),
         Cmd::Guest { zombie_trace } => guest::guest(&zombie_trace),
         Cmd::Soak { children, parallel } => {
             soak::soak(children, parallel.unwrap_or_else(|| cores() as u64))

@@ -10,7 +10,9 @@
 
 use std::{
     collections::BTreeMap,
-    env, fs,
+    env,
+    ffi::OsString,
+    fs,
     io::Read as _,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
@@ -51,14 +53,14 @@ const HOST: &str = "host";
 const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Lines of a guest's console that mean its kernel is in trouble.
-const KERNEL_TROUBLE: [&str; 4] = ["Kernel panic", "BUG:", "Oops", "Call Trace:"];
+pub(crate) const KERNEL_TROUBLE: [&str; 4] = ["Kernel panic", "BUG:", "Oops", "Call Trace:"];
 
 fn labels() -> Vec<&'static str> {
     KERNELS.iter().map(|k| k.label).chain([HOST]).collect()
 }
 
 /// The cache of kernels and host tools, kept between runs.
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     env::var_os("ZOMBIE_TRACE_VMTEST_CACHE").map_or_else(
         || PathBuf::from("/var/cache/zombie-trace-vmtest"),
         PathBuf::from,
@@ -132,7 +134,7 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
             let (vmlinuz, release) = fetch_kernel(kernel, &cache)?;
             println!("==> {} ({release}) under qemu", kernel.label);
             let log = work.join(format!("{}.log", kernel.label));
-            let console = boot(&tools, &vmlinuz, &initramfs, &log)?;
+            let console = boot(&tools, &vmlinuz, &initramfs, &MATRIX_BOOT, &log)?;
             columns.push(column(kernel.label, &release, &console));
         }
     }
@@ -173,12 +175,12 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
 /// qemu and busybox, unpacked from Debian's packages into the cache rather
 /// than installed: the host may hold a qemu (qemu-utils) that the
 /// distribution's qemu-system would replace.
-struct Tools {
+pub(crate) struct Tools {
     root: PathBuf,
 }
 
 impl Tools {
-    fn fetch(dir: &Path) -> Result<Tools> {
+    pub(crate) fn fetch(dir: &Path) -> Result<Tools> {
         let tools = Tools {
             root: dir.join("root"),
         };
@@ -248,7 +250,7 @@ impl Tools {
         self.root.join("usr/bin/qemu-system-x86_64")
     }
 
-    fn busybox(&self) -> PathBuf {
+    pub(crate) fn busybox(&self) -> PathBuf {
         self.root.join("bin/busybox")
     }
 
@@ -478,16 +480,22 @@ fn initramfs(tools: &Tools, zombie_trace: &Path, xtask: &Path, work: &Path) -> R
     fs::write(&init, INIT)?;
     fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
     let cpio = work.join("initramfs.cpio");
+    pack(tools, &stage, &cpio)?;
+    Ok(cpio)
+}
+
+/// `stage` packed as an initramfs: an uncompressed newc cpio at `cpio`.
+pub(crate) fn pack(tools: &Tools, stage: &Path, cpio: &Path) -> Result<()> {
     let list = Command::new(tools.busybox())
         .args(["find", "."])
-        .current_dir(&stage)
+        .current_dir(stage)
         .output()
         .context("listing the initramfs")?;
     let mut archive = Command::new(tools.busybox())
         .args(["cpio", "-o", "-H", "newc"])
-        .current_dir(&stage)
+        .current_dir(stage)
         .stdin(Stdio::piped())
-        .stdout(fs::File::create(&cpio)?)
+        .stdout(fs::File::create(cpio)?)
         .stderr(Stdio::null())
         .spawn()
         .context("running busybox cpio")?;
@@ -499,7 +507,7 @@ fn initramfs(tools: &Tools, zombie_trace: &Path, xtask: &Path, work: &Path) -> R
     if !archive.wait()?.success() {
         bail!("busybox cpio failed");
     }
-    Ok(cpio)
+    Ok(())
 }
 
 /// The shared libraries `binary` loads, as `ldd` resolves them here.
@@ -513,9 +521,34 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// What differs between the guests `boot` starts.
+pub(crate) struct Boot<'a> {
+    /// The kernel's command line.
+    pub(crate) append: &'a str,
+    /// qemu's arguments beyond those every guest has (a disk).
+    pub(crate) qemu_args: &'a [OsString],
+    /// The console's lines worth showing here start with it.
+    pub(crate) mark: &'a str,
+    pub(crate) timeout: Duration,
+}
+
+/// A guest of the matrix: all it needs is in the initramfs.
+const MATRIX_BOOT: Boot = Boot {
+    append: "console=ttyS0 rdinit=/init panic=-1 quiet",
+    qemu_args: &[],
+    mark: MARK,
+    timeout: GUEST_TIMEOUT,
+};
+
 /// Boots `vmlinuz` with the initramfs; returns what its console printed
 /// (also kept in `log`).
-fn boot(tools: &Tools, vmlinuz: &Path, initramfs: &Path, log: &Path) -> Result<String> {
+pub(crate) fn boot(
+    tools: &Tools,
+    vmlinuz: &Path,
+    initramfs: &Path,
+    how: &Boot,
+    log: &Path,
+) -> Result<String> {
     let mut cmd = tools.qemu_command();
     cmd.args([
         "-accel",
@@ -539,7 +572,9 @@ fn boot(tools: &Tools, vmlinuz: &Path, initramfs: &Path, log: &Path) -> Result<S
     .arg(vmlinuz)
     .arg("-initrd")
     .arg(initramfs)
-    .args(["-append", "console=ttyS0 rdinit=/init panic=-1 quiet"])
+    .arg("-append")
+    .arg(how.append)
+    .args(how.qemu_args)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
@@ -555,7 +590,7 @@ fn boot(tools: &Tools, vmlinuz: &Path, initramfs: &Path, log: &Path) -> Result<S
         if qemu.try_wait()?.is_some() {
             break false;
         }
-        if started.elapsed() > GUEST_TIMEOUT {
+        if started.elapsed() > how.timeout {
             let _ = qemu.kill();
             let _ = qemu.wait();
             break true;
@@ -569,14 +604,15 @@ fn boot(tools: &Tools, vmlinuz: &Path, initramfs: &Path, log: &Path) -> Result<S
     let console = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
     fs::write(log, format!("{console}\n--- qemu stderr ---\n{stderr}"))
         .with_context(|| format!("writing {}", log.display()))?;
-    for line in console.lines().filter(|l| l.starts_with(MARK)) {
+    for line in console.lines().filter(|l| l.starts_with(how.mark)) {
         println!("  {line}");
     }
     println!("  ({:.0} s)", started.elapsed().as_secs_f64());
     if timed_out {
         return Ok(format!(
-            "{console}\n{MARK} TIMEOUT after {} s\n",
-            GUEST_TIMEOUT.as_secs()
+            "{console}\n{} TIMEOUT after {} s\n",
+            how.mark,
+            how.timeout.as_secs()
         ));
     }
     Ok(console)
