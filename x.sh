@@ -1,8 +1,9 @@
 #!/bin/sh
 # zombie-trace in one command, on Debian 12/13 or Ubuntu 22.04/24.04, as root
 # or with sudo:
-#   ./x.sh run -- [tracer args]   set up what is missing, build, run the tracer
+#   ./x.sh run -- [tracer args]   set up what building needs, build, run the tracer
 #   ./x.sh test                   set up what is missing, build, run all tests
+#   ./x.sh dist                   build the release files into target/dist/
 #   ./x.sh setup | build | --help
 # This script only makes sure rustup and the toolchain pinned in
 # rust-toolchain.toml are there; everything else is `cargo xtask` (xtask/).

@@ -86,6 +86,80 @@ fn help_teaches_and_bad_values_are_usage_errors() {
 }
 
 #[test]
+fn version_says_which_build_and_docs_come_from_the_command_line() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = format!("zombie-trace {}\n", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&version), "{text}");
+    for needle in [
+        "commit: ",
+        "built:  ",
+        "x86_64-unknown-linux",
+        "eBPF programs by ",
+        "linked: ",
+    ] {
+        assert!(text.contains(needle), "--version lacks {needle:?}:\n{text}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && script.contains("threshold"),
+            "{shell}: {script}"
+        );
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("man-pages");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(BIN)
+        .arg("man-pages")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(dir.join("zombie-trace.8")).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH zombie-trace 8"),
+        "{page}"
+    );
+    assert!(page.contains("threshold") && dir.join("zombie-trace-ps.8").exists());
+}
+
+/// Under systemd (`Type=notify`, the Debian package's unit): READY=1 once
+/// the ready line is out, STOPPING=1 on SIGTERM.
+#[test]
+fn tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("notify");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(READY_TIMEOUT)).unwrap();
+    let said = |what: &str| {
+        let mut buf = [0u8; 512];
+        let n = socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {what} on $NOTIFY_SOCKET: {e}"));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let tracer = Tracer::start_with(&[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let ready = said("READY=1");
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    let (_, status) = tracer.stop();
+    assert!(status.success(), "{status}");
+    let stopping = said("STOPPING=1");
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+}
+
+#[test]
 fn seed_multiprocessing_child_without_join() {
     let mut tracer = Tracer::start(&["--threshold", "1s"]);
     assert_eq!(tracer.ready["wait_tracing"], true, "{}", tracer.ready);

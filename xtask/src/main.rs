@@ -40,7 +40,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what building and testing need (apt packages, the eBPF
-    /// toolchain, bpf-linker, cargo-fuzz); fast when everything is there.
+    /// toolchain, bpf-linker, the musl target, cargo-fuzz); fast when
+    /// everything is there. `build`, `run` and `dist` install only what
+    /// building needs.
     Setup,
     /// Set up, then build the tracer (release unless --debug).
     Build {
@@ -64,15 +66,16 @@ enum Cmd {
     /// machine (as root).
     Dist(dist::Options),
     /// Set up, then run fmt, clippy, the whole test suite (as root), a
-    /// minute of each fuzz target, and the scenarios on Linux 5.10 under
-    /// qemu.
+    /// minute of each fuzz target, the scenarios on Linux 5.10 under qemu,
+    /// and `dist --check`.
     Test,
     /// Cost against exitsnoop and bpftrace: each workload under no tracer,
     /// zombie-trace (default and --events), exitsnoop and bpftrace, each
     /// tracer's run between two runs without one; then the kernel's own
     /// accounting, the memory soak, the userspace micro-benchmark and a
-    /// flood of zombies of one parent. Writes BENCHMARKS.md and its figure
-    /// (as root, about 45 minutes).
+    /// flood of zombies of one parent, and the release files' sizes and
+    /// start-up times. Writes BENCHMARKS.md and its figure (as root, about
+    /// 45 minutes).
     Bench(bench::Options),
     /// The kernel matrix: the release binary's end-to-end scenarios on
     /// Debian's 5.10, 6.1 and 6.12 cloud kernels, each booted under qemu

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: set up, then fmt, clippy, the whole test suite, a
-//! minute of each fuzz target (`fuzz`), and the end-to-end scenarios on the
-//! oldest kernel of the matrix (`vmtest`), stopping at the first failure.
+//! minute of each fuzz target (`fuzz`), the end-to-end scenarios on the
+//! oldest kernel of the matrix (`vmtest`), and the release files on clean
+//! machines (`dist --check`), stopping at the first failure.
 //!
 //! The end-to-end tests load eBPF programs, so the test binaries must run as
 //! root. As root everything runs directly. Otherwise cargo builds as the

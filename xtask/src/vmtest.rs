@@ -131,11 +131,7 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
         let tools = Tools::fetch(&cache.join("tools"))?;
         let initramfs = initramfs(&tools, &zombie_trace, &xtask, &work)?;
         for kernel in guests {
-            let (vmlinuz, release) = fetch_kernel(kernel, &cache)?;
-            println!("==> {} ({release}) under qemu", kernel.label);
-            let log = work.join(format!("{}.log", kernel.label));
-            let console = boot(&tools, &vmlinuz, &initramfs, &MATRIX_BOOT, &log)?;
-            columns.push(column(kernel.label, &release, &console));
+            columns.push(guest(kernel, &tools, &initramfs, &work)?);
         }
     }
     if wanted.contains(&HOST) {
@@ -166,6 +162,47 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
     if !failed.is_empty() {
         bail!(
             "the scenarios failed on {failed:?}: see the table above and the consoles in {}",
+            work.display()
+        );
+    }
+    Ok(())
+}
+
+/// One kernel's column: its guest booted with `initramfs`.
+fn guest(kernel: &Kernel, tools: &Tools, initramfs: &Path, work: &Path) -> Result<Column> {
+    let (vmlinuz, release) = fetch_kernel(kernel, &cache_dir())?;
+    println!("==> {} ({release}) under qemu", kernel.label);
+    let log = work.join(format!("{}.log", kernel.label));
+    let console = boot(tools, &vmlinuz, initramfs, &MATRIX_BOOT, &log)?;
+    Ok(column(kernel.label, &release, &console))
+}
+
+/// The scenarios on the kernel `label` with these binaries (`cargo xtask
+/// dist --check` gives static ones: the guest then holds no C library,
+/// which it checks).
+pub(crate) fn scenarios_alone(
+    label: &str,
+    zombie_trace: &Path,
+    xtask: &Path,
+    work: &Path,
+) -> Result<()> {
+    let kernel = KERNELS
+        .iter()
+        .find(|k| k.label == label)
+        .with_context(|| format!("no kernel {label} in the matrix"))?;
+    fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
+    let tools = Tools::fetch(&cache_dir().join("tools"))?;
+    let initramfs = initramfs(&tools, zombie_trace, xtask, work)?;
+    for lib in ["lib", "lib64", "usr/lib"] {
+        if work.join("initramfs").join(lib).exists() {
+            bail!("the guest's initramfs holds /{lib}: a binary is not static");
+        }
+    }
+    let column = guest(kernel, &tools, &initramfs, work)?;
+    println!("{}", table(std::slice::from_ref(&column)));
+    if !column.passed() {
+        bail!(
+            "the scenarios failed on {label}: see the table above and the console in {}",
             work.display()
         );
     }
@@ -512,9 +549,18 @@ pub(crate) fn pack(tools: &Tools, stage: &Path, cpio: &Path) -> Result<()> {
 
 /// The shared libraries `binary` loads, as `ldd` resolves them here.
 fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
-    let out = output_of(Command::new("ldd").arg(binary))
-        .with_context(|| format!("ldd {}", binary.display()))?;
-    Ok(out
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .with_context(|| format!("running ldd {}", binary.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    if said.contains("not a dynamic executable") || said.contains("statically linked") {
+        return Ok(Vec::new());
+    }
+    if !out.status.success() {
+        bail!("ldd {} failed: {said}", binary.display());
+    }
+    Ok(said
         .lines()
         .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
         .map(PathBuf::from)

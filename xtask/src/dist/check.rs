@@ -7,12 +7,16 @@
 //! - the OCI image under podman on this machine, run as the README says,
 //!   reports a zombie made here.
 
-use std::{fs, path::PathBuf, process::Command};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use anyhow::{Context as _, Result, bail};
 
 use super::{Artifacts, oci};
-use crate::{guest, is_root, output_of, workspace_root};
+use crate::{debguest, guest, is_root, output_of, run_cmd, setup, vmtest, workspace_root};
 
 /// `podman run`'s arguments in the README ("Install"), before the image.
 pub const IMAGE_RUN: [&str; 10] = [
@@ -36,9 +40,73 @@ pub fn all(artifacts: &Artifacts) -> Result<()> {
     }
     let work = workspace_root().join("target/dist/check");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    println!(
+        "\n==> the static binary alone in the Linux {STATIC_KERNEL} guest (busybox, no C library)"
+    );
+    let xtask = static_xtask()?;
+    vmtest::scenarios_alone(
+        STATIC_KERNEL,
+        &artifacts.binary,
+        &xtask,
+        &work.join("static"),
+    )
+    .context("the static binary failed its check")?;
+
+    println!("\n==> the Debian package in a clean Debian 12 guest");
+    deb(artifacts, &work.join("debian12")).context("the Debian package failed its check")?;
+
     println!("\n==> the OCI image under podman");
     let image = image(artifacts).context("the OCI image failed its check")?;
     println!("image: {image}");
+    Ok(())
+}
+
+/// The matrix's oldest kernel, whose guest has busybox and nothing else.
+const STATIC_KERNEL: &str = "5.10";
+
+/// This xtask, built static too: its `guest` command runs the scenarios
+/// in the guest.
+fn static_xtask() -> Result<PathBuf> {
+    run_cmd(
+        Command::new("cargo")
+            .args(["build", "-p", "xtask", "--target"])
+            .arg(setup::STATIC_TARGET),
+        "fix the compile error above (`cargo xtask setup` installs the musl target)",
+    )?;
+    Ok(workspace_root()
+        .join("target")
+        .join(setup::STATIC_TARGET)
+        .join("debug/xtask"))
+}
+
+/// The package in a Debian 12 guest, as `check-deb.sh` says; every check
+/// it prints must pass.
+fn deb(artifacts: &Artifacts, work: &Path) -> Result<()> {
+    let console = debguest::run(
+        &[(artifacts.deb.clone(), "/root/zombie-trace.deb")],
+        include_str!("check-deb.sh"),
+        work,
+    )?;
+    let failed: Vec<&str> = console
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with(debguest::MARK) && l.split(' ').nth(2) == Some("FAIL"))
+        .collect();
+    let passed = console.lines().filter(|l| l.contains(" PASS ")).count();
+    if !failed.is_empty() {
+        bail!(
+            "{} check(s) failed in the guest (consoles in {}):\n{}",
+            failed.len(),
+            work.display(),
+            failed.join("\n")
+        );
+    }
+    if passed == 0 {
+        bail!(
+            "no check passed in the guest: see the consoles in {}",
+            work.display()
+        );
+    }
     Ok(())
 }
 
@@ -98,5 +166,61 @@ impl Image {
 impl Drop for Image {
     fn drop(&mut self) {
         let _ = self.podman().args(["rmi", "--force", &self.name]).output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(path: &str) -> String {
+        fs::read_to_string(workspace_root().join(path)).unwrap()
+    }
+
+    #[test]
+    fn the_readme_runs_the_image_as_it_is_checked() {
+        let readme = read("README.md");
+        let install = &readme
+            [readme.find("## Install").unwrap()..readme.find("## Build from source").unwrap()];
+        for arg in IMAGE_RUN.iter().skip(1) {
+            assert!(install.contains(arg), "README's podman run lacks {arg}");
+        }
+        assert!(install.contains(&format!("{}:", oci::NAME)));
+    }
+
+    /// The service and the DaemonSet hold the same capabilities, but for
+    /// SYS_RESOURCE, which the unit replaces with LimitMEMLOCK.
+    #[test]
+    fn the_unit_keeps_the_capabilities_the_daemonset_has() {
+        let unit = read(crate::dist::SYSTEMD_UNIT);
+        let mut in_unit: Vec<String> = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+            .unwrap()
+            .split_whitespace()
+            .map(|c| c.trim_start_matches("CAP_").to_owned())
+            .collect();
+        let daemonset = read("deploy/kubernetes/daemonset.yaml");
+        let added = daemonset
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("add: ["))
+            .unwrap()
+            .trim_end_matches(']');
+        let mut in_pod: Vec<String> = added
+            .split(',')
+            .map(|c| c.trim().to_owned())
+            .filter(|c| c != "SYS_RESOURCE")
+            .collect();
+        in_unit.sort();
+        in_pod.sort();
+        assert_eq!(in_unit, in_pod);
+        assert!(unit.contains("LimitMEMLOCK=infinity"));
+        let image_caps = IMAGE_RUN
+            .iter()
+            .find_map(|a| a.strip_prefix("--cap-add="))
+            .unwrap();
+        let mut in_image: Vec<&str> = image_caps.split(',').collect();
+        in_image.sort();
+        assert_eq!(in_image, in_pod);
     }
 }
