@@ -374,11 +374,8 @@ fn initramfs(
     }
     fs::write(stage.join("files.list"), list)?;
 
-    let init = stage.join("init");
-    fs::write(&init, INIT)?;
-    fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
     let cpio = work.join("initramfs.cpio");
-    pack(tools, &stage, &cpio)?;
+    pack(tools, &stage, INIT, &cpio)?;
     Ok(cpio)
 }
 

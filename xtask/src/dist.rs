@@ -132,9 +132,18 @@ pub fn build() -> Result<Artifacts> {
     let epoch = source_date_epoch(&root);
     let docs = Docs::generate(&binary, &stage.join("docs"))?;
 
-    let tarball = tarball(&root, &out, &stage, &binary, &docs, &version, epoch)?;
-    let deb = deb::build(&root, &out, &stage, &binary, &docs, &version, epoch)?;
-    let image = oci::build(&out, &stage, &binary, &version, epoch)?;
+    let from = From {
+        root: &root,
+        out: &out,
+        stage: &stage,
+        binary: &binary,
+        docs: &docs,
+        version: &version,
+        epoch,
+    };
+    let tarball = tarball(&from)?;
+    let deb = deb::build(&from)?;
+    let image = oci::build(&from)?;
     for artifact in [&tarball, &deb, &image] {
         write_sum(artifact)?;
     }
@@ -246,43 +255,50 @@ pub const SYSTEMD_UNIT: &str = "deploy/systemd/zombie-trace.service";
 pub const SYSTEMD_DEFAULT: &str = "deploy/systemd/zombie-trace.default";
 pub const LOGROTATE: &str = "deploy/systemd/zombie-trace.logrotate";
 
+/// What each artifact is made from, and where.
+pub struct From<'a> {
+    /// The workspace.
+    pub root: &'a Path,
+    /// Where the artifacts go.
+    pub out: &'a Path,
+    /// A scratch folder.
+    pub stage: &'a Path,
+    pub binary: &'a Path,
+    pub docs: &'a Docs,
+    pub version: &'a str,
+    /// Every file's timestamp.
+    pub epoch: u64,
+}
+
 /// The tarball: one folder with the binary at its top.
-fn tarball(
-    root: &Path,
-    out: &Path,
-    stage: &Path,
-    binary: &Path,
-    docs: &Docs,
-    version: &str,
-    epoch: u64,
-) -> Result<PathBuf> {
-    let name = tarball_name(version);
-    let dir = stage.join(&name);
-    let copy = |from: &Path, to: &str| -> Result<()> {
+fn tarball(from: &From) -> Result<PathBuf> {
+    let name = tarball_name(from.version);
+    let dir = from.stage.join(&name);
+    let copy = |file: &Path, to: &str| -> Result<()> {
         let to = dir.join(to);
         fs::create_dir_all(to.parent().unwrap_or(&dir))?;
-        fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+        fs::copy(file, &to).with_context(|| format!("copying {}", file.display()))?;
         Ok(())
     };
-    copy(binary, "zombie-trace")?;
-    copy(&root.join("README.md"), "README.md")?;
-    for page in &docs.man_pages {
+    copy(from.binary, "zombie-trace")?;
+    copy(&from.root.join("README.md"), "README.md")?;
+    for page in &from.docs.man_pages {
         let file = page.file_name().context("a man page without a name")?;
         copy(page, &format!("man/{}", file.to_string_lossy()))?;
     }
-    copy(&docs.bash, "completions/zombie-trace.bash")?;
-    copy(&docs.zsh, "completions/_zombie-trace")?;
-    copy(&docs.fish, "completions/zombie-trace.fish")?;
+    copy(&from.docs.bash, "completions/zombie-trace.bash")?;
+    copy(&from.docs.zsh, "completions/_zombie-trace")?;
+    copy(&from.docs.fish, "completions/zombie-trace.fish")?;
     for file in [SYSTEMD_UNIT, SYSTEMD_DEFAULT, LOGROTATE] {
         let path = Path::new(file);
         let base = path.file_name().context("a file without a name")?;
         copy(
-            &root.join(path),
+            &from.root.join(path),
             &format!("systemd/{}", base.to_string_lossy()),
         )?;
     }
-    let tarball = out.join(format!("{name}.tar.gz"));
-    tar(stage, &[&name], &tarball, epoch, true)?;
+    let tarball = from.out.join(format!("{name}.tar.gz"));
+    tar(from.stage, &[&name], &tarball, from.epoch, true)?;
     Ok(tarball)
 }
 

@@ -513,16 +513,17 @@ fn initramfs(tools: &Tools, zombie_trace: &Path, xtask: &Path, work: &Path) -> R
             copy(&lib, &lib.to_string_lossy())?;
         }
     }
-    let init = stage.join("init");
-    fs::write(&init, INIT)?;
-    fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
     let cpio = work.join("initramfs.cpio");
-    pack(tools, &stage, &cpio)?;
+    pack(tools, &stage, INIT, &cpio)?;
     Ok(cpio)
 }
 
-/// `stage` packed as an initramfs: an uncompressed newc cpio at `cpio`.
-pub(crate) fn pack(tools: &Tools, stage: &Path, cpio: &Path) -> Result<()> {
+/// `stage` packed as an initramfs, an uncompressed newc cpio at `cpio`,
+/// with `init` as its `/init`.
+pub(crate) fn pack(tools: &Tools, stage: &Path, init: &str, cpio: &Path) -> Result<()> {
+    let path = stage.join("init");
+    fs::write(&path, init)?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
     let list = Command::new(tools.busybox())
         .args(["find", "."])
         .current_dir(stage)

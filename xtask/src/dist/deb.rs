@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{ARCH, Docs, LOGROTATE, SYSTEMD_DEFAULT, SYSTEMD_UNIT};
+use super::{ARCH, From, LOGROTATE, SYSTEMD_DEFAULT, SYSTEMD_UNIT};
 use crate::{output_of, run_cmd};
 
 /// The package's revision: the packaging's own, under the upstream version.
@@ -34,54 +34,46 @@ find zombie processes as they happen, with the parent that fails to reap them
  in /var/log/zombie-trace/, metrics on 127.0.0.1:9464 (see
  /etc/default/zombie-trace). Needs Linux 5.8 or newer with BTF.";
 
-pub fn build(
-    root: &Path,
-    out: &Path,
-    stage: &Path,
-    binary: &Path,
-    docs: &Docs,
-    version: &str,
-    epoch: u64,
-) -> Result<PathBuf> {
-    let dir = stage.join("deb");
-    let put = |from: &Path, to: &str, mode: u32| -> Result<()> {
+pub fn build(from: &From) -> Result<PathBuf> {
+    let dir = from.stage.join("deb");
+    let put = |file: &Path, to: &str, mode: u32| -> Result<()> {
         let to = dir.join(to);
         fs::create_dir_all(to.parent().unwrap_or(&dir))?;
-        fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
+        fs::copy(file, &to).with_context(|| format!("copying {}", file.display()))?;
         fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
         Ok(())
     };
-    put(binary, "usr/sbin/zombie-trace", 0o755)?;
+    put(from.binary, "usr/sbin/zombie-trace", 0o755)?;
     put(
-        &root.join(SYSTEMD_UNIT),
+        &from.root.join(SYSTEMD_UNIT),
         "lib/systemd/system/zombie-trace.service",
         0o644,
     )?;
-    put(&root.join(SYSTEMD_DEFAULT), CONFFILES[0], 0o644)?;
-    put(&root.join(LOGROTATE), CONFFILES[1], 0o644)?;
-    for page in &docs.man_pages {
+    put(&from.root.join(SYSTEMD_DEFAULT), CONFFILES[0], 0o644)?;
+    put(&from.root.join(LOGROTATE), CONFFILES[1], 0o644)?;
+    for page in &from.docs.man_pages {
         let name = page.file_name().context("a man page without a name")?;
         let to = format!("usr/share/man/man8/{}.gz", name.to_string_lossy());
-        put(&gzipped(page, stage)?, &to, 0o644)?;
+        put(&gzipped(page, from.stage)?, &to, 0o644)?;
     }
     put(
-        &docs.bash,
+        &from.docs.bash,
         "usr/share/bash-completion/completions/zombie-trace",
         0o644,
     )?;
     put(
-        &docs.zsh,
+        &from.docs.zsh,
         "usr/share/zsh/vendor-completions/_zombie-trace",
         0o644,
     )?;
     put(
-        &docs.fish,
+        &from.docs.fish,
         "usr/share/fish/vendor_completions.d/zombie-trace.fish",
         0o644,
     )?;
     let doc = dir.join("usr/share/doc/zombie-trace");
     fs::create_dir_all(&doc)?;
-    fs::write(doc.join("copyright"), copyright(root)?)?;
+    fs::write(doc.join("copyright"), copyright(from.root)?)?;
 
     let control = dir.join("DEBIAN");
     fs::create_dir_all(&control)?;
@@ -102,7 +94,8 @@ pub fn build(
              Description: {DESCRIPTION}\n",
             ARCH.deb,
             installed_kib(&dir)?,
-            homepage(root),
+            homepage(from.root),
+            version = from.version,
         ),
     )?;
     fs::write(
@@ -111,7 +104,7 @@ pub fn build(
     )?;
     for script in ["postinst", "prerm", "postrm"] {
         put(
-            &root.join("deploy/debian").join(script),
+            &from.root.join("deploy/debian").join(script),
             &format!("DEBIAN/{script}"),
             0o755,
         )?;
@@ -121,13 +114,13 @@ pub fn build(
         fs::set_permissions(&folder, fs::Permissions::from_mode(0o755))?;
     }
 
-    let deb = out.join(file_name(version));
+    let deb = from.out.join(file_name(from.version));
     run_cmd(
         Command::new("dpkg-deb")
             .args(["--root-owner-group", "-Zxz", "--build"])
             .arg(&dir)
             .arg(&deb)
-            .env("SOURCE_DATE_EPOCH", epoch.to_string()),
+            .env("SOURCE_DATE_EPOCH", from.epoch.to_string()),
         "dpkg-deb (package dpkg) is needed",
     )?;
     Ok(deb)

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::{ARCH, sha256, tar};
+use super::{ARCH, From, sha256, tar};
 use crate::output_of;
 
 /// The image's name once loaded (the DaemonSet's `image:` without the tag).
@@ -22,13 +22,15 @@ pub const NAME: &str = "localhost/zombie-trace";
 /// Where the binary is in the image; its entry point.
 pub const ENTRYPOINT: &str = "/usr/sbin/zombie-trace";
 
-pub fn build(
-    out: &Path,
-    stage: &Path,
-    binary: &Path,
-    version: &str,
-    epoch: u64,
-) -> Result<PathBuf> {
+pub fn build(from: &From) -> Result<PathBuf> {
+    let &From {
+        out,
+        stage,
+        binary,
+        version,
+        epoch,
+        ..
+    } = from;
     let layout = stage.join("oci");
     let blobs = layout.join("blobs/sha256");
     fs::create_dir_all(&blobs)?;
