@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{output_of, run_cmd, setup, workspace_root};
+use crate::{is_root, output_of, run_cmd, setup, target_dir, workspace_root};
 
 pub mod check;
 mod deb;
@@ -52,7 +52,7 @@ pub struct Artifacts {
 impl Artifacts {
     /// Where [`build`] put them.
     fn built() -> Result<Artifacts> {
-        let out = workspace_root().join("target/dist");
+        let out = target_dir().join("dist");
         let binary = out.join("stage/zombie-trace");
         let version = version(&binary).context("run `cargo xtask dist` first")?;
         let artifacts = Artifacts {
@@ -92,6 +92,12 @@ pub const ARCH: Arch = Arch {
 };
 
 pub fn dist(options: &Options) -> Result<()> {
+    if options.check && !is_root() {
+        bail!(
+            "the checks load eBPF programs and debootstrap a guest: run `cargo xtask dist` as \
+             yourself, then `sudo cargo xtask dist --check --no-build`"
+        );
+    }
     setup::setup(if options.check {
         setup::Need::Test
     } else {
@@ -112,7 +118,7 @@ pub fn dist(options: &Options) -> Result<()> {
         );
     }
     if options.check {
-        check::all(&artifacts)?;
+        check::all(&artifacts, !options.no_build)?;
     }
     Ok(())
 }
@@ -120,14 +126,20 @@ pub fn dist(options: &Options) -> Result<()> {
 /// Builds the static binary and the three artifacts from it.
 pub fn build() -> Result<Artifacts> {
     let root = workspace_root();
-    let out = root.join("target/dist");
+    let out = target_dir().join("dist");
     let stage = out.join("stage");
     if stage.exists() {
-        fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
+        fs::remove_dir_all(&stage).with_context(|| {
+            format!(
+                "clearing {} (left by root's `dist --check`? remove {} as root)",
+                stage.display(),
+                out.display()
+            )
+        })?;
     }
     fs::create_dir_all(&stage).with_context(|| format!("creating {}", stage.display()))?;
 
-    let binary = static_binary(&root, &stage)?;
+    let binary = static_binary(&stage)?;
     let version = version(&binary)?;
     let epoch = source_date_epoch(&root);
     let docs = Docs::generate(&binary, &stage.join("docs"))?;
@@ -158,7 +170,7 @@ pub fn build() -> Result<Artifacts> {
 
 /// `cargo build --release --target x86_64-unknown-linux-musl`, stripped: a
 /// file that runs on any x86_64 Linux, whatever its libc.
-fn static_binary(root: &Path, stage: &Path) -> Result<PathBuf> {
+fn static_binary(stage: &Path) -> Result<PathBuf> {
     println!("==> building the static binary ({})", setup::STATIC_TARGET);
     run_cmd(
         Command::new("cargo")
@@ -169,8 +181,7 @@ fn static_binary(root: &Path, stage: &Path) -> Result<PathBuf> {
             .env("ZOMBIE_TRACE_BUILT_BY", "cargo xtask dist"),
         "fix the compile error above (`cargo xtask setup` installs the musl target)",
     )?;
-    let built = root
-        .join("target")
+    let built = target_dir()
         .join(setup::STATIC_TARGET)
         .join("release/zombie-trace");
     let stripped = stage.join("zombie-trace");
@@ -182,9 +193,18 @@ fn static_binary(root: &Path, stage: &Path) -> Result<PathBuf> {
             .arg(&built),
         "strip is binutils' (installed with gcc)",
     )?;
-    let kind = output_of(Command::new("file").arg(&stripped)).unwrap_or_default();
-    if !kind.is_empty() && !kind.contains("static") {
-        bail!("{} is not statically linked: {kind}", stripped.display());
+    // What the binary says of itself: what an operator will read.
+    let said = output_of(Command::new(&stripped).arg("--version"))
+        .with_context(|| format!("`{} --version` failed", stripped.display()))?;
+    if !said.contains("linked: statically linked") {
+        bail!("{} is not statically linked:\n{said}", stripped.display());
+    }
+    if !said.contains("eBPF programs by ") {
+        bail!(
+            "{} was built without the kernel programs (is bpf-linker in PATH? run `cargo xtask \
+             setup`):\n{said}",
+            stripped.display()
+        );
     }
     Ok(stripped)
 }
@@ -312,6 +332,8 @@ pub fn tar(dir: &Path, entries: &[&str], to: &Path, epoch: u64, gzip: bool) -> R
         "--group=0",
         "--numeric-owner",
         "--format=gnu",
+        // The same modes whatever the umask of whoever built.
+        "--mode=u=rwX,go=rX",
     ])
     .arg(format!("--mtime=@{epoch}"))
     .arg("-C")

@@ -181,6 +181,13 @@ pub fn workspace_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
+/// Where cargo builds: `$CARGO_TARGET_DIR`, else the workspace's target/.
+pub fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// Where `cargo install` puts binaries (bpf-linker): `$CARGO_HOME/bin`.
 pub fn cargo_bin_dir() -> PathBuf {
     match env::var_os("CARGO_HOME") {

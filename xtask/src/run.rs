@@ -1,18 +1,15 @@
 //! `cargo xtask run [-- ARGS]`: build (release), then replace this process
 //! with the tracer, as root: same stdio, its exit code is ours.
 
-use std::{env, os::unix::process::CommandExt as _, path::PathBuf, process::Command};
+use std::{os::unix::process::CommandExt as _, process::Command};
 
 use anyhow::{Result, bail};
 
-use crate::{build, is_root, root_command, show, workspace_root};
+use crate::{build, is_root, root_command, show, target_dir};
 
 pub fn run(args: &[String]) -> Result<()> {
     build::build(true)?;
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let tracer = target_dir.join("release/zombie-trace");
+    let tracer = target_dir().join("release/zombie-trace");
     if !tracer.is_file() {
         bail!(
             "{} is missing after the build: run `cargo build --release -p zombie-trace` and look at its output",

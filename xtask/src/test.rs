@@ -186,6 +186,12 @@ pub fn test() -> Result<()> {
             "see the error above",
         )
         .and_then(|()| {
+            run_cmd(
+                &mut dist::check::build_static_xtask(),
+                "fix the compile error above",
+            )
+        })
+        .and_then(|()| {
             let xtask = std::env::current_exe().context("finding this xtask binary")?;
             run_cmd(
                 Command::new("sudo").arg("--preserve-env").arg(xtask).args([

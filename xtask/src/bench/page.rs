@@ -558,7 +558,7 @@ pub(super) fn rewrite(path: &Path, markers: (&str, &str), section: &str) -> Resu
 }
 
 /// `page` with `section` between the markers, or, without them, after the
-/// goals.
+/// goals and before any other section.
 fn splice(page: &str, (begin_marker, end_marker): (&str, &str), section: &str) -> Result<String> {
     match (page.find(begin_marker), page.find(end_marker)) {
         (Some(begin), Some(end)) if begin < end => {
@@ -574,8 +574,11 @@ fn splice(page: &str, (begin_marker, end_marker): (&str, &str), section: &str) -
             let goals = page.find(GOALS).map(|at| at + GOALS.len()).context(
                 "it has no `## Goals` section: run the whole `cargo xtask bench` to rewrite it",
             )?;
-            let next = page[goals..]
-                .find("\n## ")
+            // Before the next section, or the next part's markers.
+            let next = ["\n## ", "\n<!-- "]
+                .iter()
+                .filter_map(|start| page[goals..].find(start))
+                .min()
                 .map_or(page.len(), |at| goals + at + 1);
             Ok(format!("{}{section}\n{}", &page[..next], &page[next..]))
         }
@@ -612,6 +615,15 @@ mod tests {
             once.replace(&first, &second)
         );
         assert!(splice("# no goals\n", MARKERS, &first).is_err());
+        // A second part goes before the first's markers, not inside them.
+        const OTHER: (&str, &str) = ("<!-- other:begin -->", "<!-- other:end -->");
+        let other = format!("{}\n## Other\n{}\n", OTHER.0, OTHER.1);
+        let both = splice(&once, OTHER, &other).unwrap();
+        assert!(both.contains(&format!("{other}\n{first}")), "{both}");
+        assert_eq!(
+            splice(&both, MARKERS, &second).unwrap(),
+            both.replace(&first, &second)
+        );
         assert!(splice(&format!("{PAGE}{END}\n{BEGIN}\n"), MARKERS, &first).is_err());
     }
 }

@@ -57,6 +57,8 @@ start_with() {
     mkdir -p "$DROPIN"
     printf '[Service]\nCapabilityBoundingSet=\nCapabilityBoundingSet=%s\n' "$1" >"$DROPIN/check.conf"
     systemctl daemon-reload
+    # The failed starts count towards the unit's start limit.
+    systemctl reset-failed zombie-trace
     systemctl restart zombie-trace
 }
 
@@ -74,6 +76,9 @@ if [ "${DEBGUEST_BOOT:?}" = 1 ]; then
         -a -s /usr/share/fish/vendor_completions.d/zombie-trace.fish
     check ready-line "in $JSON" grep -q '"type":"ready"' "$JSON"
     say how "$(systemd-analyze security zombie-trace 2>/dev/null | tail -1)"
+    check start "systemctl start, after a stop" sh -c '
+        systemctl stop zombie-trace && systemctl start zombie-trace &&
+        systemctl is-active --quiet zombie-trace'
 
     leak
     if within 60 report; then
@@ -134,7 +139,7 @@ if [ "${DEBGUEST_BOOT:?}" = 1 ]; then
         fail stop "$loaded programs while running, $(programs) after systemctl stop"
     fi
     grep -c '"type":"ready"' "$JSON" >/root/ready-lines
-    say REBOOT
+    say REBOOT "$FAILED failed"
 else
     check after-boot "active after the reboot" systemctl is-active --quiet zombie-trace
     check ready-after-boot "a new ready line since the reboot" sh -c \
@@ -149,6 +154,7 @@ else
     check purge "dpkg -P" dpkg -P zombie-trace
     check purged "its configuration and logs gone" sh -c '
         ! test -e /etc/default/zombie-trace && ! test -e /var/log/zombie-trace &&
-        ! test -e /etc/systemd/system/multi-user.target.wants/zombie-trace.service'
+        ! test -e /etc/systemd/system/multi-user.target.wants/zombie-trace.service &&
+        ! test -L /etc/systemd/system/zombie-trace.service'
     say DONE "$FAILED failed"
 fi

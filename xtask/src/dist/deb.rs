@@ -109,9 +109,18 @@ pub fn build(from: &From) -> Result<PathBuf> {
             0o755,
         )?;
     }
-    // Every folder 0755, whatever this user's umask made them.
+    // Whatever this user's umask made them: folders 0755, files written
+    // here 0644.
     for folder in folders(&dir)? {
         fs::set_permissions(&folder, fs::Permissions::from_mode(0o755))?;
+    }
+    for file in [
+        doc.join("copyright"),
+        control.join("md5sums"),
+        control.join("control"),
+        control.join("conffiles"),
+    ] {
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644))?;
     }
 
     let deb = from.out.join(file_name(from.version));
