@@ -109,7 +109,8 @@ if [ "${DEBGUEST_BOOT:?}" = 1 ]; then
             if start_with "$others" 2>/dev/null; then
                 fail "needs-$cap" "started without it"
             else
-                pass "needs-$cap" "without it the start fails: $(journalctl -u zombie-trace -n 1 -o cat | cut -c1-160)"
+                said=$(journalctl -u zombie-trace -n 30 -o cat | grep 'zombie-trace: error' | tail -1)
+                pass "needs-$cap" "without it the start fails: $(echo "$said" | cut -c1-200)"
             fi
             ;;
         *)
