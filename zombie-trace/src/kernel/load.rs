@@ -37,7 +37,7 @@ pub enum LoadError {
     )]
     NotBuilt,
     #[error(
-        "zombie-trace needs root (or CAP_BPF and CAP_PERFMON) to load its kernel programs, and this process lacks {missing}: run it with sudo"
+        "zombie-trace needs root (or CAP_BPF and CAP_PERFMON) to load its kernel programs, and this process lacks {missing}: run it with sudo, or grant it (a systemd unit's CapabilityBoundingSet=, a container's --cap-add)"
     )]
     NoPrivileges { missing: &'static str },
     #[error(
