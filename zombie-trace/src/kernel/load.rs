@@ -4,10 +4,10 @@
 //! Everything attached is owned by file descriptors in [`Tracer`]: dropping
 //! them, or the process dying in any way, detaches and unloads all of it.
 
-use std::{collections::HashSet, fs, path::PathBuf};
+use std::{collections::HashSet, fs, path::PathBuf, time::Instant};
 
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Map, MapData, RingBuf},
     programs::{BtfTracePoint, TracePoint},
 };
@@ -132,7 +132,12 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     raise_nofile_limit();
 
     let compat = compat();
-    let kernel_btf = btf_rs::Btf::from_file(VMLINUX_BTF).map_err(OffsetError::Btf)?;
+    let started = Instant::now();
+    // Read once (the kernel serves it a page per read) and parsed from
+    // memory by both parsers: ours for the field offsets, aya's for the
+    // ids of the functions and tracepoints the programs attach to.
+    let bytes = fs::read(VMLINUX_BTF).map_err(|_| LoadError::NoBtf)?;
+    let kernel_btf = btf_rs::Btf::from_bytes(&bytes).map_err(OffsetError::Btf)?;
     let mut offsets = offsets::from_btf(&kernel_btf)?;
     let regs_args = if compat {
         None
@@ -140,6 +145,12 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         offsets::regs_args(&kernel_btf)
     };
     drop(kernel_btf);
+    let btf = Btf::parse(&bytes, Endianness::default()).map_err(|_| LoadError::NoBtf)?;
+    drop(bytes);
+    log::debug!(
+        "start-up: kernel BTF read and parsed in {:?}",
+        started.elapsed()
+    );
     if let Some(regs_args) = regs_args {
         offsets.regs_args = regs_args;
     }
@@ -150,26 +161,38 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     };
     let setup = Setup {
         options,
+        btf: &btf,
         offsets: &offsets,
         args_from_regs: regs_args.is_some(),
         wait_tracing: &wait_tracing,
     };
-    if !compat {
-        match load_with(&setup, true) {
-            Ok(tracer) => return Ok(tracer),
+    let tracer = match compat {
+        true => load_with(&setup, false),
+        false => load_with(&setup, true).or_else(|e| {
             // Older verifiers refuse direct loads: the helper way then.
-            Err(e) => log::debug!(
+            log::debug!(
                 "direct kernel reads refused, reading with bpf_probe_read_kernel: {}",
                 with_causes(&e)
-            ),
-        }
-    }
-    load_with(&setup, false)
+            );
+            load_with(&setup, false)
+        }),
+    };
+    drop(btf);
+    // Parsing the kernel's BTF took tens of MB, now free: give them back to
+    // the system, or a long-running tracer keeps them resident for nothing.
+    // musl's allocator gives memory back by itself and has no malloc_trim.
+    // SAFETY: malloc_trim has no preconditions.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0)
+    };
+    tracer
 }
 
 /// What loading needs, whichever way kernel memory is read.
 struct Setup<'a> {
     options: &'a Options,
+    btf: &'a Btf,
     offsets: &'a Offsets,
     args_from_regs: bool,
     /// Why wait calls cannot be traced (no tracefs), if so.
@@ -181,8 +204,10 @@ struct Setup<'a> {
 /// that the caller can try the helper way; else the wait programs may fail
 /// alone, and the tracer runs without them.
 fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError> {
+    let started = Instant::now();
     let &Setup {
         options,
+        btf,
         offsets,
         args_from_regs,
         wait_tracing,
@@ -218,13 +243,13 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
         }
     };
 
-    let btf = Btf::from_sys_fs().map_err(|_| LoadError::NoBtf)?;
+    log::debug!("start-up: maps made in {:?}", started.elapsed());
     for name in [
         "sched_process_exit",
         "sched_process_free",
         "sched_process_exec",
     ] {
-        attach_btf(&mut ebpf, name, &btf)?;
+        attach_btf(&mut ebpf, name, btf)?;
     }
     let wait_tracing_error = match wait_tracing {
         Ok(()) => match attach_wait(&mut ebpf, !args_from_regs) {
@@ -239,15 +264,10 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
         },
         Err(e) => Some(e.clone()),
     };
-    drop(btf);
-    // Parsing the kernel's BTF took tens of MB, now free: give them back to
-    // the system, or a long-running tracer keeps them resident for nothing.
-    // musl's allocator gives memory back by itself and has no malloc_trim.
-    // SAFETY: malloc_trim has no preconditions.
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::malloc_trim(0)
-    };
+    log::debug!(
+        "start-up: programs loaded and attached in {:?}",
+        started.elapsed()
+    );
 
     let events = take_map(&mut ebpf, "EVENTS")?;
     let counters = take_map(&mut ebpf, "COUNTERS")?;
@@ -298,8 +318,14 @@ fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), Load
         .ok_or(LoadError::Missing(name))?
         .try_into()
         .map_err(attach_err)?;
+    let t = Instant::now();
     program.load(name, btf).map_err(attach_err)?;
+    let loaded = t.elapsed();
     program.attach().map_err(attach_err)?;
+    log::debug!(
+        "start-up: {name} verified in {loaded:?}, attached in {:?}",
+        t.elapsed() - loaded
+    );
     Ok(())
 }
 
@@ -324,8 +350,14 @@ fn attach_wait(ebpf: &mut Ebpf, entries: bool) -> Result<(), LoadError> {
             .ok_or(LoadError::Missing(name))?
             .try_into()
             .map_err(attach_err)?;
+        let t = Instant::now();
         program.load().map_err(attach_err)?;
+        let loaded = t.elapsed();
         program.attach("syscalls", name).map_err(attach_err)?;
+        log::debug!(
+            "start-up: {name} verified in {loaded:?}, attached in {:?}",
+            t.elapsed() - loaded
+        );
     }
     Ok(())
 }
