@@ -112,9 +112,7 @@ fn version_says_which_build_and_docs_come_from_the_command_line() {
             "{shell}: {script}"
         );
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("man-pages");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = podman::work_dir("man-pages");
     let out = Command::new(BIN)
         .arg("man-pages")
         .arg(&dir)
@@ -137,9 +135,7 @@ fn version_says_which_build_and_docs_come_from_the_command_line() {
 /// the ready line is out, STOPPING=1 on SIGTERM.
 #[test]
 fn tells_systemd_when_it_is_ready_and_when_it_stops() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("notify");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = podman::work_dir("notify");
     let path = dir.join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
     socket.set_read_timeout(Some(READY_TIMEOUT)).unwrap();
@@ -692,9 +688,7 @@ fn ps_lists_the_zombies_of_now_by_parent() {
 /// lines go on in a new file by the old name.
 #[test]
 fn output_file_is_reopened_on_sighup() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("output-test");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = podman::work_dir("output-test");
     let file = dir.join("zombies.jsonl");
     let rotated = dir.join("zombies.jsonl.1");
     let mut tracer = Tracer::start(&["--threshold", "300ms", "--output", file.to_str().unwrap()]);

@@ -347,6 +347,23 @@ pub fn tar(dir: &Path, entries: &[&str], to: &Path, epoch: u64, gzip: bool) -> R
     run_cmd(&mut cmd, "GNU tar and gzip are needed")
 }
 
+/// `gzip -9n` of `file` (no name or time in the header) into `dir`, as
+/// `NAME.gz`.
+pub fn gzipped(file: &Path, dir: &Path) -> Result<PathBuf> {
+    let name = file.file_name().context("a file without a name")?;
+    let to = dir.join(format!("{}.gz", name.to_string_lossy()));
+    let status = Command::new("gzip")
+        .args(["-9n", "-c"])
+        .arg(file)
+        .stdout(fs::File::create(&to)?)
+        .status()
+        .context("running gzip")?;
+    if !status.success() {
+        bail!("gzip {} failed", file.display());
+    }
+    Ok(to)
+}
+
 /// The file's SHA-256, as hex.
 pub fn sha256(path: &Path) -> Result<String> {
     let out = output_of(Command::new("sha256sum").arg(path))

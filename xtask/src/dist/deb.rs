@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{ARCH, From, LOGROTATE, SYSTEMD_DEFAULT, SYSTEMD_UNIT};
+use super::{ARCH, From, LOGROTATE, SYSTEMD_DEFAULT, SYSTEMD_UNIT, gzipped};
 use crate::{output_of, run_cmd};
 
 /// The package's revision: the packaging's own, under the upstream version.
@@ -54,6 +54,7 @@ pub fn build(from: &From) -> Result<PathBuf> {
     for page in &from.docs.man_pages {
         let name = page.file_name().context("a man page without a name")?;
         let to = format!("usr/share/man/man8/{}.gz", name.to_string_lossy());
+        // Man pages are shipped compressed.
         put(&gzipped(page, from.stage)?, &to, 0o644)?;
     }
     put(
@@ -137,20 +138,6 @@ pub fn build(from: &From) -> Result<PathBuf> {
 
 pub fn file_name(version: &str) -> String {
     format!("zombie-trace_{version}-{REVISION}_{}.deb", ARCH.deb)
-}
-
-/// `gzip -9n` of `file` into the stage (man pages are shipped compressed).
-fn gzipped(file: &Path, stage: &Path) -> Result<PathBuf> {
-    let name = file.file_name().context("a file without a name")?;
-    let to = stage.join(format!("{}.gz", name.to_string_lossy()));
-    let status = Command::new("gzip")
-        .args(["-9n", "-c"])
-        .arg(file)
-        .stdout(fs::File::create(&to)?)
-        .status()
-        .context("running gzip")?;
-    anyhow::ensure!(status.success(), "gzip {} failed", file.display());
-    Ok(to)
 }
 
 /// Every regular file but the conffiles, as `md5sum` lists them (paths

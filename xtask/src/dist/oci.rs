@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::{ARCH, From, sha256, tar};
+use super::{ARCH, From, gzipped, sha256, tar};
 use crate::output_of;
 
 /// The image's name once loaded (the DaemonSet's `image:` without the tag).
@@ -43,15 +43,7 @@ pub fn build(from: &From) -> Result<PathBuf> {
     let layer_tar = stage.join("layer.tar");
     tar(&rootfs, &["usr"], &layer_tar, epoch, false)?;
     let diff_id = sha256(&layer_tar)?;
-    let layer_gz = stage.join("layer.tar.gz");
-    let status = Command::new("gzip")
-        .args(["-9n", "-c"])
-        .arg(&layer_tar)
-        .stdout(fs::File::create(&layer_gz)?)
-        .status()
-        .context("running gzip")?;
-    anyhow::ensure!(status.success(), "gzip of the layer failed");
-    let layer = blob(&blobs, &fs::read(&layer_gz)?)?;
+    let layer = blob(&blobs, &fs::read(gzipped(&layer_tar, stage)?)?)?;
 
     let created = rfc3339(epoch)?;
     let labels = json!({
