@@ -166,16 +166,17 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         args_from_regs: regs_args.is_some(),
         wait_tracing: &wait_tracing,
     };
-    let tracer = match compat {
-        true => load_with(&setup, false),
-        false => load_with(&setup, true).or_else(|e| {
+    let tracer = if compat {
+        load_with(&setup, false)
+    } else {
+        load_with(&setup, true).or_else(|e| {
             // Older verifiers refuse direct loads: the helper way then.
             log::debug!(
                 "direct kernel reads refused, reading with bpf_probe_read_kernel: {}",
                 with_causes(&e)
             );
             load_with(&setup, false)
-        }),
+        })
     };
     drop(btf);
     // Parsing the kernel's BTF took tens of MB, now free: give them back to
