@@ -18,16 +18,18 @@ use std::{
 use serde_json::Value;
 use support::*;
 use zombie_trace::kernel::{
-    load::COMPAT_ENV,
+    load::{COMPAT_ENV, WAIT_HOOKS_ENV},
     offsets::{VMLINUX_BTF, regs_args},
 };
 
 fn our_programs() -> usize {
     // Kernel program names are cut to 15 characters (`sched_process_e` is
     // both exit and exec); bpftool shows the full name where BTF has it.
-    const NAMES: [&str; 6] = [
+    const NAMES: [&str; 8] = [
         "sched_process_e",
         "sched_process_f",
+        "kernel_wait4",
+        "kernel_waitid",
         "sys_enter_wait4",
         "sys_exit_wait4",
         "sys_enter_waiti",
@@ -559,6 +561,60 @@ fn child_inherited_through_exec_is_reported_under_the_new_program() {
     assert_eq!(zombie["parent_wait_calls"], 0, "{zombie}");
     let diagnosis = zombie["diagnosis"].as_str().unwrap_or_default();
     assert!(diagnosis.contains("not called wait"), "{zombie}");
+}
+
+/// `ready` says how wait calls are traced and where start-up went; the
+/// way can be forced, and a kernel that refuses trampolines says so when
+/// they are required.
+#[test]
+fn ready_says_how_wait_calls_are_hooked_and_the_way_can_be_forced() {
+    let before = programs_at_rest();
+    let tracer = Tracer::start(&[]);
+    let hooks = tracer.ready["wait_hooks"].clone();
+    assert!(
+        hooks == "trampolines" || hooks == "tracepoints",
+        "{}",
+        tracer.ready
+    );
+    for part in ["btf_ms", "load_ms", "attach_ms", "scan_ms"] {
+        assert!(
+            tracer.ready["startup"][part]
+                .as_f64()
+                .is_some_and(|ms| ms > 0.0),
+            "{part}: {}",
+            tracer.ready
+        );
+    }
+    tracer.stop();
+
+    let tracer = Tracer::start_with(&[], &[(WAIT_HOOKS_ENV, "tracepoints")]);
+    assert_eq!(
+        tracer.ready["wait_hooks"], "tracepoints",
+        "{}",
+        tracer.ready
+    );
+    tracer.stop();
+
+    let mut child = spawn_tracer(&["--format", "json"], &[(WAIT_HOOKS_ENV, "trampolines")]);
+    let ready = BufReader::new(child.stdout.take().unwrap()).lines().next();
+    match ready {
+        Some(Ok(line)) => {
+            assert!(line.contains(r#""wait_hooks":"trampolines""#), "{line}");
+            send_signal(&child, libc::SIGINT);
+            child.wait().unwrap();
+        }
+        _ => {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{out:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("refuses fexit trampolines") && stderr.contains("unset it"),
+                "{stderr}"
+            );
+            assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        }
+    }
+    assert_programs_back_to(before, "after the forced starts");
 }
 
 #[test]

@@ -384,6 +384,12 @@ pub struct Offsets {
     /// kernels where the return program reads them there (see
     /// `zombie-trace-ebpf/src/wait.rs`); zero elsewhere.
     pub regs_args: [u32; 4],
+    /// `struct waitid_info` (`pid`, `status`, `cause`): what
+    /// `kernel_waitid` reports, read at its return where trampolines are
+    /// allowed.
+    pub waitid_info_pid: u32,
+    pub waitid_info_status: u32,
+    pub waitid_info_cause: u32,
 }
 
 /// Most values one filter option takes (`--pid`, `--ppid`).
@@ -447,7 +453,7 @@ mod tests {
             4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN
         );
         assert_eq!(size_of::<Orphan>(), 8 + 2 * 4 + COMM_LEN);
-        assert_eq!(size_of::<Offsets>(), 36 * 4);
+        assert_eq!(size_of::<Offsets>(), 39 * 4);
         assert_eq!(
             size_of::<WaitRecord>(),
             4 * 4 + 8 + 4 * 4 + 8 + 2 * 4 + COMM_LEN + 2 * 4

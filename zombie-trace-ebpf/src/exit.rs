@@ -1,8 +1,10 @@
 //! `sched_process_exit`: the death of a whole process.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
     bindings::BPF_ANY,
-    helpers::bpf_ktime_get_boot_ns,
+    helpers::{bpf_ktime_get_boot_ns, bpf_loop},
     macros::{btf_tracepoint, map},
     maps::LruHashMap,
     programs::BtfTracePointContext,
@@ -38,12 +40,27 @@ const SIGNAL_GROUP_EXIT: u32 = 0x4;
 #[map]
 static ORPHANS: LruHashMap<u32, Orphan> = LruHashMap::with_max_entries(ORPHANS_MAX, 0);
 
+/// Where the kernel has `bpf_loop` (5.17+): the verifier checks the
+/// orphan walk's step once, not once per child (a bounded loop's every
+/// turn is verified again, which made this program most of start-up).
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    exit(&ctx, true)
+}
+
+/// The same, with the orphan walk a bounded loop, for older kernels (a
+/// program that names `bpf_loop` does not load there at all).
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit_bounded(ctx: BtfTracePointContext) -> i32 {
+    exit(&ctx, false)
+}
+
+#[inline(always)]
+fn exit(ctx: &BtfTracePointContext, loop_helper: bool) -> i32 {
     let task: KPtr = ctx.arg(0);
-    if let Err(err) = try_exit(task) {
+    if let Err(err) = try_exit(task, loop_helper) {
         count(COUNTER_READ_ERRORS);
-        error!(&ctx, "sched_process_exit: kernel read failed ({})", err);
+        error!(ctx, "sched_process_exit: kernel read failed ({})", err);
     }
     0
 }
@@ -73,14 +90,15 @@ fn parent_flags(leader: KPtr, parent: KPtr) -> Result<u32, i32> {
     Ok(flags)
 }
 
-fn try_exit(task: KPtr) -> Result<(), i32> {
+#[inline(always)]
+fn try_exit(task: KPtr, loop_helper: bool) -> Result<(), i32> {
     let o = offsets();
     // Each thread's own children, before its exit hands them on: a child's
     // parent is the thread that forked it, and when a whole group dies at
     // once each thread's children go to the reaper at that thread's exit.
     // Before any filter too: the children may be traced when their parent
     // is not. Best effort: a child released meanwhile ends the walk.
-    let _ = note_orphans(task);
+    let _ = note_orphans(task, loop_helper);
     // `live` was decremented before this tracepoint: 0 means this thread is
     // the last one, the group is dead and its leader becomes reapable. (The
     // `group_dead` argument only exists since 6.16.) Two threads dying at once
@@ -192,7 +210,7 @@ fn try_exit(task: KPtr) -> Result<(), i32> {
 /// process, while one lives). Zombie children need nothing: their exit
 /// record already named this parent.
 #[inline(always)]
-fn note_orphans(task: KPtr) -> Result<(), i32> {
+fn note_orphans(task: KPtr, loop_helper: bool) -> Result<(), i32> {
     let o = offsets();
     let head = task.wrapping_add(o.task_children as usize);
     let first: KPtr = read(task, o.task_children)?;
@@ -200,65 +218,109 @@ fn note_orphans(task: KPtr) -> Result<(), i32> {
     if first == head || first.is_null() {
         return Ok(());
     }
-    walk_orphans(task as u64, first as u64);
+    let tgid: u32 = read(task, o.task_tgid)?;
+    let mut walk = Walk {
+        task: task as u64,
+        node: first as u64,
+        tgid,
+        named: 0,
+        parent_comm: [0; COMM_LEN],
+    };
+    if loop_helper {
+        // SAFETY: the callback only touches `walk`, which outlives the call.
+        unsafe {
+            bpf_loop(
+                ORPHANS_PER_EXIT,
+                walk_step as *const () as *mut c_void,
+                (&raw mut walk).cast(),
+                0,
+            )
+        };
+    } else {
+        walk_bounded(&mut walk);
+    }
     Ok(())
 }
 
-/// The walk itself, a function of its own: its loop and helper calls,
-/// inlined, leave the verifier a program it refuses (direct loads need
-/// pointers it can type; these are reached through `list_head`s, and read
-/// through the helper).
+/// Where a walk through a task's children is.
+#[repr(C)]
+struct Walk {
+    /// The exiting thread, and the child list node to look at next.
+    task: u64,
+    node: u64,
+    tgid: u32,
+    /// 1 once `parent_comm` is read (only when a child needs it).
+    named: u32,
+    parent_comm: [u8; COMM_LEN],
+}
+
+/// `bpf_loop`'s callback: 0 to go on, 1 to stop.
+unsafe extern "C" fn walk_step(_index: u64, walk: *mut c_void) -> i64 {
+    // SAFETY: `note_orphans` passes its `Walk`.
+    let walk = unsafe { &mut *walk.cast::<Walk>() };
+    if step(walk) { 0 } else { 1 }
+}
+
+/// The walk on kernels without `bpf_loop`. A function of its own: its
+/// loop and helper calls, inlined, leave the verifier a program it
+/// refuses (direct loads need pointers it can type; these are reached
+/// through `list_head`s, and read through the helper).
 #[inline(never)]
-fn walk_orphans(task: u64, first: u64) -> i32 {
-    let o = offsets();
-    let task = task as KPtr;
-    let Ok(tgid) = read_untyped::<u32>(task, o.task_tgid) else {
-        return 0;
-    };
-    let head = task.wrapping_add(o.task_children as usize);
-    let mut node = first as KPtr;
-    let mut comm = None;
+fn walk_bounded(walk: &mut Walk) {
     let mut i = 0;
-    while i < ORPHANS_PER_EXIT && node != head && !node.is_null() {
-        // Each child is linked through its `sibling`.
-        let child = node.wrapping_sub(o.task_sibling as usize);
-        let Ok(exit_state) = read_untyped::<u32>(child, o.task_exit_state) else {
-            return 0;
-        };
-        if exit_state == 0 {
-            let (Ok(child_tgid), Ok(start_ns)) = (
-                read_untyped::<u32>(child, o.task_tgid),
-                read_untyped::<u64>(child, o.task_start_boottime),
-            ) else {
-                return 0;
-            };
-            // SAFETY: a copy is taken at once; a concurrent update of the
-            // entry is harmless.
-            let known = unsafe { ORPHANS.get(&child_tgid) }.is_some_and(|o| o.start_ns == start_ns);
-            // Only the first parent: after a second adoption, the one that
-            // forked it still counts.
-            if !known {
-                // The process's name: its leader's, not this thread's.
-                let parent_comm = *comm.get_or_insert_with(|| {
-                    read_untyped::<KPtr>(task, o.task_group_leader)
-                        .map_or([0; COMM_LEN], |leader| {
-                            read_comm_untyped(leader, o.task_comm)
-                        })
-                });
-                let orphan = Orphan {
-                    start_ns,
-                    ppid: tgid,
-                    _pad: 0,
-                    parent_comm,
-                };
-                let _ = ORPHANS.insert(&child_tgid, &orphan, BPF_ANY.into());
-            }
-        }
-        let Ok(next) = read_untyped::<KPtr>(node, 0) else {
-            return 0;
-        };
-        node = next;
+    while i < ORPHANS_PER_EXIT && step(walk) {
         i += 1;
     }
-    0
+}
+
+/// Notes the child at `walk.node`, if it is alive, and moves on to the
+/// next; false at the end of the list or on a failed read.
+#[inline(always)]
+fn step(walk: &mut Walk) -> bool {
+    let o = offsets();
+    let task = walk.task as KPtr;
+    let node = walk.node as KPtr;
+    if node == task.wrapping_add(o.task_children as usize) || node.is_null() {
+        return false;
+    }
+    // Each child is linked through its `sibling`.
+    let child = node.wrapping_sub(o.task_sibling as usize);
+    let Ok(exit_state) = read_untyped::<u32>(child, o.task_exit_state) else {
+        return false;
+    };
+    if exit_state == 0 {
+        let (Ok(child_tgid), Ok(start_ns)) = (
+            read_untyped::<u32>(child, o.task_tgid),
+            read_untyped::<u64>(child, o.task_start_boottime),
+        ) else {
+            return false;
+        };
+        // SAFETY: a copy is taken at once; a concurrent update of the
+        // entry is harmless.
+        let known = unsafe { ORPHANS.get(&child_tgid) }.is_some_and(|o| o.start_ns == start_ns);
+        // Only the first parent: after a second adoption, the one that
+        // forked it still counts.
+        if !known {
+            if walk.named == 0 {
+                // The process's name: its leader's, not this thread's.
+                walk.parent_comm = read_untyped::<KPtr>(task, o.task_group_leader)
+                    .map_or([0; COMM_LEN], |leader| {
+                        read_comm_untyped(leader, o.task_comm)
+                    });
+                walk.named = 1;
+            }
+            let orphan = Orphan {
+                start_ns,
+                ppid: walk.tgid,
+                _pad: 0,
+                parent_comm: walk.parent_comm,
+            };
+            let _ = ORPHANS.insert(&child_tgid, &orphan, BPF_ANY.into());
+        }
+    }
+    let Ok(next) = read_untyped::<KPtr>(node, 0) else {
+        return false;
+    };
+    walk.node = next as u64;
+    true
 }

@@ -74,6 +74,9 @@ static OFFSETS: Offsets = Offsets {
     waitid_options: 0,
     sys_exit_ret: 0,
     regs_args: [0; 4],
+    waitid_info_pid: 0,
+    waitid_info_status: 0,
+    waitid_info_cause: 0,
 };
 
 /// Set to 1 by the loader for `--events`: every exit, reap, wait call and

@@ -1,12 +1,15 @@
 //! `wait4`/`waitid`: whether and how a parent tries to reap.
 //!
-//! Syscall tracepoints (not raw `sys_enter`) so that only these two
-//! syscalls run a program. Where the kernel has `bpf_task_pt_regs` (5.15+)
-//! and keeps syscall arguments at known places in `pt_regs` (x86_64), the
-//! return program reads the arguments there and no entry program is
-//! attached: an enabled `sys_enter` tracepoint slows every syscall of every
-//! process. Elsewhere the arguments are kept per thread from entry to
-//! return.
+//! Where the kernel allows trampolines, fexit on `kernel_wait4` and
+//! `kernel_waitid`, which every wait syscall (compat ones too) calls: only
+//! those calls run a program, and nothing else pays. Elsewhere the syscall
+//! tracepoints (not raw `sys_enter`, so that only these two syscalls run a
+//! program), which put every syscall of every process on the kernel's slow
+//! path while enabled. There, where the kernel has `bpf_task_pt_regs`
+//! (5.15+) and keeps syscall arguments at known places in `pt_regs`
+//! (x86_64), the return program reads the arguments there and no entry
+//! program is attached; elsewhere the arguments are kept per thread from
+//! entry to return.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -14,9 +17,9 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
         bpf_ktime_get_boot_ns, bpf_probe_read_user, bpf_task_pt_regs,
     },
-    macros::{map, tracepoint},
+    macros::{fexit, map, tracepoint},
     maps::{HashMap, LruHashMap},
-    programs::TracePointContext,
+    programs::{FExitContext, TracePointContext},
 };
 use zombie_trace_common::{
     COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, EXIT_PTRACED, KIND_WAIT, WAIT_ARGS_MAX,
@@ -41,7 +44,8 @@ struct WaitArgs {
     idtype: u32,
     id: i32,
     options: u32,
-    /// `wait4`'s `stat_addr` or `waitid`'s `infop` (user memory).
+    /// `wait4`'s `stat_addr` or `waitid`'s `infop` (user memory; at
+    /// `kernel_waitid`'s return, the kernel's `waitid_info`).
     uaddr: u64,
 }
 
@@ -174,6 +178,56 @@ pub fn sys_exit_waitid(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// `long kernel_wait4(pid_t upid, int __user *stat_addr, int options,
+/// struct rusage *ru)`: the status is in user memory by its return.
+#[fexit(function = "kernel_wait4")]
+pub fn kernel_wait4(ctx: FExitContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !wants_parent(filter(), (pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    let upid: i32 = ctx.arg(0);
+    let stat_addr: u64 = ctx.arg(1);
+    let options: u32 = ctx.arg(2);
+    let ret: i64 = ctx.arg(4);
+    let args = WaitArgs::wait4(upid, stat_addr, options);
+    let (pid, status, code) = wait4_result(ret, stat_addr);
+    finish(pid_tgid, &args, ret, pid, status, code);
+    0
+}
+
+/// `long kernel_waitid(int which, pid_t upid, struct waitid_info *infop,
+/// int options, struct rusage *ru)`: `infop` is the kernel's, and the call
+/// returns the pid it reports (the syscall then returns 0), 0 when it
+/// reports none, or an error.
+#[fexit(function = "kernel_waitid")]
+pub fn kernel_waitid(ctx: FExitContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !wants_parent(filter(), (pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    let which: u32 = ctx.arg(0);
+    let upid: i32 = ctx.arg(1);
+    let infop: u64 = ctx.arg(2);
+    let options: u32 = ctx.arg(3);
+    let kret: i64 = ctx.arg(5);
+    let args = WaitArgs::waitid(which, upid, infop, options);
+    let o = offsets();
+    let info = infop as KPtr;
+    let (ret, pid, status, code) = if kret > 0 {
+        (
+            0,
+            read::<i32>(info, o.waitid_info_pid).unwrap_or(0),
+            read::<i32>(info, o.waitid_info_status).unwrap_or(0),
+            read::<i32>(info, o.waitid_info_cause).unwrap_or(0),
+        )
+    } else {
+        (kret, 0, 0, 0)
+    };
+    finish(pid_tgid, &args, ret, pid, status, code);
+    0
+}
+
 #[inline(always)]
 fn read_user_i32(addr: u64) -> Option<i32> {
     if addr == 0 {
@@ -181,6 +235,17 @@ fn read_user_i32(addr: u64) -> Option<i32> {
     }
     // SAFETY: the helper validates the user address.
     unsafe { bpf_probe_read_user(addr as *const i32) }.ok()
+}
+
+/// What a `wait4` that returned `ret` reported: the pid, the status word
+/// the kernel has just written to user memory (read back), and whether
+/// there is one (1) or not (0).
+#[inline(always)]
+fn wait4_result(ret: i64, stat_addr: u64) -> (i32, i32, i32) {
+    match read_user_i32(stat_addr) {
+        Some(status) if ret > 0 => (ret as i32, status, 1),
+        _ => (if ret > 0 { ret as i32 } else { 0 }, 0, 0),
+    }
 }
 
 /// The current task's pid namespace level: the pid a wait reports is a
@@ -199,13 +264,9 @@ fn on_return(ctx: &TracePointContext, syscall: u32) {
         return;
     };
     let ret = arg(ctx, offsets().sys_exit_ret) as i64;
-
     // The kernel has just written the result to user memory: read it back.
     let (pid, status, code) = if args.syscall == WAIT_SYSCALL_WAIT4 {
-        match read_user_i32(args.uaddr) {
-            Some(status) if ret > 0 => (ret as i32, status, 1),
-            _ => (if ret > 0 { ret as i32 } else { 0 }, 0, 0),
-        }
+        wait4_result(ret, args.uaddr)
     } else if ret == 0 {
         (
             read_user_i32(args.uaddr.wrapping_add(SI_PID)).unwrap_or(0),
@@ -215,7 +276,14 @@ fn on_return(ctx: &TracePointContext, syscall: u32) {
     } else {
         (0, 0, 0)
     };
+    finish(pid_tgid, &args, ret, pid, status, code);
+}
 
+/// A wait call of the current thread returned `ret` (as the syscall
+/// returns it), reporting child `pid` (0: none) with `status` and `code`
+/// (`si_code` for `waitid`; for `wait4`, 1 when it wrote a status).
+#[inline(always)]
+fn finish(pid_tgid: u64, args: &WaitArgs, ret: i64, pid: i32, status: i32, code: i32) {
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_boot_ns() };
@@ -225,7 +293,14 @@ fn on_return(ctx: &TracePointContext, syscall: u32) {
         let reaped = pid > 0
             && collects_exit(args.syscall, args.options, status, code)
             && args.options & WNOWAIT == 0;
-        tally(tgid, &args, ret, pid > 0, reaped, now);
+        let outcome = if reaped {
+            REAPED
+        } else if pid > 0 {
+            REPORTED
+        } else {
+            0
+        };
+        tally(tgid, args, ret, outcome, now);
         // A pid reported to a caller in another pid namespace is not the
         // global pid the exit was held under.
         if !reaped || pid_ns_level != 0 {
@@ -280,9 +355,18 @@ fn current_start_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Adds a returned call to its caller's tally.
-#[inline(always)]
-fn tally(tgid: u32, args: &WaitArgs, ret: i64, reported: bool, reaped: bool, now: u64) {
+/// What a call did, for [`tally`]: it reported a child (`REPORTED`), and
+/// collected it too (`REAPED`).
+const REPORTED: u32 = 1;
+const REAPED: u32 = 3;
+
+/// Adds a returned call to its caller's tally. Not inlined: the verifier
+/// walks the rest of the program once per way through the target loop
+/// otherwise, which tripled the wait programs' load time.
+#[inline(never)]
+fn tally(tgid: u32, args: &WaitArgs, ret: i64, outcome: u32, now: u64) {
+    let reported = outcome & REPORTED != 0;
+    let reaped = outcome == REAPED;
     let slot = match WAIT_TALLY.get_ptr_mut(&tgid) {
         Some(slot) => slot,
         None => {

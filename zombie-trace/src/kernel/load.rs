@@ -9,15 +9,18 @@ use std::{collections::HashSet, fs, path::PathBuf, time::Instant};
 use aya::{
     Btf, Ebpf, EbpfLoader, Endianness,
     maps::{Map, MapData, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, FExit, Program, ProgramError, TracePoint},
 };
 use caps::{CapSet, Capability, CapsHashSet};
 use thiserror::Error;
 use zombie_trace_common::{Filter, ORPHANS_MAX, Offsets, WAIT_ARGS_MAX};
 
-use crate::kernel::{
-    maps::Probes,
-    offsets::{self, OffsetError, VMLINUX_BTF},
+use crate::{
+    kernel::{
+        maps::Probes,
+        offsets::{self, OffsetError, VMLINUX_BTF},
+    },
+    model::report::{Startup, WaitHooks},
 };
 
 /// The programs, built by build.rs (empty when the build skipped them).
@@ -70,6 +73,10 @@ pub enum LoadError {
         #[source]
         source: aya::programs::ProgramError,
     },
+    #[error(
+        "{WAIT_HOOKS_ENV}=trampolines, but this kernel refuses fexit trampolines on its wait functions (the reason follows); unset it to use the syscall tracepoints instead"
+    )]
+    TrampolinesRefused(#[source] Box<LoadError>),
     #[error("the loaded object lacks {0}: the binary is broken, rebuild it")]
     Missing(&'static str),
     #[error("opening map {name} failed: the binary is broken, rebuild it")]
@@ -132,6 +139,7 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     raise_nofile_limit();
 
     let compat = compat();
+    let mut hooks = wait_hooks_wanted(compat);
     let started = Instant::now();
     // Read once (the kernel serves it a page per read) and parsed from
     // memory by both parsers: ours for the field offsets, aya's for the
@@ -144,13 +152,24 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     } else {
         offsets::regs_args(&kernel_btf)
     };
+    match offsets::waitid_info(&kernel_btf) {
+        Some([pid, status, cause]) => {
+            offsets.waitid_info_pid = pid;
+            offsets.waitid_info_status = status;
+            offsets.waitid_info_cause = cause;
+        }
+        None if hooks == HooksWanted::Trampolines => {
+            return Err(OffsetError::Missing("struct waitid_info".to_owned()).into());
+        }
+        None => hooks = HooksWanted::Tracepoints,
+    }
+    // The oldest kernels' way in compat mode.
+    let loop_helper = !compat && offsets::has_helper(&kernel_btf, "BPF_FUNC_loop");
     drop(kernel_btf);
     let btf = Btf::parse(&bytes, Endianness::default()).map_err(|_| LoadError::NoBtf)?;
     drop(bytes);
-    log::debug!(
-        "start-up: kernel BTF read and parsed in {:?}",
-        started.elapsed()
-    );
+    let btf_time = started.elapsed();
+    log::debug!("start-up: kernel BTF read and parsed in {btf_time:?}");
     if let Some(regs_args) = regs_args {
         offsets.regs_args = regs_args;
     }
@@ -164,6 +183,8 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         btf: &btf,
         offsets: &offsets,
         args_from_regs: regs_args.is_some(),
+        loop_helper,
+        hooks,
         wait_tracing: &wait_tracing,
     };
     let tracer = if compat {
@@ -179,6 +200,10 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
         })
     };
     drop(btf);
+    let tracer = tracer.map(|mut tracer| {
+        tracer.probes.startup.btf = btf_time;
+        tracer
+    });
     // Parsing the kernel's BTF took tens of MB, now free: give them back to
     // the system, or a long-running tracer keeps them resident for nothing.
     // musl's allocator gives memory back by itself and has no malloc_trim.
@@ -196,7 +221,10 @@ struct Setup<'a> {
     btf: &'a Btf,
     offsets: &'a Offsets,
     args_from_regs: bool,
-    /// Why wait calls cannot be traced (no tracefs), if so.
+    /// The kernel has `bpf_loop`.
+    loop_helper: bool,
+    hooks: HooksWanted,
+    /// Why the wait syscall tracepoints cannot be used (no tracefs), if so.
     wait_tracing: &'a Result<(), String>,
 }
 
@@ -211,7 +239,8 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
         btf,
         offsets,
         args_from_regs,
-        wait_tracing,
+        loop_helper,
+        ..
     } = setup;
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", offsets, true)
@@ -244,27 +273,30 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
         }
     };
 
-    log::debug!("start-up: maps made in {:?}", started.elapsed());
-    for name in [
-        "sched_process_exit",
-        "sched_process_free",
-        "sched_process_exec",
-    ] {
-        attach_btf(&mut ebpf, name, btf)?;
-    }
-    let wait_tracing_error = match wait_tracing {
-        Ok(()) => match attach_wait(&mut ebpf, !args_from_regs) {
-            Ok(()) => None,
-            Err(e) if direct_reads => return Err(e),
-            Err(e) => {
-                // The kernel's reason (a verifier log) is long: for a bug
-                // report, not for the warning.
-                log::debug!("{}", with_causes(&e));
-                Some(e.to_string())
-            }
-        },
-        Err(e) => Some(e.clone()),
+    let mut times = Startup {
+        load: started.elapsed(),
+        ..Startup::default()
     };
+    log::debug!("start-up: maps made in {:?}", times.load);
+    let exit = if loop_helper {
+        "sched_process_exit"
+    } else {
+        "sched_process_exit_bounded"
+    };
+    for (name, tracepoint) in [
+        (exit, "sched_process_exit"),
+        ("sched_process_free", "sched_process_free"),
+        ("sched_process_exec", "sched_process_exec"),
+    ] {
+        attach(
+            &mut ebpf,
+            name,
+            &mut times,
+            |p: &mut BtfTracePoint| p.load(tracepoint, btf),
+            |p| p.attach().map(drop),
+        )?;
+    }
+    let (wait_hooks, wait_tracing_error) = attach_wait(&mut ebpf, setup, direct_reads, &mut times)?;
     log::debug!(
         "start-up: programs loaded and attached in {:?}",
         started.elapsed()
@@ -286,8 +318,10 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
             latency_by_reaper: take_map(&mut ebpf, "LATENCY_BY_REAPER")?,
             cgroup_set,
             orphans: take_map(&mut ebpf, "ORPHANS")?,
-            wait_tracing: wait_tracing_error.is_none(),
+            wait_tracing: wait_hooks.is_some(),
             wait_tracing_error,
+            wait_hooks,
+            startup: times,
             _ebpf: ebpf,
         },
     })
@@ -309,30 +343,108 @@ where
     M::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
-fn attach_btf(ebpf: &mut Ebpf, name: &'static str, btf: &Btf) -> Result<(), LoadError> {
+/// Loads program `name` (of type `P`) with `load`, then attaches it with
+/// `attach`, adding the time each took to `times`.
+fn attach<P>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    times: &mut Startup,
+    load: impl FnOnce(&mut P) -> Result<(), ProgramError>,
+    attach: impl FnOnce(&mut P) -> Result<(), ProgramError>,
+) -> Result<(), LoadError>
+where
+    for<'p> &'p mut P: TryFrom<&'p mut Program, Error = ProgramError>,
+{
     let attach_err = |source| LoadError::Attach {
         program: name,
         source,
     };
-    let program: &mut BtfTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(LoadError::Missing(name))?
-        .try_into()
-        .map_err(attach_err)?;
+    let program = ebpf.program_mut(name).ok_or(LoadError::Missing(name))?;
     let t = Instant::now();
-    program.load(name, btf).map_err(attach_err)?;
+    load((&mut *program).try_into().map_err(attach_err)?).map_err(attach_err)?;
     let loaded = t.elapsed();
-    program.attach().map_err(attach_err)?;
+    attach((&mut *program).try_into().map_err(attach_err)?).map_err(attach_err)?;
+    let attached = t.elapsed() - loaded;
+    times.load += loaded;
+    times.attach += attached;
     log::debug!(
-        "start-up: {name} verified in {loaded:?}, attached in {:?}",
-        t.elapsed() - loaded
+        "start-up: {name} verified in {loaded:?} ({} instructions), attached in {attached:?}",
+        program
+            .info()
+            .ok()
+            .and_then(|i| i.verified_instruction_count())
+            .map_or_else(|| "?".to_owned(), |n| n.to_string()),
     );
     Ok(())
 }
 
-/// The wait programs; the entry ones only when `entries` (the return ones
-/// cannot read the arguments from `pt_regs`).
-fn attach_wait(ebpf: &mut Ebpf, entries: bool) -> Result<(), LoadError> {
+/// The wait programs: fexit trampolines unless unwanted or refused, else
+/// the syscall tracepoints. How they run, or why they do not (when that
+/// is not an error: see [`load_with`]).
+fn attach_wait(
+    ebpf: &mut Ebpf,
+    setup: &Setup<'_>,
+    direct_reads: bool,
+    times: &mut Startup,
+) -> Result<(Option<WaitHooks>, Option<String>), LoadError> {
+    if setup.hooks != HooksWanted::Tracepoints {
+        match attach_trampolines(ebpf, setup.btf, times) {
+            Ok(()) => return Ok((Some(WaitHooks::Trampolines), None)),
+            Err(e) if setup.hooks == HooksWanted::Trampolines => {
+                return Err(LoadError::TrampolinesRefused(Box::new(e)));
+            }
+            Err(e) => log::debug!(
+                "trampolines refused, using the syscall tracepoints: {}",
+                with_causes(&e)
+            ),
+        }
+    }
+    if let Err(e) = setup.wait_tracing {
+        return Ok((None, Some(e.clone())));
+    }
+    match attach_tracepoints(ebpf, !setup.args_from_regs, times) {
+        Ok(()) => Ok((Some(WaitHooks::Tracepoints), None)),
+        Err(e) if direct_reads => Err(e),
+        Err(e) => {
+            // The kernel's reason (a verifier log) is long: for a bug
+            // report, not for the warning.
+            log::debug!("{}", with_causes(&e));
+            Ok((None, Some(e.to_string())))
+        }
+    }
+}
+
+/// fexit on the kernel functions the wait syscalls call (the programs are
+/// named after them), both or neither.
+fn attach_trampolines(ebpf: &mut Ebpf, btf: &Btf, times: &mut Startup) -> Result<(), LoadError> {
+    const FUNCTIONS: [&str; 2] = ["kernel_wait4", "kernel_waitid"];
+    for (i, function) in FUNCTIONS.into_iter().enumerate() {
+        let attached = attach(
+            ebpf,
+            function,
+            times,
+            |p: &mut FExit| p.load(function, btf),
+            |p| p.attach().map(drop),
+        );
+        if let Err(e) = attached {
+            for done in &FUNCTIONS[..i] {
+                if let Some(Program::FExit(p)) = ebpf.program_mut(done) {
+                    let _ = p.unload();
+                }
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// The wait syscall tracepoints; the entry ones only when `entries` (the
+/// return ones cannot read the arguments from `pt_regs`).
+fn attach_tracepoints(
+    ebpf: &mut Ebpf,
+    entries: bool,
+    times: &mut Startup,
+) -> Result<(), LoadError> {
     // Returns first: a call that returns between the two attaches must not
     // leave its arguments behind.
     let programs = ["sys_exit_wait4", "sys_exit_waitid"].into_iter().chain(
@@ -342,30 +454,55 @@ fn attach_wait(ebpf: &mut Ebpf, entries: bool) -> Result<(), LoadError> {
             .flatten(),
     );
     for name in programs {
-        let attach_err = |source| LoadError::Attach {
-            program: name,
-            source,
-        };
-        let program: &mut TracePoint = ebpf
-            .program_mut(name)
-            .ok_or(LoadError::Missing(name))?
-            .try_into()
-            .map_err(attach_err)?;
-        let t = Instant::now();
-        program.load().map_err(attach_err)?;
-        let loaded = t.elapsed();
-        program.attach("syscalls", name).map_err(attach_err)?;
-        log::debug!(
-            "start-up: {name} verified in {loaded:?}, attached in {:?}",
-            t.elapsed() - loaded
-        );
+        attach(
+            ebpf,
+            name,
+            times,
+            |p: &mut TracePoint| p.load(),
+            |p| p.attach("syscalls", name).map(drop),
+        )?;
     }
     Ok(())
 }
 
+/// How wait calls should be traced: `ZOMBIE_TRACE_WAIT_HOOKS`, else by
+/// trampolines where the kernel allows them (never in compat mode, whose
+/// point is the oldest kernels' ways).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HooksWanted {
+    Any,
+    Trampolines,
+    Tracepoints,
+}
+
+/// `ZOMBIE_TRACE_WAIT_HOOKS=tracepoints` traces wait calls by the syscall
+/// tracepoints even where trampolines would do (to compare the two, or
+/// round a kernel whose trampolines misbehave); `=trampolines` refuses to
+/// start without them.
+pub const WAIT_HOOKS_ENV: &str = "ZOMBIE_TRACE_WAIT_HOOKS";
+
+fn wait_hooks_wanted(compat: bool) -> HooksWanted {
+    let wanted = match std::env::var(WAIT_HOOKS_ENV) {
+        Ok(value) if value == "trampolines" => HooksWanted::Trampolines,
+        Ok(value) if value == "tracepoints" => HooksWanted::Tracepoints,
+        Ok(value) => {
+            log::warn!(
+                "{WAIT_HOOKS_ENV}={value:?} ignored: it takes `trampolines` or `tracepoints`"
+            );
+            HooksWanted::Any
+        }
+        Err(_) => HooksWanted::Any,
+    };
+    match wanted {
+        HooksWanted::Any if compat => HooksWanted::Tracepoints,
+        wanted => wanted,
+    }
+}
+
 /// `ZOMBIE_TRACE_COMPAT=1`: the ways of the oldest supported kernels on
 /// any kernel: kernel memory read with `bpf_probe_read_kernel`, and wait
-/// calls' arguments kept from their entry. A way round a kernel where the
+/// calls traced by the syscall tracepoints, their arguments kept from
+/// their entry. A way round a kernel where the
 /// newer ways mislead, and how the tests cover the older ones anywhere.
 pub const COMPAT_ENV: &str = "ZOMBIE_TRACE_COMPAT";
 

@@ -7,6 +7,7 @@ use std::{
     os::fd::{AsFd as _, AsRawFd as _},
 };
 
+use crate::model::report::{Startup, WaitHooks};
 use aya::{
     Ebpf, Pod,
     maps::{HashMap, IterableMap as _, MapData, PerCpuArray},
@@ -42,6 +43,10 @@ pub struct Probes {
     pub wait_tracing: bool,
     /// Why not, when they are not.
     pub wait_tracing_error: Option<String>,
+    /// How, when they are.
+    pub wait_hooks: Option<WaitHooks>,
+    /// What loading took, by part (the scan is the session's).
+    pub startup: Startup,
     /// Keeps the programs and their links alive: dropping it detaches them.
     pub(super) _ebpf: Ebpf,
 }

@@ -91,8 +91,16 @@ pub fn regs_args(btf: &Btf) -> Option<[u32; 4]> {
     Some([at("di")?, at("si")?, at("dx")?, at("r10")?])
 }
 
+/// `struct waitid_info`'s `pid`, `status` and `cause`: what the wait
+/// trampolines read at `kernel_waitid`'s return.
+pub fn waitid_info(btf: &Btf) -> Option<[u32; 3]> {
+    let info = find_struct(btf, "waitid_info").ok()?;
+    let at = |field| member_offset(btf, &info, "waitid_info", field).ok();
+    Some([at("pid")?, at("status")?, at("cause")?])
+}
+
 /// Whether the kernel's `enum bpf_func_id` names `helper`.
-fn has_helper(btf: &Btf, helper: &str) -> bool {
+pub fn has_helper(btf: &Btf, helper: &str) -> bool {
     let Ok(types) = btf.resolve_types_by_name("bpf_func_id") else {
         return false;
     };

@@ -2,7 +2,7 @@
 //! Filled in by the session from the engine's findings and `/proc`,
 //! rendered by `output`. Plain data, no I/O.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::model::{
     diagnosis::Diagnosis,
@@ -118,6 +118,41 @@ pub struct Ready {
     pub preexisting: usize,
     /// Whether `wait` calls are traced (needs tracefs).
     pub wait_tracing: bool,
+    /// How, when they are.
+    pub wait_hooks: Option<WaitHooks>,
+    pub startup: Startup,
+}
+
+/// How the wait calls are traced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitHooks {
+    /// fexit on the kernel functions behind the wait syscalls: nothing
+    /// else pays.
+    Trampolines,
+    /// The syscall tracepoints, where the kernel refuses trampolines:
+    /// every syscall of every process takes the kernel's slow path.
+    Tracepoints,
+}
+
+impl WaitHooks {
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitHooks::Trampolines => "trampolines",
+            WaitHooks::Tracepoints => "tracepoints",
+        }
+    }
+}
+
+/// Where the time from start to `ready` went.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Startup {
+    /// Reading and indexing the kernel's BTF.
+    pub btf: Duration,
+    /// Making the maps and loading the programs (the verifier's work).
+    pub load: Duration,
+    pub attach: Duration,
+    /// The `/proc` scan for zombies already there.
+    pub scan: Duration,
 }
 
 /// Zombies still outstanding under one parent.

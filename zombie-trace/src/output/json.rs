@@ -2,7 +2,7 @@
 //! (see README.md, Output contract); names are the real bytes, lossy UTF-8
 //! at worst.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ use super::{
 use crate::{
     model::{
         process::{TargetState, WaitNow},
-        report::{Latency, Line, ParentGroup, Zombie},
+        report::{Latency, Line, ParentGroup, WaitHooks, Zombie},
     },
     proc::parse::state_name,
 };
@@ -33,6 +33,8 @@ enum JsonLine<'a> {
         pid: u32,
         preexisting: usize,
         wait_tracing: bool,
+        wait_hooks: Option<&'static str>,
+        startup: JsonStartup,
     },
     Zombie {
         ts: String,
@@ -227,6 +229,19 @@ struct OnNode<'a> {
     node: Option<&'a str>,
 }
 
+/// Where start-up went, in milliseconds (to the microsecond).
+#[derive(Serialize)]
+struct JsonStartup {
+    btf_ms: f64,
+    load_ms: f64,
+    attach_ms: f64,
+    scan_ms: f64,
+}
+
+fn fractional_ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
 pub(super) fn line(line: &Line, boot_now_ns: Option<u64>, node: Option<&str>) -> String {
     let value = match line {
         Line::Ready(r) => JsonLine::Ready {
@@ -237,6 +252,13 @@ pub(super) fn line(line: &Line, boot_now_ns: Option<u64>, node: Option<&str>) ->
             pid: r.pid,
             preexisting: r.preexisting,
             wait_tracing: r.wait_tracing,
+            wait_hooks: r.wait_hooks.map(WaitHooks::name),
+            startup: JsonStartup {
+                btf_ms: fractional_ms(r.startup.btf),
+                load_ms: fractional_ms(r.startup.load),
+                attach_ms: fractional_ms(r.startup.attach),
+                scan_ms: fractional_ms(r.startup.scan),
+            },
         },
         Line::Zombie(z) => json_zombie(z, boot_now_ns),
         Line::Reaped { ts, reaped: r } => JsonLine::Reap {

@@ -19,7 +19,7 @@ use crate::{
         process::{ContainerNames, Placement, Sigchld},
         report::{
             Exited, Latency, Lost, ParentGroup, ParentRow, Ready, Reaped, ReaperKind, Snapshot,
-            Summary,
+            Startup, Summary, WaitHooks,
         },
     },
 };
@@ -159,6 +159,13 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
             pid: 99,
             preexisting: 2,
             wait_tracing: true,
+            wait_hooks: Some(WaitHooks::Tracepoints),
+            startup: Startup {
+                btf: Duration::from_micros(4_250),
+                load: Duration::from_millis(60),
+                attach: Duration::from_micros(800),
+                scan: Duration::from_micros(1_500),
+            },
         }),
         Line::Zombie(Box::new({
             let mut z = zombie(comm, Some(p.clone()));
@@ -420,7 +427,9 @@ fn json_ready() {
             "kernel",
             "pid",
             "preexisting",
-            "wait_tracing"
+            "wait_tracing",
+            "wait_hooks",
+            "startup"
         ])
     );
     assert_eq!(map["type"], "ready");
@@ -431,6 +440,11 @@ fn json_ready() {
     assert_eq!(map["pid"], 99);
     assert_eq!(map["preexisting"], 2);
     assert_eq!(map["wait_tracing"], true);
+    assert_eq!(map["wait_hooks"], "tracepoints");
+    assert_eq!(
+        map["startup"],
+        serde_json::json!({"btf_ms": 4.25, "load_ms": 60.0, "attach_ms": 0.8, "scan_ms": 1.5})
+    );
 }
 
 #[test]
@@ -778,7 +792,7 @@ fn text_lines() {
     assert_eq!(
         text(&lines[0]),
         "22:14:14.123 READY   zombie-trace 0.1.0 pid=99 kernel=seed.py threshold=5.0s \
-         preexisting=2 wait-tracing=on\n"
+         preexisting=2 wait-tracing=on wait-hooks=tracepoints\n"
     );
     assert_eq!(
         text(&lines[1]),

@@ -97,13 +97,16 @@ pub(super) fn line(line: &Line, boot_now_ns: Option<u64>) -> String {
 
 fn ready_text(r: &Ready) -> String {
     format!(
-        "zombie-trace {} pid={} kernel={} threshold={} preexisting={} wait-tracing={}",
+        "zombie-trace {} pid={} kernel={} threshold={} preexisting={} wait-tracing={}{}",
         word(r.version.as_bytes()),
         r.pid,
         word(r.kernel.as_bytes()),
         human_ms(r.threshold_ms),
         r.preexisting,
         if r.wait_tracing { "on" } else { "off" },
+        r.wait_hooks
+            .map(|h| format!(" wait-hooks={}", h.name()))
+            .unwrap_or_default(),
     )
 }
 

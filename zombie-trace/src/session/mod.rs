@@ -11,7 +11,7 @@ use std::{
     os::fd::{AsRawFd, RawFd},
     path::PathBuf,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result};
@@ -51,7 +51,7 @@ use crate::{
     metrics::Metrics,
     model::{
         event::Comm,
-        report::{Line, ParentGroup, Ready},
+        report::{Line, ParentGroup, Ready, Startup},
         time::ns_to_ticks,
     },
     output::Format,
@@ -411,7 +411,9 @@ impl Session {
     /// it.
     fn start(&mut self, events: &mut RingBuf<MapData>, probes: &mut Probes) -> Result<()> {
         self.drain(events);
+        let scanning = Instant::now();
         self.scan(probes, true)?;
+        let scan = scanning.elapsed();
         // Children that died during the scan: their exits are in the ring,
         // and take over their `/proc` entries (with their real age).
         self.drain(events);
@@ -429,6 +431,11 @@ impl Session {
             pid: std::process::id(),
             preexisting,
             wait_tracing: self.wait_tracing,
+            wait_hooks: probes.wait_hooks,
+            startup: Startup {
+                scan,
+                ..probes.startup
+            },
         }));
         Ok(())
     }
