@@ -51,7 +51,15 @@ exist when it starts are reported too, marked pre-existing.
 
 Needs root (or CAP_BPF + CAP_PERFMON) and a kernel with BTF (Linux 5.8+). \
 Stop it with Ctrl-C or SIGTERM: it prints a summary and leaves nothing \
-attached in the kernel.",
+attached in the kernel.
+
+How it runs: wait calls are traced by fexit trampolines on the kernel's \
+wait functions where the kernel allows them (most distribution kernels): \
+nothing else pays. Where it refuses them, by the wait syscall tracepoints, \
+which put every syscall of every process on the kernel's slow path (some \
+tens of ns each) while zombie-trace runs. The ready line says which \
+(wait_hooks); ZOMBIE_TRACE_WAIT_HOOKS=tracepoints forces the second way, \
+=trampolines refuses to start without the first.",
     after_help = "Examples:
   zombie-trace
       Report children left unreaped for more than 5 seconds.
