@@ -20,12 +20,15 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build, cores, is_root, output_of, plot, run_cmd, soak, which, workspace_root};
+use crate::{
+    build, cores, is_root, output_of, plot, run_cmd, soak, target_dir, which, workspace_root,
+};
 
 mod flood;
 mod kernel;
 mod page;
 mod release;
+mod startup;
 
 /// The anchors' packages, and bpftool for the kernel's accounting.
 const ANCHORS: [(&str, &str); 3] = [
@@ -192,7 +195,8 @@ pub enum Only {
     /// Zombies of one parent (`--flood-children`).
     Flood,
     /// The release files of `cargo xtask dist`: their sizes, and each way's
-    /// time from exec to ready.
+    /// time from exec to ready beside exitsnoop's and bpftrace's to their
+    /// first event.
     Release,
 }
 
@@ -216,9 +220,9 @@ pub fn bench(options: &Options) -> Result<()> {
     build::build(true)?;
     install_anchors()?;
     let root = workspace_root();
-    let dir = root.join("target/xtask/bench");
+    let dir = target_dir().join("xtask/bench");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let zombie_trace = root.join("target/release/zombie-trace");
+    let zombie_trace = target_dir().join("release/zombie-trace");
     let machine = machine();
     let out = root.join("BENCHMARKS.md");
     if only == Some(Only::Flood) {

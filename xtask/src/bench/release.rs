@@ -2,21 +2,16 @@
 //! is, and how long each way of running the tracer takes from `exec` to
 //! its ready line (the probes attached, the zombies already there
 //! reported): the static binary, the build `cargo build --release` makes
-//! (glibc), and the image under podman, as the README runs it.
+//! (glibc), and the image under podman, as the README runs it; beside the
+//! anchors' time to their first event.
 
-use std::{
-    fs,
-    io::{BufRead as _, BufReader},
-    path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{fs, path::Path, process::Command};
 
 use anyhow::{Context as _, Result};
 
 use super::{
-    page::{self, median, with_spread},
-    stop,
+    BPFTRACE_PROGRAM, Tracer, page,
+    startup::{self, POKE_EVERY, Start, Until},
 };
 use crate::dist::{self, Artifacts};
 
@@ -24,13 +19,11 @@ const BEGIN: &str = "<!-- release:begin -->";
 const END: &str = "<!-- release:end -->";
 /// Starts of each way, for the median.
 const STARTS: usize = 10;
-/// The longest a start may take before the bench gives up on it.
-const READY_WITHIN: Duration = Duration::from_secs(60);
 
 pub struct Release {
     sizes: Vec<(String, u64)>,
-    /// Each way's name and its start-up times in seconds.
-    starts: Vec<(&'static str, Vec<f64>)>,
+    /// Each way's name and its starts.
+    starts: Vec<(&'static str, Vec<Start>)>,
 }
 
 pub fn measure(glibc_build: &Path) -> Result<Release> {
@@ -44,55 +37,84 @@ pub fn measure(glibc_build: &Path) -> Result<Release> {
         sizes.push((format!("`{name}`"), size(file)?));
     }
     let mut starts = Vec::new();
-    for (name, cmd) in ways(&artifacts, glibc_build)? {
+    for way in ways(&artifacts, glibc_build)? {
         let mut times = Vec::new();
         for _ in 0..STARTS {
-            times.push(
-                start_up(cmd())
-                    .with_context(|| format!("starting {name}"))?
-                    .as_secs_f64(),
+            let start = startup::start_up((way.command)(), way.until, way.own_cpu)
+                .with_context(|| format!("starting {}", way.name))?;
+            println!(
+                "start-up, {}: {:.0} ms, CPU {}, parts {:?}",
+                way.name,
+                start.wall_ms,
+                start
+                    .cpu_ms
+                    .map_or("–".to_owned(), |ms| format!("{ms:.0} ms")),
+                start.parts
             );
+            times.push(start);
         }
-        println!(
-            "start-up, {name}: median {:.3} s",
-            median(times.clone()).unwrap_or(0.0)
-        );
-        starts.push((name, times));
+        starts.push((way.name, times));
     }
     Ok(Release { sizes, starts })
 }
 
-type Way = (&'static str, Box<dyn Fn() -> Command>);
+struct Way {
+    name: &'static str,
+    until: Until,
+    /// The process started is the tracer (podman only starts it).
+    own_cpu: bool,
+    command: Box<dyn Fn() -> Command>,
+}
 
 fn ways(artifacts: &Artifacts, glibc_build: &Path) -> Result<Vec<Way>> {
+    let zombie_trace = |name, own_cpu, command: Box<dyn Fn() -> Command>| Way {
+        name,
+        until: Until::Ready,
+        own_cpu,
+        command: Box::new(move || {
+            let mut cmd = command();
+            cmd.args(["--format", "json"]);
+            cmd
+        }),
+    };
+    let anchor = |tracer: Tracer, command: fn() -> Command| Way {
+        name: tracer.name(),
+        until: Until::FirstExit,
+        own_cpu: true,
+        command: Box::new(command),
+    };
     let binary = artifacts.binary.clone();
     let glibc = glibc_build.to_path_buf();
     let image = dist::check::Image::load(artifacts)?;
     Ok(vec![
-        (
+        zombie_trace(
             "the static binary",
-            Box::new(move || {
-                let mut cmd = Command::new(&binary);
-                cmd.args(["--format", "json"]);
-                cmd
-            }),
+            true,
+            Box::new(move || Command::new(&binary)),
         ),
-        (
+        zombie_trace(
             "the glibc build",
-            Box::new(move || {
-                let mut cmd = Command::new(&glibc);
-                cmd.args(["--format", "json"]);
-                cmd
-            }),
+            true,
+            Box::new(move || Command::new(&glibc)),
         ),
-        (
+        zombie_trace(
             "the image under podman",
-            Box::new(move || {
-                let mut cmd = image.run();
-                cmd.args(["--format", "json"]);
-                cmd
-            }),
+            false,
+            Box::new(move || image.run()),
         ),
+        // Into a pipe exitsnoop's stdio would hold its lines back until
+        // 4 KiB gathered; stdbuf execs it (same process) with lines
+        // flushed, as on a terminal. bpftrace flushes each line itself.
+        anchor(Tracer::Exitsnoop, || {
+            let mut cmd = Command::new("stdbuf");
+            cmd.args(["-oL", "exitsnoop"]);
+            cmd
+        }),
+        anchor(Tracer::Bpftrace, || {
+            let mut cmd = Command::new("bpftrace");
+            cmd.args(["-e", BPFTRACE_PROGRAM]);
+            cmd
+        }),
     ])
 }
 
@@ -100,31 +122,6 @@ fn size(path: &Path) -> Result<u64> {
     Ok(fs::metadata(path)
         .with_context(|| format!("{} is missing", path.display()))?
         .len())
-}
-
-/// From spawning `cmd` to its ready line; then it is stopped.
-fn start_up(mut cmd: Command) -> Result<Duration> {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawning")?;
-    let stdout = child.stdout.take().context("its stdout")?;
-    let mut ready = None;
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        if line.contains(r#""type":"ready""#) {
-            ready = Some(started.elapsed());
-            break;
-        }
-        if started.elapsed() > READY_WITHIN {
-            break;
-        }
-    }
-    stop(&mut child);
-    ready.context("no ready line")
 }
 
 pub fn section(release: &Release, command: &str, machine: &[(&str, String)]) -> String {
@@ -141,11 +138,7 @@ pub fn section(release: &Release, command: &str, machine: &[(&str, String)]) -> 
             *bytes as f64 / f64::from(1 << 20)
         ));
     }
-    let mut starts = String::from("| how | exec to ready |\n|---|---|\n");
-    for (name, times) in &release.starts {
-        let ms: Vec<f64> = times.iter().map(|s| s * 1000.0).collect();
-        starts.push_str(&format!("| {name} | {} |\n", with_spread(&ms, "ms", 0)));
-    }
+    let starts = startup::table(&release.starts);
     format!(
         "{BEGIN}
 ## Release files and start-up
@@ -155,16 +148,25 @@ From `{command}` (as root): {date}, kernel {kernel}, zombie-trace {build}.
 What `cargo xtask dist` builds (README, \"Install\"):
 
 {sizes}
-From `exec` to the ready line (all probes attached, the zombies already
-there reported), median of {STARTS} starts of each, smallest and largest in
-brackets. The image's time includes podman making and starting the
-container.
+From `exec` to zombie-trace's ready line (all probes attached, the
+zombies already there reported), or to the anchors' first line about an
+exit: median of {STARTS} starts of each, smallest and largest in brackets.
+The anchors say nothing once attached, so while each starts a `/bin/true`
+exits every {poke} ms: their time includes waiting for one, up to about
+{poke} ms more (exitsnoop runs under `stdbuf -oL`, or a pipe would hold
+its lines back). The image's time includes podman making and starting the
+container. CPU is the started process's own until that line (podman's
+would not be the tracer's). The parts are the medians of the ready line's
+`startup`: BTF reading and indexing the kernel's BTF, load creating the
+maps and verifying the programs, attach attaching them, scan the `/proc`
+scan for the zombies already there.
 
 {starts}{END}
 ",
         date = field("date"),
         kernel = field("kernel"),
         build = field("zombie-trace"),
+        poke = POKE_EVERY.as_millis(),
     )
 }
 
