@@ -18,6 +18,7 @@ use std::{
 use serde_json::Value;
 use support::*;
 use zombie_trace::kernel::{
+    btf::{Btf, BtfBytes},
     load::{COMPAT_ENV, WAIT_HOOKS_ENV},
     offsets::{VMLINUX_BTF, regs_args},
 };
@@ -1278,7 +1279,8 @@ fn stop_prints_summary_with_outstanding_zombies_and_detaches() {
 /// entries where the arguments are not read at return (older kernels, or
 /// the suite run with `ZOMBIE_TRACE_COMPAT=1`, which the tracer inherits).
 fn programs_when_running() -> usize {
-    let btf = btf_rs::Btf::from_file(VMLINUX_BTF).expect("reading the kernel's BTF");
+    let bytes = BtfBytes::read(VMLINUX_BTF).expect("reading the kernel's BTF");
+    let btf = Btf::parse(&bytes).expect("parsing the kernel's BTF");
     let compat = std::env::var(COMPAT_ENV).is_ok_and(|v| v == "1");
     if regs_args(&btf).is_some() && !compat {
         5

@@ -7,7 +7,7 @@
 use std::{collections::HashSet, fs, path::PathBuf, time::Instant};
 
 use aya::{
-    Btf, Ebpf, EbpfLoader, Endianness,
+    Btf, Ebpf, EbpfLoader,
     maps::{Map, MapData, RingBuf},
     programs::{BtfTracePoint, FExit, Program, ProgramError, TracePoint},
 };
@@ -17,6 +17,7 @@ use zombie_trace_common::{Filter, ORPHANS_MAX, Offsets, WAIT_ARGS_MAX};
 
 use crate::{
     kernel::{
+        btf::{Btf as KernelBtf, BtfBytes, Kind},
         maps::Probes,
         offsets::{self, OffsetError, VMLINUX_BTF},
     },
@@ -32,6 +33,19 @@ const MIN_KERNEL: (u32, u32) = (5, 8);
 /// Linux 5.14: tracing programs may ask for the current task's cgroup
 /// ancestors (`bpf_get_current_ancestor_cgroup_id`), which `--cgroup` needs.
 const MIN_KERNEL_CGROUP: (u32, u32) = (5, 14);
+
+/// The types aya looks up by name to attach the programs: the BTF
+/// tracepoints' typedefs, and the functions traced on return where the
+/// kernel has them.
+const ATTACH_TYPES: [(&str, Kind); 5] = [
+    ("btf_trace_sched_process_exit", Kind::Typedef),
+    ("btf_trace_sched_process_free", Kind::Typedef),
+    ("btf_trace_sched_process_exec", Kind::Typedef),
+    ("kernel_wait4", Kind::Func),
+    ("kernel_waitid", Kind::Func),
+];
+/// The first this many of [`ATTACH_TYPES`] are the tracepoints'.
+const TRACEPOINT_TYPES: usize = 3;
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -61,6 +75,10 @@ pub enum LoadError {
     CgroupFilterUnsupported { release: String },
     #[error(transparent)]
     Offsets(#[from] OffsetError),
+    #[error(
+        "aya refused the BTF made for it with the ids of the kernel's tracepoints and functions: a zombie-trace bug, report this whole message"
+    )]
+    AttachTypes(#[source] aya::BtfError),
     #[error(
         "loading the eBPF programs failed (run as root; if the cause below still says 'operation not permitted', check kernel.unprivileged_bpf_disabled and the lockdown mode, else report this whole message)"
     )]
@@ -141,11 +159,10 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     let compat = compat();
     let mut hooks = wait_hooks_wanted(compat);
     let started = Instant::now();
-    // Read once (the kernel serves it a page per read) and parsed from
-    // memory by both parsers: ours for the field offsets, aya's for the
-    // ids of the functions and tracepoints the programs attach to.
-    let bytes = fs::read(VMLINUX_BTF).map_err(|_| LoadError::NoBtf)?;
-    let kernel_btf = btf_rs::Btf::from_bytes(&bytes).map_err(OffsetError::Btf)?;
+    // Mapped or read once, and only the few types wanted looked at: the
+    // offsets, and the ids of those the programs attach to, for aya.
+    let bytes = BtfBytes::read(VMLINUX_BTF).map_err(|_| LoadError::NoBtf)?;
+    let kernel_btf = KernelBtf::parse(&bytes).map_err(OffsetError::Btf)?;
     let mut offsets = offsets::from_btf(&kernel_btf)?;
     let regs_args = if compat {
         None
@@ -165,8 +182,15 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     }
     // The oldest kernels' way in compat mode.
     let loop_helper = !compat && offsets::has_helper(&kernel_btf, "BPF_FUNC_loop");
+    // The functions' ids are large (aya is handed a stand-in for each
+    // type below them): only when trampolines will be tried.
+    let wanted = if hooks == HooksWanted::Tracepoints {
+        &ATTACH_TYPES[..TRACEPOINT_TYPES]
+    } else {
+        &ATTACH_TYPES[..]
+    };
+    let btf = kernel_btf.aya_btf(wanted).map_err(LoadError::AttachTypes)?;
     drop(kernel_btf);
-    let btf = Btf::parse(&bytes, Endianness::default()).map_err(|_| LoadError::NoBtf)?;
     drop(bytes);
     let btf_time = started.elapsed();
     log::debug!("start-up: kernel BTF read and parsed in {btf_time:?}");
@@ -199,20 +223,10 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
             load_with(&setup, false)
         })
     };
-    drop(btf);
-    let tracer = tracer.map(|mut tracer| {
+    tracer.map(|mut tracer| {
         tracer.probes.startup.btf = btf_time;
         tracer
-    });
-    // Parsing the kernel's BTF took tens of MB, now free: give them back to
-    // the system, or a long-running tracer keeps them resident for nothing.
-    // musl's allocator gives memory back by itself and has no malloc_trim.
-    // SAFETY: malloc_trim has no preconditions.
-    #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::malloc_trim(0)
-    };
-    tracer
+    })
 }
 
 /// What loading needs, whichever way kernel memory is read.

@@ -1,8 +1,9 @@
 //! The kernel side as userspace sees it: the checks, loading and attaching
-//! of the programs (`load`), the field offsets they are given (`offsets`),
-//! typed access to their maps, the records they send (`decode`), the
+//! of the programs (`load`), the field offsets they are given (`offsets`)
+//! out of the kernel's BTF read in place (`btf`), typed access to their maps, the records they send (`decode`), the
 //! privileges dropped once attached, and the kernel's boot-time clock.
 
+pub mod btf;
 pub mod clock;
 pub mod decode;
 pub mod load;

@@ -10,9 +10,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use btf_rs::{Btf, BtfType, Struct, Type};
 use thiserror::Error;
 use zombie_trace_common::Offsets;
+
+use crate::kernel::btf::{Btf, BtfError, Struct};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -21,7 +22,7 @@ pub enum OffsetError {
     #[error(
         "cannot read the kernel's BTF at {VMLINUX_BTF}: {0}; zombie-trace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian, Ubuntu, RHEL 8.2+ and Fedora kernels have it)"
     )]
-    Btf(btf_rs::Error),
+    Btf(BtfError),
     #[error(
         "the kernel's BTF has no {0}: this kernel is not one zombie-trace supports (Linux 5.8 or newer with BTF)"
     )]
@@ -37,7 +38,41 @@ pub enum OffsetError {
 
 /// Struct offsets from BTF; the tracepoint fields stay zero until
 /// [`add_wait_tracepoints`] fills them in.
-pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
+pub fn from_btf(btf: &Btf<'_>) -> Result<Offsets, OffsetError> {
+    from_layout(btf)
+}
+
+/// Where the kernel's struct layouts are read: its BTF, and in the tests
+/// also btf-rs's reading of it, which this one must agree with.
+trait Layout {
+    type Struct;
+    fn find_struct(&self, name: &str) -> Option<Self::Struct>;
+    fn member_offset(&self, st: &Self::Struct, field: &str) -> Option<u32>;
+    fn size(&self, st: &Self::Struct) -> u32;
+    fn has_helper(&self, helper: &str) -> bool;
+}
+
+impl<'a> Layout for Btf<'a> {
+    type Struct = Struct<'a>;
+
+    fn find_struct(&self, name: &str) -> Option<Struct<'a>> {
+        Btf::find_struct(self, name)
+    }
+
+    fn member_offset(&self, st: &Struct<'a>, field: &str) -> Option<u32> {
+        Btf::member_offset(self, st, field)
+    }
+
+    fn size(&self, st: &Struct<'a>) -> u32 {
+        st.size()
+    }
+
+    fn has_helper(&self, helper: &str) -> bool {
+        self.has_enumerator("bpf_func_id", helper)
+    }
+}
+
+fn from_layout<L: Layout>(btf: &L) -> Result<Offsets, OffsetError> {
     let task = find_struct(btf, "task_struct")?;
     let signal = find_struct(btf, "signal_struct")?;
     let sighand = find_struct(btf, "sighand_struct")?;
@@ -69,7 +104,7 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
         signal_flags: member_offset(btf, &signal, "signal_struct", "flags")?,
         signal_group_exit_code: member_offset(btf, &signal, "signal_struct", "group_exit_code")?,
         sighand_action: member_offset(btf, &sighand, "sighand_struct", "action")?,
-        k_sigaction_size: k_sigaction.size() as u32,
+        k_sigaction_size: btf.size(&k_sigaction),
         // `k_sigaction.sa` is its first member on every architecture.
         sigaction_handler: member_offset(btf, &sigaction, "sigaction", "sa_handler")?,
         sigaction_flags: member_offset(btf, &sigaction, "sigaction", "sa_flags")?,
@@ -81,91 +116,46 @@ pub fn from_btf(btf: &Btf) -> Result<Offsets, OffsetError> {
 /// return program can read them there: the kernel has `bpf_task_pt_regs`
 /// (5.15+), and on x86_64 the registers saved at syscall entry are left
 /// as they were (arm64 overwrites its first argument with the result).
-pub fn regs_args(btf: &Btf) -> Option<[u32; 4]> {
-    if !cfg!(target_arch = "x86_64") || !has_helper(btf, "BPF_FUNC_task_pt_regs") {
+pub fn regs_args(btf: &Btf<'_>) -> Option<[u32; 4]> {
+    regs_args_from(btf)
+}
+
+fn regs_args_from<L: Layout>(btf: &L) -> Option<[u32; 4]> {
+    if !cfg!(target_arch = "x86_64") || !btf.has_helper("BPF_FUNC_task_pt_regs") {
         return None;
     }
-    let regs = find_struct(btf, "pt_regs").ok()?;
-    let at = |field| member_offset(btf, &regs, "pt_regs", field).ok();
+    let regs = btf.find_struct("pt_regs")?;
+    let at = |field| btf.member_offset(&regs, field);
     // The x86_64 syscall convention: rdi, rsi, rdx, r10.
     Some([at("di")?, at("si")?, at("dx")?, at("r10")?])
 }
 
 /// `struct waitid_info`'s `pid`, `status` and `cause`: what the wait
 /// trampolines read at `kernel_waitid`'s return.
-pub fn waitid_info(btf: &Btf) -> Option<[u32; 3]> {
-    let info = find_struct(btf, "waitid_info").ok()?;
-    let at = |field| member_offset(btf, &info, "waitid_info", field).ok();
+pub fn waitid_info(btf: &Btf<'_>) -> Option<[u32; 3]> {
+    let info = btf.find_struct("waitid_info")?;
+    let at = |field| btf.member_offset(&info, field);
     Some([at("pid")?, at("status")?, at("cause")?])
 }
 
 /// Whether the kernel's `enum bpf_func_id` names `helper`.
-pub fn has_helper(btf: &Btf, helper: &str) -> bool {
-    let Ok(types) = btf.resolve_types_by_name("bpf_func_id") else {
-        return false;
-    };
-    types.iter().any(|t| match t {
-        Type::Enum(e) => e
-            .members
-            .iter()
-            .any(|m| btf.resolve_name(m).is_ok_and(|name| name == helper)),
-        _ => false,
-    })
+pub fn has_helper(btf: &Btf<'_>, helper: &str) -> bool {
+    btf.has_enumerator("bpf_func_id", helper)
 }
 
-fn find_struct(btf: &Btf, name: &str) -> Result<Struct, OffsetError> {
-    let types = btf.resolve_types_by_name(name).map_err(OffsetError::Btf)?;
-    types
-        .into_iter()
-        .find_map(|t| match t {
-            Type::Struct(s) if !s.members.is_empty() => Some(s),
-            _ => None,
-        })
+fn find_struct<L: Layout>(btf: &L, name: &str) -> Result<L::Struct, OffsetError> {
+    btf.find_struct(name)
         .ok_or_else(|| OffsetError::Missing(format!("struct {name}")))
 }
 
-/// Byte offset of `field` in `st`, looking into anonymous structs and unions
-/// (task_struct keeps some fields in them on some configs).
-fn member_offset(btf: &Btf, st: &Struct, owner: &str, field: &str) -> Result<u32, OffsetError> {
-    find_member_bits(btf, st, field, 0)
-        .map(|bits| bits / 8)
+fn member_offset<L: Layout>(
+    btf: &L,
+    st: &L::Struct,
+    owner: &str,
+    field: &str,
+) -> Result<u32, OffsetError> {
+    btf.member_offset(st, field)
         .ok_or_else(|| OffsetError::Missing(format!("{owner}.{field}")))
-}
-
-fn find_member_bits(btf: &Btf, st: &Struct, field: &str, depth: u32) -> Option<u32> {
-    if depth > 8 {
-        return None;
-    }
-    for member in &st.members {
-        let name = btf.resolve_name(member).unwrap_or_default();
-        if name == field {
-            return Some(member.bit_offset());
-        }
-        if name.is_empty() {
-            let inner = match resolve_through_modifiers(btf, member)? {
-                Type::Struct(s) | Type::Union(s) => s,
-                _ => continue,
-            };
-            if let Some(bits) = find_member_bits(btf, &inner, field, depth + 1) {
-                return Some(member.bit_offset() + bits);
-            }
-        }
-    }
-    None
-}
-
-fn resolve_through_modifiers(btf: &Btf, member: &dyn BtfType) -> Option<Type> {
-    let mut ty = btf.resolve_chained_type(member).ok()?;
-    for _ in 0..8 {
-        match &ty {
-            Type::Typedef(t) => ty = btf.resolve_chained_type(t).ok()?,
-            Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
-                ty = btf.resolve_chained_type(t).ok()?;
-            }
-            _ => return Some(ty),
-        }
-    }
-    None
 }
 
 /// The tracefs directory with `events/`, mounting tracefs if it is not
@@ -273,7 +263,10 @@ fn parse_field_offset(format: &str, name: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    use btf_rs::{BtfType, Type};
+
     use super::*;
+    use crate::kernel::btf::BtfBytes;
 
     const WAIT4: &str = "name: sys_enter_wait4
 ID: 820
@@ -322,15 +315,136 @@ print fmt: \"upid: 0x%08lx\"
         );
     }
 
+    /// The running kernel's BTF, or `None` (the test is skipped) without.
+    fn kernel_btf() -> Option<BtfBytes> {
+        let bytes = BtfBytes::read(VMLINUX_BTF);
+        if bytes.is_err() {
+            eprintln!("no {VMLINUX_BTF}: skipped");
+        }
+        bytes.ok()
+    }
+
     #[test]
     fn running_kernel_btf_has_every_field() {
-        let Ok(btf) = Btf::from_file(VMLINUX_BTF) else {
-            eprintln!("no {VMLINUX_BTF}: skipped");
-            return;
-        };
+        let Some(bytes) = kernel_btf() else { return };
+        let btf = Btf::parse(&bytes).expect("this kernel's BTF");
         let o = from_btf(&btf).expect("offsets from this kernel's BTF");
         assert!(o.task_tgid > o.task_pid || o.task_pid > 0);
         assert!(o.k_sigaction_size >= 24);
         assert_eq!(o.sigaction_handler, 0);
+    }
+
+    #[test]
+    fn running_kernel_btf_has_waitid_info() {
+        let Some(bytes) = kernel_btf() else { return };
+        let btf = Btf::parse(&bytes).expect("this kernel's BTF");
+        let info = btf.find_struct("waitid_info").expect("struct waitid_info");
+        let at = |field| btf.member_offset(&info, field);
+        // pid_t pid; uid_t uid; int status; int cause;
+        assert_eq!(
+            [at("pid"), at("status"), at("cause")],
+            [Some(0), Some(8), Some(12)]
+        );
+    }
+
+    /// The offsets btf-rs gave, from which this reader must not differ.
+    #[test]
+    fn same_offsets_as_btf_rs() {
+        let Some(bytes) = kernel_btf() else { return };
+        let btf = Btf::parse(&bytes).expect("this kernel's BTF");
+        let reference = btf_rs::Btf::from_bytes(&bytes).expect("btf-rs reading this kernel's BTF");
+        assert_eq!(
+            from_btf(&btf).expect("offsets"),
+            from_layout(&reference).expect("btf-rs offsets")
+        );
+        assert_eq!(regs_args(&btf), regs_args_from(&reference));
+        let (info, reference_info) = (
+            btf.find_struct("waitid_info").expect("struct waitid_info"),
+            Layout::find_struct(&reference, "waitid_info").expect("btf-rs struct waitid_info"),
+        );
+        for field in ["pid", "status", "cause"] {
+            assert_eq!(
+                btf.member_offset(&info, field),
+                reference.member_offset(&reference_info, field),
+                "{field}"
+            );
+        }
+    }
+
+    /// btf-rs's reading, as offsets.rs did it before `kernel::btf`.
+    impl Layout for btf_rs::Btf {
+        type Struct = btf_rs::Struct;
+
+        fn find_struct(&self, name: &str) -> Option<btf_rs::Struct> {
+            self.resolve_types_by_name(name)
+                .ok()?
+                .into_iter()
+                .find_map(|t| match t {
+                    Type::Struct(s) if !s.members.is_empty() => Some(s),
+                    _ => None,
+                })
+        }
+
+        fn member_offset(&self, st: &btf_rs::Struct, field: &str) -> Option<u32> {
+            find_member_bits(self, st, field, 0).map(|bits| bits / 8)
+        }
+
+        fn size(&self, st: &btf_rs::Struct) -> u32 {
+            st.size() as u32
+        }
+
+        fn has_helper(&self, helper: &str) -> bool {
+            let Ok(types) = self.resolve_types_by_name("bpf_func_id") else {
+                return false;
+            };
+            types.iter().any(|t| match t {
+                Type::Enum(e) => e
+                    .members
+                    .iter()
+                    .any(|m| self.resolve_name(m).is_ok_and(|name| name == helper)),
+                _ => false,
+            })
+        }
+    }
+
+    fn find_member_bits(
+        btf: &btf_rs::Btf,
+        st: &btf_rs::Struct,
+        field: &str,
+        depth: u32,
+    ) -> Option<u32> {
+        if depth > 8 {
+            return None;
+        }
+        for member in &st.members {
+            let name = btf.resolve_name(member).unwrap_or_default();
+            if name == field {
+                return Some(member.bit_offset());
+            }
+            if name.is_empty() {
+                let inner = match resolve_through_modifiers(btf, member)? {
+                    Type::Struct(s) | Type::Union(s) => s,
+                    _ => continue,
+                };
+                if let Some(bits) = find_member_bits(btf, &inner, field, depth + 1) {
+                    return Some(member.bit_offset() + bits);
+                }
+            }
+        }
+        None
+    }
+
+    fn resolve_through_modifiers(btf: &btf_rs::Btf, member: &dyn BtfType) -> Option<Type> {
+        let mut ty = btf.resolve_chained_type(member).ok()?;
+        for _ in 0..8 {
+            match &ty {
+                Type::Typedef(t) => ty = btf.resolve_chained_type(t).ok()?,
+                Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                    ty = btf.resolve_chained_type(t).ok()?;
+                }
+                _ => return Some(ty),
+            }
+        }
+        None
     }
 }
