@@ -9,7 +9,7 @@ use std::{collections::HashSet, fs, path::PathBuf, time::Instant};
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{Map, MapData, RingBuf},
-    programs::{BtfTracePoint, FExit, Program, ProgramError, TracePoint},
+    programs::ProgramError,
 };
 use caps::{CapSet, Capability, CapsHashSet};
 use thiserror::Error;
@@ -20,6 +20,7 @@ use crate::{
         btf::{Btf as KernelBtf, BtfBytes, Kind},
         maps::Probes,
         offsets::{self, OffsetError, VMLINUX_BTF},
+        programs::{self, Hook},
     },
     model::report::{Startup, WaitHooks},
 };
@@ -250,10 +251,8 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
     let started = Instant::now();
     let &Setup {
         options,
-        btf,
         offsets,
         args_from_regs,
-        loop_helper,
         ..
     } = setup;
     let mut ebpf = EbpfLoader::new()
@@ -287,30 +286,14 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
         }
     };
 
+    let maps = started.elapsed();
+    log::debug!("start-up: maps made in {maps:?}");
     let mut times = Startup {
-        load: started.elapsed(),
+        load: maps,
         ..Startup::default()
     };
-    log::debug!("start-up: maps made in {:?}", times.load);
-    let exit = if loop_helper {
-        "sched_process_exit"
-    } else {
-        "sched_process_exit_bounded"
-    };
-    for (name, tracepoint) in [
-        (exit, "sched_process_exit"),
-        ("sched_process_free", "sched_process_free"),
-        ("sched_process_exec", "sched_process_exec"),
-    ] {
-        attach(
-            &mut ebpf,
-            name,
-            &mut times,
-            |p: &mut BtfTracePoint| p.load(tracepoint, btf),
-            |p| p.attach().map(drop),
-        )?;
-    }
-    let (wait_hooks, wait_tracing_error) = attach_wait(&mut ebpf, setup, direct_reads, &mut times)?;
+    let (wait_hooks, wait_tracing_error) =
+        load_and_attach(&mut ebpf, setup, direct_reads, &mut times)?;
     log::debug!(
         "start-up: programs loaded and attached in {:?}",
         started.elapsed()
@@ -357,52 +340,67 @@ where
     M::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
-/// Loads program `name` (of type `P`) with `load`, then attaches it with
-/// `attach`, adding the time each took to `times`.
-fn attach<P>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    times: &mut Startup,
-    load: impl FnOnce(&mut P) -> Result<(), ProgramError>,
-    attach: impl FnOnce(&mut P) -> Result<(), ProgramError>,
-) -> Result<(), LoadError>
-where
-    for<'p> &'p mut P: TryFrom<&'p mut Program, Error = ProgramError>,
-{
-    let attach_err = |source| LoadError::Attach {
-        program: name,
-        source,
-    };
-    let program = ebpf.program_mut(name).ok_or(LoadError::Missing(name))?;
-    let t = Instant::now();
-    load((&mut *program).try_into().map_err(attach_err)?).map_err(attach_err)?;
-    let loaded = t.elapsed();
-    attach((&mut *program).try_into().map_err(attach_err)?).map_err(attach_err)?;
-    let attached = t.elapsed() - loaded;
-    times.load += loaded;
-    times.attach += attached;
-    log::debug!(
-        "start-up: {name} verified in {loaded:?} ({} instructions), attached in {attached:?}",
-        program
-            .info()
-            .ok()
-            .and_then(|i| i.verified_instruction_count())
-            .map_or_else(|| "?".to_owned(), |n| n.to_string()),
-    );
-    Ok(())
+/// The wait calls' trampolines; they go together, or not at all.
+const TRAMPOLINES: [Hook; 2] = [Hook::named("kernel_wait4"), Hook::named("kernel_waitid")];
+
+/// The wait syscall tracepoints; the entry ones only when `entries` (the
+/// return ones cannot read the arguments from `pt_regs`). Returns first:
+/// attached in this order, a call that returns between two attaches does
+/// not leave its arguments behind.
+fn tracepoints(entries: bool) -> Vec<Hook> {
+    let exits = ["sys_exit_wait4", "sys_exit_waitid"];
+    let enters = ["sys_enter_wait4", "sys_enter_waitid"];
+    exits
+        .into_iter()
+        .chain(enters.into_iter().filter(|_| entries))
+        .map(Hook::named)
+        .collect()
 }
 
-/// The wait programs: fexit trampolines unless unwanted or refused, else
-/// the syscall tracepoints. How they run, or why they do not (when that
-/// is not an error: see [`load_with`]).
-fn attach_wait(
+/// Loads and attaches every program; for the wait calls trampolines unless
+/// unwanted or refused, else the syscall tracepoints. How wait calls run,
+/// or why they do not (when that is not an error: see [`load_with`]).
+fn load_and_attach(
     ebpf: &mut Ebpf,
     setup: &Setup<'_>,
     direct_reads: bool,
     times: &mut Startup,
 ) -> Result<(Option<WaitHooks>, Option<String>), LoadError> {
-    if setup.hooks != HooksWanted::Tracepoints {
-        match attach_trampolines(ebpf, setup.btf, times) {
+    let exit = if setup.loop_helper {
+        "sched_process_exit"
+    } else {
+        "sched_process_exit_bounded"
+    };
+    let scheduler = [
+        Hook {
+            program: exit,
+            target: "sched_process_exit",
+        },
+        Hook::named("sched_process_free"),
+        Hook::named("sched_process_exec"),
+    ];
+    let trampolines = setup.hooks != HooksWanted::Tracepoints;
+    let tracepoints = tracepoints(!setup.args_from_regs);
+    for hook in scheduler.iter().chain(&TRAMPOLINES).chain(&tracepoints) {
+        if ebpf.program(hook.program).is_none() {
+            return Err(LoadError::Missing(hook.program));
+        }
+    }
+    let mut wait: &[Hook] = match setup.wait_tracing {
+        _ if trampolines => &TRAMPOLINES,
+        Ok(()) => &tracepoints,
+        Err(_) => &[],
+    };
+    // The costliest to verify first, so that the two at a time share the
+    // work out evenly.
+    let first: Vec<Hook> = wait.iter().chain(&scheduler).copied().collect();
+    let mut loaded = load_timed(ebpf, setup.btf, &first, times);
+    let scheduler_loaded = loaded.split_off(wait.len());
+    all_loaded(&scheduler, scheduler_loaded)?;
+    attach_all(ebpf, &scheduler, times)?;
+    let mut hooked = all_loaded(wait, loaded).and_then(|()| attach_all(ebpf, wait, times));
+    if trampolines {
+        match hooked {
             Ok(()) => return Ok((Some(WaitHooks::Trampolines), None)),
             Err(e) if setup.hooks == HooksWanted::Trampolines => {
                 return Err(LoadError::TrampolinesRefused(Box::new(e)));
@@ -412,11 +410,18 @@ fn attach_wait(
                 with_causes(&e)
             ),
         }
+        for hook in &TRAMPOLINES {
+            programs::unload(ebpf, hook);
+        }
+        wait = match setup.wait_tracing {
+            Ok(()) => &tracepoints,
+            Err(_) => &[],
+        };
+        let loaded = load_timed(ebpf, setup.btf, wait, times);
+        hooked = all_loaded(wait, loaded).and_then(|()| attach_all(ebpf, wait, times));
     }
-    if let Err(e) = setup.wait_tracing {
-        return Ok((None, Some(e.clone())));
-    }
-    match attach_tracepoints(ebpf, !setup.args_from_regs, times) {
+    match hooked {
+        Ok(()) if wait.is_empty() => Ok((None, setup.wait_tracing.clone().err())),
         Ok(()) => Ok((Some(WaitHooks::Tracepoints), None)),
         Err(e) if direct_reads => Err(e),
         Err(e) => {
@@ -428,55 +433,40 @@ fn attach_wait(
     }
 }
 
-/// fexit on the kernel functions the wait syscalls call (the programs are
-/// named after them), both or neither.
-fn attach_trampolines(ebpf: &mut Ebpf, btf: &Btf, times: &mut Startup) -> Result<(), LoadError> {
-    const FUNCTIONS: [&str; 2] = ["kernel_wait4", "kernel_waitid"];
-    for (i, function) in FUNCTIONS.into_iter().enumerate() {
-        let attached = attach(
-            ebpf,
-            function,
-            times,
-            |p: &mut FExit| p.load(function, btf),
-            |p| p.attach().map(drop),
-        );
-        if let Err(e) = attached {
-            for done in &FUNCTIONS[..i] {
-                if let Some(Program::FExit(p)) = ebpf.program_mut(done) {
-                    let _ = p.unload();
-                }
-            }
-            return Err(e);
-        }
-    }
-    Ok(())
+/// [`programs::load`], its time added to `times`.
+fn load_timed(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    hooks: &[Hook],
+    times: &mut Startup,
+) -> Vec<Result<(), ProgramError>> {
+    let (loaded, took) = programs::load(ebpf, btf, hooks);
+    times.load += took;
+    loaded
 }
 
-/// The wait syscall tracepoints; the entry ones only when `entries` (the
-/// return ones cannot read the arguments from `pt_regs`).
-fn attach_tracepoints(
-    ebpf: &mut Ebpf,
-    entries: bool,
-    times: &mut Startup,
-) -> Result<(), LoadError> {
-    // Returns first: a call that returns between the two attaches must not
-    // leave its arguments behind.
-    let programs = ["sys_exit_wait4", "sys_exit_waitid"].into_iter().chain(
-        entries
-            .then_some(["sys_enter_wait4", "sys_enter_waitid"])
-            .into_iter()
-            .flatten(),
-    );
-    for name in programs {
-        attach(
-            ebpf,
-            name,
-            times,
-            |p: &mut TracePoint| p.load(),
-            |p| p.attach("syscalls", name).map(drop),
-        )?;
+/// The first of `hooks` that did not load, as an error.
+fn all_loaded(hooks: &[Hook], loaded: Vec<Result<(), ProgramError>>) -> Result<(), LoadError> {
+    hooks
+        .iter()
+        .zip(loaded)
+        .try_for_each(|(hook, loaded)| loaded.map_err(|e| attach_error(hook, e)))
+}
+
+fn attach_all(ebpf: &mut Ebpf, hooks: &[Hook], times: &mut Startup) -> Result<(), LoadError> {
+    let started = Instant::now();
+    let attached = hooks
+        .iter()
+        .try_for_each(|hook| programs::attach(ebpf, hook).map_err(|e| attach_error(hook, e)));
+    times.attach += started.elapsed();
+    attached
+}
+
+fn attach_error(hook: &Hook, source: ProgramError) -> LoadError {
+    LoadError::Attach {
+        program: hook.program,
+        source,
     }
-    Ok(())
 }
 
 /// How wait calls should be traced: `ZOMBIE_TRACE_WAIT_HOOKS`, else by
