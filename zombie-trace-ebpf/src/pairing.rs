@@ -10,8 +10,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use zombie_trace_common::{
-    COMM_LEN, COUNTER_KERNEL_REAPS, ExitRecord, HANDED_MAX, LATENCY_BUCKETS, LATENCY_BY_COMM_MAX,
-    LATENCY_BY_REAPER_MAX, LatencyHist, PENDING_MAX, ReaperLatency,
+    COMM_LEN, COUNTER_KERNEL_REAPS, ExitRecord, HANDED_MAX, LATENCY_BY_COMM_MAX,
+    LATENCY_BY_REAPER_MAX, LatencyHist, PENDING_MAX, ReaperLatency, latency_bucket,
 };
 
 use crate::{atomic_add, count};
@@ -122,7 +122,7 @@ pub fn unhand(tgid: u32) -> bool {
 /// tgid, start time and name).
 pub fn reaped(ns: u64, reaper: u32, reaper_start_ns: u64, reaper_comm: &[u8; COMM_LEN]) {
     count(COUNTER_KERNEL_REAPS);
-    let bucket = log2(ns);
+    let bucket = latency_bucket(ns);
     if let Some(hist) = LATENCY.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; programs do not migrate while running.
         unsafe {
@@ -189,18 +189,4 @@ unsafe fn add(hist: *mut LatencyHist, bucket: usize, ns: u64) {
             (*hist).max_ns = ns;
         }
     }
-}
-
-/// `floor(log2(v))` (0 for 0), always below [`LATENCY_BUCKETS`], without a
-/// loop the verifier would have to walk.
-#[inline(always)]
-fn log2(mut v: u64) -> usize {
-    let mut r = 0;
-    for shift in [32, 16, 8, 4, 2, 1] {
-        if v >> shift != 0 {
-            v >>= shift;
-            r += shift;
-        }
-    }
-    r & (LATENCY_BUCKETS - 1)
 }

@@ -410,32 +410,39 @@ fn tally(tgid: u32, args: &WaitArgs, ret: i64, outcome: u32, now: u64) {
         }
         // The same target's slot, else a free one, else the one asked for
         // least recently: what the parent waited for lately, not first.
-        let n = (*slot).n_targets as usize;
-        let mut same = WAIT_TARGETS;
-        let mut oldest = 0;
+        // Each pass writes only at its own turn's index: an index carried
+        // from turn to turn has the verifier walk every value it can take.
+        let targets = &raw mut (*slot).targets;
+        let used = (*slot).n_targets as usize;
         let mut i = 0;
         while i < WAIT_TARGETS {
-            if i < n {
-                if (*slot).targets[i].same_target(&target) {
-                    same = i;
-                    break;
-                }
-                if (*slot).targets[i].last_ns < (*slot).targets[oldest].last_ns {
-                    oldest = i;
-                }
+            if i < used && (*targets)[i].same_target(&target) {
+                (*targets)[i] = target;
+                return;
             }
             i += 1;
         }
-        let at = if same < WAIT_TARGETS {
-            same
-        } else if n < WAIT_TARGETS {
+        // Read again: the count compared above is not one the verifier
+        // must then follow value by value as an index.
+        let n = core::ptr::read_volatile(&raw const (*slot).n_targets) as usize;
+        if n < WAIT_TARGETS {
             (*slot).n_targets = n as u32 + 1;
-            n
-        } else {
-            oldest
-        };
-        if at < WAIT_TARGETS {
-            (*slot).targets[at] = target;
+            (*targets)[n] = target;
+            return;
+        }
+        let mut oldest_ns = u64::MAX;
+        i = 0;
+        while i < WAIT_TARGETS {
+            oldest_ns = oldest_ns.min((*targets)[i].last_ns);
+            i += 1;
+        }
+        i = 0;
+        while i < WAIT_TARGETS {
+            if (*targets)[i].last_ns == oldest_ns {
+                (*targets)[i] = target;
+                return;
+            }
+            i += 1;
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use zombie_trace_common::{LATENCY_BUCKETS, LatencyHist};
+use zombie_trace_common::{LATENCY_BUCKETS, LatencyHist, latency_bucket};
 
 use crate::model::report::{Latency, ParentGroup, ParentRow};
 
@@ -51,7 +51,7 @@ impl From<&LatencyHist> for Log2Hist {
 
 impl Log2Hist {
     pub fn record(&mut self, ns: u64) {
-        let bucket = ns.checked_ilog2().unwrap_or(0) as usize;
+        let bucket = latency_bucket(ns);
         self.buckets[bucket] += 1;
         self.count += 1;
         self.sum = self.sum.saturating_add(ns);
