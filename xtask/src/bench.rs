@@ -20,11 +20,11 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build, cores, is_root, output_of, plot, run_cmd, soak, which, workspace_root};
+use crate::{build, cores, is_root, output_of, plot, run_cmd, soak, vmtest, which, workspace_root};
 
 mod flood;
 mod kernel;
-mod page;
+pub(crate) mod page;
 mod release;
 
 /// The anchors' packages, and bpftool for the kernel's accounting.
@@ -313,6 +313,7 @@ pub fn bench(options: &Options) -> Result<()> {
         kernel: &kernel,
         flood: &flood::section(&flood, &command, &machine),
         release: &release::section(&release, &command, &machine),
+        vmtest: &page::kept(&out, vmtest::TAX_MARKERS),
     });
     fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
     println!(
