@@ -21,12 +21,13 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    build, cores, is_root, output_of, plot, run_cmd, soak, target_dir, which, workspace_root,
+    build, cores, is_root, output_of, plot, run_cmd, soak, target_dir, vmtest, which,
+    workspace_root,
 };
 
 mod flood;
 mod kernel;
-mod page;
+pub(crate) mod page;
 mod release;
 mod startup;
 
@@ -317,6 +318,7 @@ pub fn bench(options: &Options) -> Result<()> {
         kernel: &kernel,
         flood: &flood::section(&flood, &command, &machine),
         release: &release::section(&release, &command, &machine),
+        vmtest: &page::kept(&out, vmtest::TAX_MARKERS),
     });
     fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
     println!(

@@ -21,6 +21,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
+use crate::tax::{Tax, getppid_ns};
+
 /// The tracer's threshold, and how long a scenario leaves a zombie: well
 /// past it, so that the report is due even on a slow emulated machine.
 const THRESHOLD: &str = "1s";
@@ -49,6 +51,10 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("{MARK} kernel {}", kernel.trim());
     let programs_before = bpf_programs();
+    // Before anything of the tracer is loaded, and in the same run as the
+    // time while it runs: a guest's syscalls under emulation are far slower
+    // than the host's, only this ratio compares.
+    let getppid_before = getppid_ns();
     let mut tracer = Tracer::start(zombie_trace, &[])?;
     let mut failed = 0;
     let mut check = |name: &str, result: Result<String>| match result {
@@ -62,15 +68,28 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
         }
     };
     let ready = tracer.ready();
-    let wait_tracing = matches!(ready, Ok(true));
+    let wait_tracing = ready.as_ref().is_ok_and(|r| r["wait_tracing"] == true);
+    // Absent from an older tracer, null where wait calls are not traced.
+    let wait_hooks = ready
+        .as_ref()
+        .ok()
+        .and_then(|r| r["wait_hooks"].as_str().map(str::to_owned));
     let is_ready = ready.is_ok();
-    check("ready", ready.map(|w| format!("wait_tracing={w}")));
+    check(
+        "ready",
+        ready.map(|_| format!("wait_tracing={wait_tracing}")),
+    );
+    // Before the scenarios, while the tracer has nothing else to do.
+    let getppid_with = is_ready.then(getppid_ns);
     if is_ready {
         if let Ok(after) = bpf_programs() {
             println!(
                 "{MARK} how {} programs",
                 after.saturating_sub(*programs_before.as_ref().unwrap_or(&0))
             );
+        }
+        if let Some(hooks) = wait_hooks {
+            println!("{MARK} how wait calls by {hooks}");
         }
         check("zombie-and-late-reap", zombie_and_late_reap(&mut tracer));
         if wait_tracing {
@@ -99,6 +118,14 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
             "direct loads"
         };
         println!("{MARK} how kernel memory read by {reads}");
+    }
+    if let Some(with) = getppid_with {
+        let tax = Tax {
+            before: getppid_before,
+            with,
+            after: getppid_ns(),
+        };
+        println!("{MARK} {}", tax.line());
     }
     println!("{MARK} DONE {failed} failed");
     if failed > 0 {
@@ -213,11 +240,11 @@ impl Tracer {
         self.seen[from..].iter().find(|v| want(v)).cloned()
     }
 
-    /// Waits for the ready line; whether wait calls are traced.
-    fn ready(&mut self) -> Result<bool> {
+    /// Waits for the ready line.
+    fn ready(&mut self) -> Result<Value> {
         // Parsing the kernel's BTF takes a while under emulation.
         match self.wait_for(Duration::from_secs(180), |v| v["type"] == "ready") {
-            Some(ready) => Ok(ready["wait_tracing"] == true),
+            Some(ready) => Ok(ready),
             None => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
@@ -263,7 +290,9 @@ fn zombie_and_late_reap(tracer: &mut Tracer) -> Result<String> {
 fn wait_calls(tracer: &mut Tracer) -> Result<String> {
     let (parent, [dead, sleeper]) = fork_telling(|tell| {
         let dead = fork_or_exit(|| exit(0));
-        let sleeper = fork_or_exit(|| sleep_then_exit(ZOMBIE_FOR * 2));
+        // Outlives the polling below, which would otherwise reap it when
+        // a slow guest starts the loop late, and leave reap_all nothing.
+        let sleeper = fork_or_exit(|| sleep_then_exit(ZOMBIE_FOR * 3));
         tell([dead, sleeper]);
         let started = Instant::now();
         while started.elapsed() < ZOMBIE_FOR * 2 {

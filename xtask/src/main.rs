@@ -12,6 +12,7 @@ mod plot;
 mod run;
 mod setup;
 mod soak;
+mod tax;
 mod test;
 mod vmtest;
 
@@ -81,7 +82,8 @@ enum Cmd {
     /// Debian's 5.10, 6.1 and 6.12 cloud kernels, each booted under qemu
     /// (software emulation), and on the host's kernel (as root; kernels
     /// and qemu are fetched once into /var/cache/zombie-trace-vmtest).
-    /// With every kernel, the table also goes into README.md.
+    /// With every kernel, the table also goes into README.md, and what the
+    /// tracer adds to an unrelated syscall on each into BENCHMARKS.md.
     Vmtest {
         /// Only these kernels (5.10, 6.1, 6.12, host); repeat the flag for
         /// several. Default: all.

@@ -6,7 +6,9 @@
 //! `guest` command runs the scenarios, see `guest.rs`) and their shared
 //! libraries. The host's own kernel is the last column, the scenarios run
 //! there directly. The table goes to stdout, to
-//! `target/xtask/vmtest/matrix.md`, and into README.md.
+//! `target/xtask/vmtest/matrix.md`, and into README.md; what the tracer
+//! adds to an unrelated syscall on each kernel to
+//! `target/xtask/vmtest/tax.md` and into BENCHMARKS.md.
 
 use std::{
     collections::BTreeMap,
@@ -23,7 +25,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build, guest::MARK, is_root, output_of, run_cmd, workspace_root};
+use crate::{
+    bench::page, build, guest::MARK, is_root, output_of, run_cmd, target_dir, tax::Tax,
+    workspace_root,
+};
 
 /// A kernel of the matrix: its version and the Debian suite that has it.
 struct Kernel {
@@ -75,6 +80,8 @@ struct Column {
     scenarios: BTreeMap<String, (String, String)>,
     /// How the tracer runs there (the guest's `how` lines).
     how: Vec<String>,
+    /// A `getppid` without the tracer and with it.
+    tax: Option<Tax>,
     trouble: Option<String>,
 }
 
@@ -84,7 +91,18 @@ impl Column {
             && !self.scenarios.is_empty()
             && self.scenarios.values().all(|(status, _)| status != "FAIL")
     }
+
+    /// What hooks the wait calls there (`trampolines`, `tracepoints`), as
+    /// the tracer said in its ready line.
+    fn wait_hooks(&self) -> Option<&str> {
+        self.how
+            .iter()
+            .find_map(|h| h.strip_prefix(WAIT_HOOKS)?.split_whitespace().next())
+    }
 }
+
+/// The start of the guest's `how` line that names the wait calls' hooks.
+const WAIT_HOOKS: &str = "wait calls by ";
 
 pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
     if !is_root() {
@@ -110,7 +128,7 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
         build::build(true)?;
     }
     let root = workspace_root();
-    let zombie_trace = root.join("target/release/zombie-trace");
+    let zombie_trace = target_dir().join("release/zombie-trace");
     if !zombie_trace.exists() {
         bail!(
             "{} is missing: run `cargo xtask build`",
@@ -151,8 +169,13 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
     let table = table(&columns);
     println!("\n{table}");
     fs::write(work.join("matrix.md"), &table).context("writing matrix.md")?;
+    let tax = tax_section(&columns);
+    println!("\n{tax}");
+    fs::write(work.join("tax.md"), &tax).context("writing tax.md")?;
+    // A run of some kernels only would drop the others' figures.
     if wanted.len() == labels().len() {
         readme(&root.join("README.md"), &table)?;
+        page::rewrite(&root.join("BENCHMARKS.md"), TAX_MARKERS, &tax)?;
     }
     let failed: Vec<&str> = columns
         .iter()
@@ -669,6 +692,7 @@ pub(crate) fn boot(
 fn column(label: &str, release: &str, console: &str) -> Column {
     let mut scenarios = BTreeMap::new();
     let mut how = Vec::new();
+    let mut tax = None;
     let mut done = false;
     let mut trouble = None;
     for line in console.lines() {
@@ -683,6 +707,7 @@ fn column(label: &str, release: &str, console: &str) -> Column {
                 "DONE" => done = true,
                 "TIMEOUT" => trouble = Some(format!("timed out {status} {detail}")),
                 "how" => how.push(format!("{status} {detail}")),
+                "tax" => tax = Tax::parse(rest),
                 "kernel" | "EXIT" => {}
                 _ => {
                     scenarios.insert(name.to_owned(), (status.to_owned(), detail.to_owned()));
@@ -702,6 +727,7 @@ fn column(label: &str, release: &str, console: &str) -> Column {
         release: release.to_owned(),
         scenarios,
         how,
+        tax,
         trouble,
     }
 }
@@ -739,6 +765,22 @@ fn table(columns: &[Column]) -> String {
     for c in columns {
         md.push_str(&format!(" {} |", c.how.join("; ")));
     }
+    md.push_str("\n| a `getppid` while it runs |");
+    for c in columns {
+        let cell = c.tax.map_or_else(
+            || "–".to_owned(),
+            |t| {
+                format!(
+                    "{:.0} ns; alone {:.0} ns before, {:.0} ns after: {}",
+                    t.with,
+                    t.before,
+                    t.after,
+                    t.verdict()
+                )
+            },
+        );
+        md.push_str(&format!(" {cell} |"));
+    }
     md.push_str("\n| **all** |");
     for c in columns {
         let cell = match (&c.trouble, c.passed()) {
@@ -759,6 +801,62 @@ fn shortened(detail: &str) -> String {
         Some((at, _)) => format!("{}…", &detail[..at]),
         None => detail.to_owned(),
     }
+}
+
+/// Around [`tax_section`] in BENCHMARKS.md, which `cargo xtask bench`
+/// keeps when it writes the rest of the page.
+pub(crate) const TAX_MARKERS: (&str, &str) = (
+    "<!-- vmtest-tax:begin (written by `cargo xtask vmtest`) -->",
+    "<!-- vmtest-tax:end -->",
+);
+
+/// BENCHMARKS.md's section on what the tracer adds to a syscall it does
+/// not trace, a row per kernel, with its markers.
+fn tax_section(columns: &[Column]) -> String {
+    let mut md = format!(
+        "{}
+## The tax on unrelated syscalls, per kernel (`cargo xtask vmtest`)
+
+The time of a `getppid`, which zombie-trace does not trace, in each guest
+of `cargo xtask vmtest` and on the host ({method}), all in the
+same run: before the tracer starts, while it runs (after its ready line)
+and after it has stopped. Under qemu's software emulation a guest's
+syscalls are several times slower than the host's, so its absolute times say
+little: the ratio within a row, the same guest in the same run, is what
+counts. The ratio is within noise when it differs from 1 by no more than
+the two times alone differ from each other (and at least 1%). Where wait calls are
+hooked by syscall tracepoints (`wait4`, `waitid`), the kernel sends every
+syscall of every process through its slow path, which checks whether that
+syscall is traced; fexit trampolines on `kernel_wait4`/`kernel_waitid`
+touch only the functions they trace.
+
+| kernel | wait calls hooked by | `getppid` alone: before, after | with the tracer | with / alone |
+|---|---|---|---|---|
+",
+        TAX_MARKERS.0,
+        method = crate::tax::method(),
+    );
+    for c in columns {
+        let (alone, with, ratio) = c.tax.map_or_else(
+            || ("–".to_owned(), "–".to_owned(), "–".to_owned()),
+            |t| {
+                (
+                    format!("{:.0} ns, {:.0} ns", t.before, t.after),
+                    format!("{:.0} ns", t.with),
+                    format!("{:.2} ({})", t.with / t.alone(), t.verdict()),
+                )
+            },
+        );
+        md.push_str(&format!(
+            "| {} (`{}`) | {} | {alone} | {with} | {ratio} |\n",
+            c.label,
+            c.release,
+            c.wait_hooks().unwrap_or("–"),
+        ));
+    }
+    md.push_str(TAX_MARKERS.1);
+    md.push('\n');
+    md
 }
 
 const README_BEGIN: &str = "<!-- vmtest:begin (written by `cargo xtask vmtest`) -->";
@@ -794,9 +892,11 @@ mod tests {
         VMTEST kernel 6.1.0-56-cloud-amd64\n\
         VMTEST ready PASS wait_tracing=true\n\
         VMTEST how 5 programs\n\
+        VMTEST how wait calls by tracepoints\n\
         VMTEST storm FAIL false report: {\"type\":\"zombie\"}\n\
         VMTEST cgroup-filter UNSUPPORTED --cgroup needs Linux 5.14\n\
         VMTEST how kernel memory read by direct loads\n\
+        VMTEST tax getppid 1510.0 1650.0 1498.5\n\
         VMTEST DONE 1 failed\n\
         VMTEST EXIT 1\n";
 
@@ -809,7 +909,23 @@ mod tests {
             c.scenarios["storm"].1,
             "false report: {\"type\":\"zombie\"}"
         );
-        assert_eq!(c.how, ["5 programs", "kernel memory read by direct loads"]);
+        assert_eq!(
+            c.how,
+            [
+                "5 programs",
+                "wait calls by tracepoints",
+                "kernel memory read by direct loads"
+            ]
+        );
+        assert_eq!(c.wait_hooks(), Some("tracepoints"));
+        assert_eq!(
+            c.tax,
+            Some(Tax {
+                before: 1510.0,
+                with: 1650.0,
+                after: 1498.5
+            })
+        );
         assert!(c.trouble.is_none());
         assert!(!c.passed(), "a FAIL fails the kernel");
         let ok = CONSOLE.replace("storm FAIL", "storm PASS");
@@ -849,9 +965,43 @@ mod tests {
         assert!(md.contains("| ready | pass | pass |"));
         assert!(md.contains("a \\| b"), "{md}");
         assert!(md.contains("not supported, and it says so: --cgroup needs Linux 5.14"));
-        assert!(md.contains("| how it runs | 5 programs; kernel memory read by direct loads |"));
-        // The heading, three scenarios, how it runs, and all.
-        assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 6);
+        assert!(md.contains(
+            "| how it runs | 5 programs; wait calls by tracepoints; kernel memory read by direct loads |"
+        ));
+        assert!(md.contains(
+            "| a `getppid` while it runs | 1650 ns; alone 1510 ns before, 1498 ns after: +9.7% |"
+        ));
+        // The heading, three scenarios, how it runs, getppid, and all.
+        assert_eq!(md.lines().filter(|l| l.starts_with("| ")).count(), 7);
+    }
+
+    #[test]
+    fn the_tax_section_has_a_row_per_kernel_and_dashes_for_what_is_missing() {
+        let old = [
+            "how wait calls by tracepoints\n",
+            "tax getppid 1510.0 1650.0 1498.5\n",
+        ]
+        .iter()
+        .fold(CONSOLE.to_owned(), |console, line| {
+            console.replace(&format!("VMTEST {line}"), "")
+        });
+        let host = CONSOLE
+            .replace("by tracepoints", "by trampolines")
+            .replace("1510.0 1650.0 1498.5", "60.0 60.3 60.2");
+        let md = tax_section(&[
+            column("6.1", "6.1.0-56-cloud-amd64", CONSOLE),
+            column("5.10", "5.10.0-43-cloud-amd64", &old),
+            column(HOST, "6.18.4", &host),
+        ]);
+        assert!(md.starts_with(&format!("{}\n## The tax", TAX_MARKERS.0)));
+        assert!(md.ends_with(&format!("|\n{}\n", TAX_MARKERS.1)), "{md}");
+        assert!(md.contains(
+            "| 6.1 (`6.1.0-56-cloud-amd64`) | tracepoints | 1510 ns, 1498 ns | 1650 ns | 1.10 (+9.7%) |\n"
+        ));
+        assert!(md.contains("| 5.10 (`5.10.0-43-cloud-amd64`) | – | – | – | – |\n"));
+        assert!(md.contains(
+            "| host (`6.18.4`) | trampolines | 60 ns, 60 ns | 60 ns | 1.00 (+0.3%, within noise) |\n"
+        ));
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! shared machine, this does not drift from run to run. And what a tracer
 //! adds to every syscall of every process, traced or not.
 
-use std::{collections::HashSet, fs, path::Path, process::Command, time::Instant};
+use std::{collections::HashSet, fs, path::Path, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 
 use super::{Tracer, reap_storm, start, stop, wait_ready};
-use crate::{output_of, soak, which};
+use crate::{output_of, soak, tax::getppid_ns, which};
 
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
@@ -64,7 +64,7 @@ fn one(
     children: u64,
 ) -> Result<KernelCost> {
     let before: HashSet<u32> = programs()?.iter().map(|p| p.id).collect();
-    let without = syscall_ns();
+    let without = getppid_ns();
     let out = dir.join("tracer.out");
     let mut child = start(tracer, zombie_trace, dir)?.context("a tracer to measure")?;
     let result = (|| {
@@ -77,10 +77,10 @@ fn one(
         for storm in &storms {
             reap_storm(storm)?;
         }
-        anyhow::Ok((programs()?, syscall_ns()))
+        anyhow::Ok((programs()?, getppid_ns()))
     })();
     stop(&mut child);
-    let without = (without + syscall_ns()) / 2.0;
+    let without = (without + getppid_ns()) / 2.0;
     let (programs, syscall_ns) = result?;
     let programs: Vec<Program> = programs
         .into_iter()
@@ -99,22 +99,6 @@ fn one(
         syscall_ns,
         syscall_ns_without: without,
     })
-}
-
-/// The time of a `getppid`, which no tracer here traces, in ns: the
-/// fastest of several batches (the others met interruptions).
-fn syscall_ns() -> f64 {
-    const BATCH: u32 = 1_000_000;
-    (0..5)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..BATCH {
-                // SAFETY: getppid takes no arguments and cannot fail.
-                unsafe { libc::syscall(libc::SYS_getppid) };
-            }
-            started.elapsed().as_nanos() as f64 / f64::from(BATCH)
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 #[derive(Debug, PartialEq, Eq)]

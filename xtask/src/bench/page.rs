@@ -7,7 +7,7 @@ use std::{fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 
 use super::{FIGURE, Run, STALL, STALL_AFTER, Tracer, Workload, kernel::KernelCost};
-use crate::{plot, soak};
+use crate::{plot, soak, tax};
 
 pub(super) fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
@@ -132,6 +132,9 @@ pub(super) struct Page<'a> {
     pub flood: &'a str,
     /// The release files' section, with its markers.
     pub release: &'a str,
+    /// `cargo xtask vmtest`'s section, kept from the page as it was (see
+    /// [`kept`]).
+    pub vmtest: &'a str,
 }
 
 fn list(values: &[u64]) -> String {
@@ -396,7 +399,7 @@ this page.
 ## Goals
 
 {goals}
-{flood}
+{vmtest}{flood}
 {release}
 ## What is measured
 
@@ -458,8 +461,8 @@ time. The accounting itself adds two clock reads to every run: on a
 virtual machine, where the clock is slow to read, it puts an empty
 program at well over a hundred ns, so these figures are upper bounds. The share is of
 a child's time in the serial storm without a tracer. The last column is
-the time of a `getppid` while the tracer runs, the fastest of 5 batches
-of a million, and in brackets what it adds to the same without a tracer
+the time of a `getppid` while the tracer runs, {method},
+and in brackets what it adds to the same without a tracer
 (measured just before and after): no tracer traces `getppid`, so that is
 what the tracer costs every process on the machine, at every syscall.
 
@@ -528,6 +531,8 @@ children the kernel hands over take it.
         goals = goals(page),
         flood = page.flood,
         release = page.release,
+        vmtest = page.vmtest,
+        method = tax::method(),
         children = page.children,
         cores = page.cores,
         rounds = page.rounds,
@@ -544,8 +549,8 @@ children the kernel hands over take it.
 
 /// Replaces the section between `markers` of the page at `path` with
 /// `section` (which holds them), the rest as it is: a part of the bench
-/// run alone (`--only`) rewrites only its own.
-pub(super) fn rewrite(path: &Path, markers: (&str, &str), section: &str) -> Result<()> {
+/// run alone (`--only`), or `cargo xtask vmtest`, rewrites only its own.
+pub(crate) fn rewrite(path: &Path, markers: (&str, &str), section: &str) -> Result<()> {
     let page = fs::read_to_string(path).with_context(|| {
         format!(
             "reading {}: run the whole `cargo xtask bench` to write it",
@@ -555,6 +560,23 @@ pub(super) fn rewrite(path: &Path, markers: (&str, &str), section: &str) -> Resu
     let page = splice(&page, markers, section)
         .with_context(|| format!("placing the section {} in {}", markers.0, path.display()))?;
     fs::write(path, page).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The section between `markers` of the page at `path`, with them and the
+/// blank line after, or nothing: a section that another command writes,
+/// carried into the page written afresh.
+pub(super) fn kept(path: &Path, markers: (&str, &str)) -> String {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|page| section_in(&page, markers).map(|s| format!("{s}\n\n")))
+        .unwrap_or_default()
+}
+
+fn section_in<'a>(page: &'a str, (begin_marker, end_marker): (&str, &str)) -> Option<&'a str> {
+    match (page.find(begin_marker), page.find(end_marker)) {
+        (Some(begin), Some(end)) if begin < end => Some(&page[begin..end + end_marker.len()]),
+        _ => None,
+    }
 }
 
 /// `page` with `section` between the markers, or, without them, after the
@@ -625,5 +647,8 @@ mod tests {
             both.replace(&first, &second)
         );
         assert!(splice(&format!("{PAGE}{END}\n{BEGIN}\n"), MARKERS, &first).is_err());
+        assert_eq!(section_in(&both, MARKERS), first.strip_suffix('\n'));
+        assert_eq!(section_in(PAGE, MARKERS), None);
+        assert_eq!(section_in(&format!("{END}{BEGIN}"), MARKERS), None);
     }
 }

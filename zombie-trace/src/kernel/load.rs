@@ -85,7 +85,7 @@ pub enum LoadError {
     )]
     Load(#[source] aya::EbpfError),
     #[error(
-        "attaching {program} failed (this kernel may lack the tracepoint: BTF tracepoints need Linux 5.5 or newer)"
+        "attaching {program} failed (this kernel may lack what it hooks: BTF tracepoints need Linux 5.5 or newer)"
     )]
     Attach {
         program: &'static str,
