@@ -21,7 +21,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::tax::{Tax, getppid_ns};
+use crate::tax::{TAX, TAX_TRACEPOINTS, Tax, getppid_ns};
 
 /// The tracer's threshold, and how long a scenario leaves a zombie: well
 /// past it, so that the report is due even on a slow emulated machine.
@@ -88,7 +88,7 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
                 after.saturating_sub(*programs_before.as_ref().unwrap_or(&0))
             );
         }
-        if let Some(hooks) = wait_hooks {
+        if let Some(hooks) = &wait_hooks {
             println!("{MARK} how wait calls by {hooks}");
         }
         check("zombie-and-late-reap", zombie_and_late_reap(&mut tracer));
@@ -119,19 +119,55 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
         };
         println!("{MARK} how kernel memory read by {reads}");
     }
+    let getppid_after = getppid_ns();
     if let Some(with) = getppid_with {
         let tax = Tax {
             before: getppid_before,
             with,
-            after: getppid_ns(),
+            after: getppid_after,
         };
         println!("{MARK} {}", tax.line());
+    }
+    // Where trampolines run, the other way too, in the same guest and run:
+    // the same answers, and what it costs every other syscall.
+    if wait_hooks.as_deref() == Some("trampolines") {
+        check(
+            "wait-calls-by-tracepoints",
+            by_tracepoints(zombie_trace, getppid_after),
+        );
     }
     println!("{MARK} DONE {failed} failed");
     if failed > 0 {
         bail!("{failed} scenario(s) failed");
     }
     Ok(())
+}
+
+/// The tracer with wait calls forced onto the syscall tracepoints: it says
+/// so, the wait-call scenario passes as it did by trampolines, and its
+/// `getppid` tax line (`tax-tracepoints`), `alone` measured just before.
+fn by_tracepoints(zombie_trace: &Path, alone: f64) -> Result<String> {
+    let mut cmd = Command::new(zombie_trace);
+    cmd.args(TRACER_ARGS)
+        .env("ZOMBIE_TRACE_WAIT_HOOKS", "tracepoints");
+    let mut tracer = Tracer::spawn(cmd)?;
+    let ready = tracer.ready()?;
+    let with = getppid_ns();
+    let result = (|| {
+        if ready["wait_hooks"] != "tracepoints" {
+            bail!("forced to tracepoints, the ready line says {ready}");
+        }
+        wait_calls(&mut tracer)
+    })();
+    let _ = tracer.child.kill();
+    let _ = tracer.child.wait();
+    let tax = Tax {
+        before: alone,
+        with,
+        after: getppid_ns(),
+    };
+    println!("{MARK} {}", tax.line().replacen(TAX, TAX_TRACEPOINTS, 1));
+    result
 }
 
 /// `cargo xtask dist --check`: the tracer that `cmd` starts with

@@ -62,7 +62,10 @@ pub struct Tax {
     pub after: f64,
 }
 
-/// The first word of the guest's line, after its mark.
+/// The first word of the guest's line, after its mark: the tracer as it
+/// chose to run, and forced onto the syscall tracepoints.
+pub const TAX: &str = "tax";
+pub const TAX_TRACEPOINTS: &str = "tax-tracepoints";
 const WORD: &str = "tax getppid ";
 
 impl Tax {

@@ -26,7 +26,11 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    bench::page, build, guest::MARK, is_root, output_of, run_cmd, target_dir, tax::Tax,
+    bench::page,
+    build,
+    guest::MARK,
+    is_root, output_of, run_cmd, target_dir,
+    tax::{TAX, TAX_TRACEPOINTS, Tax},
     workspace_root,
 };
 
@@ -80,8 +84,10 @@ struct Column {
     scenarios: BTreeMap<String, (String, String)>,
     /// How the tracer runs there (the guest's `how` lines).
     how: Vec<String>,
-    /// A `getppid` without the tracer and with it.
+    /// A `getppid` without the tracer and with it; and with it forced onto
+    /// the syscall tracepoints, where it ran by trampolines.
     tax: Option<Tax>,
+    tax_tracepoints: Option<Tax>,
     trouble: Option<String>,
 }
 
@@ -693,6 +699,7 @@ fn column(label: &str, release: &str, console: &str) -> Column {
     let mut scenarios = BTreeMap::new();
     let mut how = Vec::new();
     let mut tax = None;
+    let mut tax_tracepoints = None;
     let mut done = false;
     let mut trouble = None;
     for line in console.lines() {
@@ -707,7 +714,10 @@ fn column(label: &str, release: &str, console: &str) -> Column {
                 "DONE" => done = true,
                 "TIMEOUT" => trouble = Some(format!("timed out {status} {detail}")),
                 "how" => how.push(format!("{status} {detail}")),
-                "tax" => tax = Tax::parse(rest),
+                TAX => tax = Tax::parse(rest),
+                TAX_TRACEPOINTS => {
+                    tax_tracepoints = Tax::parse(&rest.trim().replacen(TAX_TRACEPOINTS, TAX, 1));
+                }
                 "kernel" | "EXIT" => {}
                 _ => {
                     scenarios.insert(name.to_owned(), (status.to_owned(), detail.to_owned()));
@@ -728,6 +738,7 @@ fn column(label: &str, release: &str, console: &str) -> Column {
         scenarios,
         how,
         tax,
+        tax_tracepoints,
         trouble,
     }
 }
@@ -767,7 +778,7 @@ fn table(columns: &[Column]) -> String {
     }
     md.push_str("\n| a `getppid` while it runs |");
     for c in columns {
-        let cell = c.tax.map_or_else(
+        let mut cell = c.tax.map_or_else(
             || "–".to_owned(),
             |t| {
                 format!(
@@ -779,6 +790,13 @@ fn table(columns: &[Column]) -> String {
                 )
             },
         );
+        if let Some(t) = c.tax_tracepoints {
+            cell.push_str(&format!(
+                "; forced onto tracepoints {:.0} ns: {}",
+                t.with,
+                t.verdict()
+            ));
+        }
         md.push_str(&format!(" {cell} |"));
     }
     md.push_str("\n| **all** |");
@@ -853,6 +871,18 @@ touch only the functions they trace.
             c.release,
             c.wait_hooks().unwrap_or("–"),
         ));
+        if let Some(t) = c.tax_tracepoints {
+            md.push_str(&format!(
+                "| {} (`{}`) | tracepoints (`ZOMBIE_TRACE_WAIT_HOOKS=tracepoints`) | {:.0} ns, {:.0} ns | {:.0} ns | {:.2} ({}) |\n",
+                c.label,
+                c.release,
+                t.before,
+                t.after,
+                t.with,
+                t.with / t.alone(),
+                t.verdict()
+            ));
+        }
     }
     md.push_str(TAX_MARKERS.1);
     md.push('\n');
@@ -926,8 +956,16 @@ mod tests {
                 after: 1498.5
             })
         );
+        assert_eq!(c.tax_tracepoints, None);
         assert!(c.trouble.is_none());
         assert!(!c.passed(), "a FAIL fails the kernel");
+        let both = CONSOLE.replace(
+            "VMTEST DONE",
+            "VMTEST tax-tracepoints getppid 1498.5 1900.0 1502.0\nVMTEST DONE",
+        );
+        let c = column("6.1", "x", &both);
+        assert_eq!(c.tax_tracepoints.map(|t| t.with), Some(1900.0));
+        assert!(table(&[c]).contains("; forced onto tracepoints 1900 ns: +26.6%"));
         let ok = CONSOLE.replace("storm FAIL", "storm PASS");
         assert!(
             column("6.1", "x", &ok).passed(),

@@ -476,13 +476,15 @@ the call's entry (5.15+), so no `sys_enter` tracepoint is enabled.
 exitsnoop and the bpftrace one-liner send a record per exit to
 userspace.
 
-The price of the wait programs is the syscall column: while any syscall
+The price of the wait programs on this machine is the syscall column:
+its kernel refuses fexit trampolines (`EPERM`), so zombie-trace hooks the
+wait calls by their syscall tracepoints, and while any syscall
 tracepoint is enabled, the kernel sends every syscall of every process
 through its slow path, which checks whether that syscall is traced.
 exitsnoop and the one-liner watch only scheduler events and add nothing
-there. fexit programs on the wait calls would avoid it, but the
-development machines' kernels refuse fentry/fexit (`EPERM`), so
-zombie-trace does not use them yet.
+there. Where the kernel allows trampolines, zombie-trace traces the wait
+calls by fexit on `kernel_wait4`/`kernel_waitid` instead, and adds
+nothing there either: see "The tax on unrelated syscalls, per kernel".
 
 ## Memory: flat over {soak_children} children
 
