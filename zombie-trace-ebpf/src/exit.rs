@@ -58,7 +58,12 @@ pub fn sched_process_exit_bounded(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 fn exit(ctx: &BtfTracePointContext, loop_helper: bool) -> i32 {
     let task: KPtr = ctx.arg(0);
-    if let Err(err) = try_exit(task, loop_helper) {
+    let exited = if loop_helper {
+        try_exit::<true>(task)
+    } else {
+        try_exit::<false>(task)
+    };
+    if let Err(err) = exited {
         count(COUNTER_READ_ERRORS);
         error!(ctx, "sched_process_exit: kernel read failed ({})", err);
     }
@@ -90,15 +95,17 @@ fn parent_flags(leader: KPtr, parent: KPtr) -> Result<u32, i32> {
     Ok(flags)
 }
 
-#[inline(always)]
-fn try_exit(task: KPtr, loop_helper: bool) -> Result<(), i32> {
+/// `LOOP_HELPER`: the kernel has `bpf_loop`. A parameter of the type, not
+/// of the call: each program gets its own copy, and the one for older
+/// kernels names no `bpf_loop` at all.
+fn try_exit<const LOOP_HELPER: bool>(task: KPtr) -> Result<(), i32> {
     let o = offsets();
     // Each thread's own children, before its exit hands them on: a child's
     // parent is the thread that forked it, and when a whole group dies at
     // once each thread's children go to the reaper at that thread's exit.
     // Before any filter too: the children may be traced when their parent
     // is not. Best effort: a child released meanwhile ends the walk.
-    let _ = note_orphans(task, loop_helper);
+    let _ = note_orphans::<LOOP_HELPER>(task);
     // `live` was decremented before this tracepoint: 0 means this thread is
     // the last one, the group is dead and its leader becomes reapable. (The
     // `group_dead` argument only exists since 6.16.) Two threads dying at once
@@ -210,7 +217,7 @@ fn try_exit(task: KPtr, loop_helper: bool) -> Result<(), i32> {
 /// process, while one lives). Zombie children need nothing: their exit
 /// record already named this parent.
 #[inline(always)]
-fn note_orphans(task: KPtr, loop_helper: bool) -> Result<(), i32> {
+fn note_orphans<const LOOP_HELPER: bool>(task: KPtr) -> Result<(), i32> {
     let o = offsets();
     let head = task.wrapping_add(o.task_children as usize);
     let first: KPtr = read(task, o.task_children)?;
@@ -226,7 +233,7 @@ fn note_orphans(task: KPtr, loop_helper: bool) -> Result<(), i32> {
         named: 0,
         parent_comm: [0; COMM_LEN],
     };
-    if loop_helper {
+    if LOOP_HELPER {
         // SAFETY: the callback only touches `walk`, which outlives the call.
         unsafe {
             bpf_loop(

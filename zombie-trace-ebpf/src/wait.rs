@@ -22,7 +22,7 @@ use aya_ebpf::{
     programs::{FExitContext, TracePointContext},
 };
 use zombie_trace_common::{
-    COMM_LEN, COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, EXIT_PTRACED, KIND_WAIT, WAIT_ARGS_MAX,
+    COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, EXIT_PTRACED, KIND_WAIT, WAIT_ARGS_MAX,
     WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WAIT_TALLY_MAX, WAIT_TARGETS, WNOHANG, WNOWAIT,
     WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word, wait4_target,
 };
@@ -309,7 +309,20 @@ fn finish(pid_tgid: u64, args: &WaitArgs, ret: i64, pid: i32, status: i32, code:
         // A plain integer, not an Option: the verifier refuses the register
         // games the compiler plays with an Option's unset payload.
         let word = exit_status_word(args.syscall, status, code).unwrap_or(UNKNOWN_STATUS);
-        if !reaped_untracked(pid as u32, word, tgid, now, &comm) {
+        let child = pid as u32;
+        let collected = pairing::take(child, |exit| {
+            // A ptracer that is not the parent collects the status, but the
+            // child then goes back to its parent, unreaped.
+            (word == UNKNOWN_STATUS || word == exit.status)
+                && (exit.ppid == tgid || exit.flags & EXIT_PTRACED == 0)
+        });
+        if let Some(exit) = collected {
+            let latency = now.saturating_sub(exit.ts_ns);
+            pairing::reaped(latency, tgid, current_start_ns(), &comm);
+            return;
+        }
+        // Userspace times the reaps of what it tracks by the wait call.
+        if !pairing::handed(child) {
             return;
         }
     }
@@ -331,27 +344,6 @@ fn finish(pid_tgid: u64, args: &WaitArgs, ret: i64, pid: i32, status: i32, code:
         _pad: 0,
     };
     send(record, COUNTER_LOST_WAIT);
-}
-
-/// The current process, `tgid`, collected `child`'s exit (`word`, or
-/// [`UNKNOWN_STATUS`]): paired here if its exit is held, else whether
-/// userspace tracks it (and must see the call). Not inlined: the verifier
-/// then walks it once, not once per way its caller came.
-#[inline(never)]
-fn reaped_untracked(child: u32, word: u32, tgid: u32, now: u64, comm: &[u8; COMM_LEN]) -> bool {
-    let collected = pairing::take(child, |exit| {
-        // A ptracer that is not the parent collects the status, but the
-        // child then goes back to its parent, unreaped.
-        (word == UNKNOWN_STATUS || word == exit.status)
-            && (exit.ppid == tgid || exit.flags & EXIT_PTRACED == 0)
-    });
-    if let Some(exit) = collected {
-        let latency = now.saturating_sub(exit.ts_ns);
-        pairing::reaped(latency, tgid, current_start_ns(), comm);
-        return false;
-    }
-    // Userspace times the reaps of what it tracks by the wait call.
-    pairing::handed(child)
 }
 
 /// The start time of the current process (its leader's).
@@ -414,12 +406,15 @@ fn tally(tgid: u32, args: &WaitArgs, ret: i64, outcome: u32, now: u64) {
         // from turn to turn has the verifier walk every value it can take.
         let targets = &raw mut (*slot).targets;
         let used = (*slot).n_targets as usize;
+        let mut oldest_ns = u64::MAX;
         let mut i = 0;
         while i < WAIT_TARGETS {
             if i < used && (*targets)[i].same_target(&target) {
                 (*targets)[i] = target;
                 return;
             }
+            // Only needed when all are used, and then over all of them.
+            oldest_ns = oldest_ns.min((*targets)[i].last_ns);
             i += 1;
         }
         // Read again: the count compared above is not one the verifier
@@ -429,12 +424,6 @@ fn tally(tgid: u32, args: &WaitArgs, ret: i64, outcome: u32, now: u64) {
             (*slot).n_targets = n as u32 + 1;
             (*targets)[n] = target;
             return;
-        }
-        let mut oldest_ns = u64::MAX;
-        i = 0;
-        while i < WAIT_TARGETS {
-            oldest_ns = oldest_ns.min((*targets)[i].last_ns);
-            i += 1;
         }
         i = 0;
         while i < WAIT_TARGETS {
