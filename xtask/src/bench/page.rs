@@ -484,7 +484,7 @@ through its slow path, which checks whether that syscall is traced.
 exitsnoop and the one-liner watch only scheduler events and add nothing
 there. Where the kernel allows trampolines, zombie-trace traces the wait
 calls by fexit on `kernel_wait4`/`kernel_waitid` instead, and adds
-nothing there either: see "The tax on unrelated syscalls, per kernel".
+nothing there either: see \"The tax on unrelated syscalls, per kernel\".
 
 ## Memory: flat over {soak_children} children
 
