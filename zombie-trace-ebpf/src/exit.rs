@@ -45,25 +45,23 @@ static ORPHANS: LruHashMap<u32, Orphan> = LruHashMap::with_max_entries(ORPHANS_M
 /// turn is verified again, which made this program most of start-up).
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
-    exit(&ctx, true)
+    exit::<true>(&ctx)
 }
 
 /// The same, with the orphan walk a bounded loop, for older kernels (a
 /// program that names `bpf_loop` does not load there at all).
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit_bounded(ctx: BtfTracePointContext) -> i32 {
-    exit(&ctx, false)
+    exit::<false>(&ctx)
 }
 
+/// `LOOP_HELPER`: the kernel has `bpf_loop`. A parameter of the type, not
+/// of the call: each program gets its own copy, and the one for older
+/// kernels names no `bpf_loop` at all.
 #[inline(always)]
-fn exit(ctx: &BtfTracePointContext, loop_helper: bool) -> i32 {
+fn exit<const LOOP_HELPER: bool>(ctx: &BtfTracePointContext) -> i32 {
     let task: KPtr = ctx.arg(0);
-    let exited = if loop_helper {
-        try_exit::<true>(task)
-    } else {
-        try_exit::<false>(task)
-    };
-    if let Err(err) = exited {
+    if let Err(err) = try_exit::<LOOP_HELPER>(task) {
         count(COUNTER_READ_ERRORS);
         error!(ctx, "sched_process_exit: kernel read failed ({})", err);
     }
@@ -95,9 +93,6 @@ fn parent_flags(leader: KPtr, parent: KPtr) -> Result<u32, i32> {
     Ok(flags)
 }
 
-/// `LOOP_HELPER`: the kernel has `bpf_loop`. A parameter of the type, not
-/// of the call: each program gets its own copy, and the one for older
-/// kernels names no `bpf_loop` at all.
 fn try_exit<const LOOP_HELPER: bool>(task: KPtr) -> Result<(), i32> {
     let o = offsets();
     // Each thread's own children, before its exit hands them on: a child's
