@@ -155,8 +155,9 @@ The anchors say nothing once attached, so while each starts a `/bin/true`
 exits every {poke} ms: their time includes waiting for one, up to about
 {poke} ms more (exitsnoop runs under `stdbuf -oL`, or a pipe would hold
 its lines back). The image's time includes podman making and starting the
-container. CPU is the started process's own until that line (podman's
-would not be the tracer's). The parts are the medians of the ready line's
+container. CPU is the started process's own in all, every thread's:
+starting, up to that line, and stopping right after it (podman's would
+not be the tracer's). The parts are the medians of the ready line's
 `startup`: BTF reading and indexing the kernel's BTF, load creating the
 maps and verifying the programs, attach attaching them, scan the `/proc`
 scan for the zombies already there.

@@ -5,7 +5,7 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
@@ -14,7 +14,6 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::{
-    cpu_ns,
     page::{median, with_spread},
     stop,
 };
@@ -46,15 +45,16 @@ pub enum Until {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Start {
     pub wall_ms: f64,
-    /// The started process's CPU up to that line.
+    /// The started process's CPU in all: starting, up to that line, and
+    /// stopping at once after it.
     pub cpu_ms: Option<f64>,
     /// The ready line's parts, in the order of [`PARTS`].
     pub parts: Option<[f64; 4]>,
 }
 
-/// From spawning `cmd` to the line `until` waits for (with the process's
-/// CPU up to then if `cpu`: not when it only starts the tracer, as podman
-/// does); then it is stopped.
+/// From spawning `cmd` to the line `until` waits for; then it is stopped,
+/// and with `cpu` its CPU counted (not when it only starts the tracer, as
+/// podman does).
 pub fn start_up(mut cmd: Command, until: Until, cpu: bool) -> Result<Start> {
     let started = Instant::now();
     let mut child = cmd
@@ -64,7 +64,6 @@ pub fn start_up(mut cmd: Command, until: Until, cpu: bool) -> Result<Start> {
         .spawn()
         .context("spawning")?;
     let stdout = child.stdout.take().context("its stdout")?;
-    let pid = child.id();
     let done = AtomicBool::new(false);
     let start = thread::scope(|scope| -> Result<Start> {
         let poker = (until == Until::FirstExit).then(|| scope.spawn(|| poke(&done)));
@@ -78,12 +77,9 @@ pub fn start_up(mut cmd: Command, until: Until, cpu: bool) -> Result<Start> {
                 _ if started.elapsed() > WITHIN => break,
                 _ => continue,
             };
-            let cpu_ms = cpu
-                .then(|| cpu_ns(pid).map(|ns| ns as f64 / 1e6))
-                .transpose()?;
             found = Some(Start {
                 wall_ms,
-                cpu_ms,
+                cpu_ms: None,
                 parts,
             });
             break;
@@ -99,8 +95,41 @@ pub fn start_up(mut cmd: Command, until: Until, cpu: bool) -> Result<Start> {
             Until::FirstExit => "no line about an exit",
         })
     });
-    stop(&mut child);
-    start
+    let cpu_ms = stop_counting(&mut child);
+    start.map(|start| Start {
+        cpu_ms: cpu.then_some(cpu_ms).flatten(),
+        ..start
+    })
+}
+
+/// Stops `child` as [`stop`] does, and says how much CPU it used in all,
+/// in ms: every thread's, those that ended before too (zombie-trace
+/// verifies its programs on threads of their own), which a live count of
+/// its threads would miss.
+fn stop_counting(child: &mut Child) -> Option<f64> {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: valid pointers; `pid` is our child, not yet reaped.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+            return Some(ms(usage.ru_utime) + ms(usage.ru_stime));
+        }
+        if reaped < 0 {
+            return None;
+        }
+        if Instant::now() > deadline {
+            stop(child);
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A short-lived child every [`POKE_EVERY`] until `done`.
