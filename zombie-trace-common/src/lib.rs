@@ -199,6 +199,21 @@ pub fn wait4_target(upid: i32) -> (u32, i32) {
     }
 }
 
+/// A `waitid` as its syscall returns it and [`WaitRecord`] keeps it
+/// (`ret`, `pid`, `status`, `code`), from what `kernel_waitid` returned:
+/// the pid it reports, 0 when it reports none, or an error. `info` gives
+/// its `waitid_info`'s `pid`, `status` and `cause`, read only when a child
+/// was reported.
+#[inline(always)]
+pub fn waitid_result(kret: i64, info: impl FnOnce() -> (i32, i32, i32)) -> (i64, i32, i32, i32) {
+    if kret > 0 {
+        let (pid, status, cause) = info();
+        (0, pid, status, cause)
+    } else {
+        (kret, 0, 0, 0)
+    }
+}
+
 /// Whether a wait call that reported a child (`WAIT_SYSCALL_*`, with the
 /// `status` and `code` of a [`WaitRecord`]) collected its exit, rather than
 /// a stop or a continue. Both sides decide it here, so that they agree.
@@ -459,18 +474,6 @@ mod user {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn latency_buckets_are_floor_log2() {
-        assert_eq!(super::latency_bucket(0), 0);
-        for bit in 0..64 {
-            let v = 1u64 << bit;
-            for n in [v, v | (v >> 1), v | 1, (v - 1) | v] {
-                assert_eq!(super::latency_bucket(n), n.ilog2() as usize, "{n:#x}");
-            }
-        }
-        assert_eq!(super::latency_bucket(u64::MAX), 63);
-    }
-
     use core::mem::size_of;
 
     use super::*;
@@ -560,5 +563,25 @@ mod tests {
         assert!(!exit(0).auto_reaped());
         assert!(!exit(EXIT_PARENT_IGNORES_SIGCHLD | EXIT_PTRACED).auto_reaped());
         assert!(!exit(EXIT_PARENT_IGNORES_SIGCHLD | EXIT_NOT_SIGCHLD).auto_reaped());
+    }
+
+    #[test]
+    fn latency_buckets_are_floor_log2() {
+        assert_eq!(latency_bucket(0), 0);
+        for bit in 0..64 {
+            let v = 1u64 << bit;
+            for n in [v, v | (v >> 1), v | 1, (v - 1) | v] {
+                assert_eq!(latency_bucket(n), n.ilog2() as usize, "{n:#x}");
+            }
+        }
+        assert_eq!(latency_bucket(u64::MAX), 63);
+    }
+
+    #[test]
+    fn waitid_reports_as_its_syscall_returns() {
+        let info = || (42, 3, CLD_EXITED);
+        assert_eq!(waitid_result(42, info), (0, 42, 3, CLD_EXITED));
+        assert_eq!(waitid_result(0, || unreachable!()), (0, 0, 0, 0));
+        assert_eq!(waitid_result(-10, || unreachable!()), (-10, 0, 0, 0));
     }
 }

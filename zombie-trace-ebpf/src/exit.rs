@@ -55,8 +55,8 @@ pub fn sched_process_exit_bounded(ctx: BtfTracePointContext) -> i32 {
     exit::<false>(&ctx)
 }
 
-/// `LOOP_HELPER`: the kernel has `bpf_loop`. A parameter of the type, not
-/// of the call: each program gets its own copy, and the one for older
+/// `LOOP_HELPER`: the kernel has `bpf_loop`. A const generic, not a
+/// runtime argument: each program gets its own copy, and the one for older
 /// kernels names no `bpf_loop` at all.
 #[inline(always)]
 fn exit<const LOOP_HELPER: bool>(ctx: &BtfTracePointContext) -> i32 {
@@ -247,8 +247,9 @@ fn note_orphans<const LOOP_HELPER: bool>(task: KPtr) -> Result<(), i32> {
 /// Where a walk through a task's children is.
 #[repr(C)]
 struct Walk {
-    /// The exiting thread, and the child list node to look at next.
+    /// The exiting thread.
     task: u64,
+    /// The node of its child list to look at next.
     node: u64,
     tgid: u32,
     /// 1 once `parent_comm` is read (only when a child needs it).

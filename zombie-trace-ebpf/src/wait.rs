@@ -10,6 +10,12 @@
 //! (x86_64), the return program reads the arguments there and no entry
 //! program is attached; elsewhere the arguments are kept per thread from
 //! entry to return.
+//!
+//! The two ways agree but where the kernel's own state and the syscall's
+//! answer differ: a child collected, then `-EFAULT` because the caller's
+//! `rusage` or `siginfo` could not be written, is a reap at the trampoline
+//! (as the kernel has it) and an error at the tracepoint; a `waitid` with
+//! no `siginfo` at all reports its child only to the trampoline.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -25,6 +31,7 @@ use zombie_trace_common::{
     COUNTER_LOST_WAIT, COUNTER_WAIT_UNTRACKED, EXIT_PTRACED, KIND_WAIT, WAIT_ARGS_MAX,
     WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WAIT_TALLY_MAX, WAIT_TARGETS, WNOHANG, WNOWAIT,
     WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word, wait4_target,
+    waitid_result,
 };
 
 use crate::{
@@ -212,18 +219,15 @@ pub fn kernel_waitid(ctx: FExitContext) -> i32 {
     let options: u32 = ctx.arg(3);
     let kret: i64 = ctx.arg(5);
     let args = WaitArgs::waitid(which, upid, infop, options);
-    let o = offsets();
-    let info = infop as KPtr;
-    let (ret, pid, status, code) = if kret > 0 {
+    let (ret, pid, status, code) = waitid_result(kret, || {
+        let o = offsets();
+        let info = infop as KPtr;
         (
-            0,
             read::<i32>(info, o.waitid_info_pid).unwrap_or(0),
             read::<i32>(info, o.waitid_info_status).unwrap_or(0),
             read::<i32>(info, o.waitid_info_cause).unwrap_or(0),
         )
-    } else {
-        (kret, 0, 0, 0)
-    };
+    });
     finish(pid_tgid, &args, ret, pid, status, code);
     0
 }

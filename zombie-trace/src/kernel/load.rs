@@ -45,8 +45,6 @@ const ATTACH_TYPES: [(&str, Kind); 5] = [
     ("kernel_wait4", Kind::Func),
     ("kernel_waitid", Kind::Func),
 ];
-/// The first this many of [`ATTACH_TYPES`] are the tracepoints'.
-const TRACEPOINT_TYPES: usize = 3;
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -85,7 +83,7 @@ pub enum LoadError {
     )]
     Load(#[source] aya::EbpfError),
     #[error(
-        "attaching {program} failed (this kernel may lack what it hooks: BTF tracepoints need Linux 5.5 or newer)"
+        "loading or attaching {program} failed (the kernel's reason follows; if it does not say what to do, report this whole message)"
     )]
     Attach {
         program: &'static str,
@@ -177,7 +175,8 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
             offsets.waitid_info_cause = cause;
         }
         None if hooks == HooksWanted::Trampolines => {
-            return Err(OffsetError::Missing("struct waitid_info".to_owned()).into());
+            let missing = OffsetError::Missing("struct waitid_info".to_owned());
+            return Err(LoadError::TrampolinesRefused(Box::new(missing.into())));
         }
         None => hooks = HooksWanted::Tracepoints,
     }
@@ -185,12 +184,13 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     let loop_helper = !compat && offsets::has_helper(&kernel_btf, "BPF_FUNC_loop");
     // The functions' ids are large (aya is handed a stand-in for each
     // type below them): only when trampolines will be tried.
-    let wanted = if hooks == HooksWanted::Tracepoints {
-        &ATTACH_TYPES[..TRACEPOINT_TYPES]
-    } else {
-        &ATTACH_TYPES[..]
-    };
-    let btf = kernel_btf.aya_btf(wanted).map_err(LoadError::AttachTypes)?;
+    let wanted: Vec<(&str, Kind)> = ATTACH_TYPES
+        .into_iter()
+        .filter(|&(_, kind)| hooks != HooksWanted::Tracepoints || kind != Kind::Func)
+        .collect();
+    let btf = kernel_btf
+        .aya_btf(&wanted)
+        .map_err(LoadError::AttachTypes)?;
     drop(kernel_btf);
     drop(bytes);
     let btf_time = started.elapsed();
@@ -198,10 +198,16 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     if let Some(regs_args) = regs_args {
         offsets.regs_args = regs_args;
     }
+    // Before it is known whether trampolines will do: the tracepoints'
+    // layouts go into the programs' globals, fixed when they are made.
     let wait_tracing = match offsets::tracefs() {
         Some(tracefs) => offsets::add_wait_tracepoints(&mut offsets, &tracefs, regs_args.is_none())
-            .map_err(|e| e.to_string()),
-        None => Err("tracefs is not mounted and could not be mounted".to_owned()),
+            .map_err(|e| format!("{e}; check that tracefs is whole")),
+        None => Err(
+            "tracefs is not mounted and could not be mounted; mount it (mount -t tracefs nodev \
+             /sys/kernel/tracing) and restart"
+                .to_owned(),
+        ),
     };
     let setup = Setup {
         options,
@@ -366,22 +372,27 @@ fn load_and_attach(
     direct_reads: bool,
     times: &mut Startup,
 ) -> Result<(Option<WaitHooks>, Option<String>), LoadError> {
-    let exit = if setup.loop_helper {
-        "sched_process_exit"
-    } else {
-        "sched_process_exit_bounded"
-    };
-    let scheduler = [
-        Hook {
-            program: exit,
-            target: "sched_process_exit",
+    let exit = |bounded| Hook {
+        program: if bounded {
+            "sched_process_exit_bounded"
+        } else {
+            "sched_process_exit"
         },
+        target: "sched_process_exit",
+    };
+    let mut scheduler = [
+        exit(!setup.loop_helper),
         Hook::named("sched_process_free"),
         Hook::named("sched_process_exec"),
     ];
     let trampolines = setup.hooks != HooksWanted::Tracepoints;
     let tracepoints = tracepoints(!setup.args_from_regs);
-    for hook in scheduler.iter().chain(&TRAMPOLINES).chain(&tracepoints) {
+    for hook in scheduler
+        .iter()
+        .chain(&[exit(true)])
+        .chain(&TRAMPOLINES)
+        .chain(&tracepoints)
+    {
         if ebpf.program(hook.program).is_none() {
             return Err(LoadError::Missing(hook.program));
         }
@@ -395,7 +406,20 @@ fn load_and_attach(
     // work out evenly.
     let first: Vec<Hook> = wait.iter().chain(&scheduler).copied().collect();
     let mut loaded = load_timed(ebpf, setup.btf, &first, times);
-    let scheduler_loaded = loaded.split_off(wait.len());
+    let mut scheduler_loaded = loaded.split_off(wait.len());
+    if let [Err(e), ..] = &scheduler_loaded[..]
+        && setup.loop_helper
+    {
+        // The bounded walk takes the verifier longer, but a kernel whose
+        // verifier refuses the `bpf_loop` one may take it.
+        log::debug!(
+            "{} refused, loading {} instead: {e}",
+            scheduler[0].program,
+            exit(true).program
+        );
+        scheduler[0] = exit(true);
+        scheduler_loaded.splice(..1, load_timed(ebpf, setup.btf, &scheduler[..1], times));
+    }
     all_loaded(&scheduler, scheduler_loaded)?;
     attach_all(ebpf, &scheduler, times)?;
     let mut hooked = all_loaded(wait, loaded).and_then(|()| attach_all(ebpf, wait, times));
@@ -428,7 +452,12 @@ fn load_and_attach(
             // The kernel's reason (a verifier log) is long: for a bug
             // report, not for the warning.
             log::debug!("{}", with_causes(&e));
-            Ok((None, Some(e.to_string())))
+            Ok((
+                None,
+                Some(format!(
+                    "{e}; RUST_LOG=zombie_trace=debug shows the kernel's reason"
+                )),
+            ))
         }
     }
 }
@@ -470,7 +499,7 @@ fn attach_error(hook: &Hook, source: ProgramError) -> LoadError {
 }
 
 /// How wait calls should be traced: `ZOMBIE_TRACE_WAIT_HOOKS`, else by
-/// trampolines where the kernel allows them (never in compat mode, whose
+/// trampolines where the kernel allows them (but not in compat mode, whose
 /// point is the oldest kernels' ways).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HooksWanted {
@@ -486,20 +515,27 @@ enum HooksWanted {
 pub const WAIT_HOOKS_ENV: &str = "ZOMBIE_TRACE_WAIT_HOOKS";
 
 fn wait_hooks_wanted(compat: bool) -> HooksWanted {
-    let wanted = match std::env::var(WAIT_HOOKS_ENV) {
-        Ok(value) if value == "trampolines" => HooksWanted::Trampolines,
-        Ok(value) if value == "tracepoints" => HooksWanted::Tracepoints,
-        Ok(value) => {
+    hooks_wanted(std::env::var(WAIT_HOOKS_ENV).ok().as_deref(), compat)
+}
+
+/// What `ZOMBIE_TRACE_WAIT_HOOKS` (`value`, if set) asks for; unset, the
+/// compat mode's way is the tracepoints (set, it wins).
+fn hooks_wanted(value: Option<&str>, compat: bool) -> HooksWanted {
+    match value {
+        Some("trampolines") => HooksWanted::Trampolines,
+        Some("tracepoints") => HooksWanted::Tracepoints,
+        Some(value) => {
             log::warn!(
                 "{WAIT_HOOKS_ENV}={value:?} ignored: it takes `trampolines` or `tracepoints`"
             );
-            HooksWanted::Any
+            if compat {
+                HooksWanted::Tracepoints
+            } else {
+                HooksWanted::Any
+            }
         }
-        Err(_) => HooksWanted::Any,
-    };
-    match wanted {
-        HooksWanted::Any if compat => HooksWanted::Tracepoints,
-        wanted => wanted,
+        None if compat => HooksWanted::Tracepoints,
+        None => HooksWanted::Any,
     }
 }
 
@@ -628,6 +664,37 @@ mod tests {
         assert!(
             message.contains("lacks CAP_PERFMON: run it with sudo"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn wait_hooks_as_asked() {
+        use HooksWanted::{Any, Tracepoints, Trampolines};
+        assert_eq!(hooks_wanted(None, false), Any);
+        assert_eq!(hooks_wanted(None, true), Tracepoints);
+        assert_eq!(hooks_wanted(Some("trampolines"), true), Trampolines);
+        assert_eq!(hooks_wanted(Some("tracepoints"), false), Tracepoints);
+        assert_eq!(hooks_wanted(Some("fexit"), false), Any);
+        assert_eq!(hooks_wanted(Some(""), true), Tracepoints);
+    }
+
+    #[test]
+    fn wait_returns_attach_before_entries() {
+        let names = |entries| {
+            tracepoints(entries)
+                .iter()
+                .map(|h| h.program)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(false), ["sys_exit_wait4", "sys_exit_waitid"]);
+        assert_eq!(
+            names(true),
+            [
+                "sys_exit_wait4",
+                "sys_exit_waitid",
+                "sys_enter_wait4",
+                "sys_enter_waitid"
+            ]
         );
     }
 

@@ -68,7 +68,7 @@ impl<'a> Layout for Btf<'a> {
     }
 
     fn has_helper(&self, helper: &str) -> bool {
-        self.has_enumerator("bpf_func_id", helper)
+        has_helper(self, helper)
     }
 }
 

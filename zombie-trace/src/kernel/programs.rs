@@ -65,7 +65,12 @@ pub fn load(
             .collect();
         workers
             .into_iter()
-            .flat_map(|worker| worker.join().unwrap_or_default())
+            .flat_map(|worker| {
+                worker.join().unwrap_or_else(|_| {
+                    log::warn!("a thread loading programs panicked: they are not loaded");
+                    Vec::new()
+                })
+            })
             .collect()
     });
     // A worker that panicked (it said so on stderr) leaves its programs

@@ -155,8 +155,8 @@ pub async fn run(options: Options) -> Result<()> {
     }
     if let Some(why) = &probes.wait_tracing_error {
         log::warn!(
-            "wait4/waitid calls are not traced ({why}): reports will not say whether the parent \
-             calls wait; mount tracefs (mount -t tracefs nodev /sys/kernel/tracing) and restart"
+            "wait4/waitid calls are not traced, so reports will not say whether the parent calls \
+             wait: {why}"
         );
     }
     // SAFETY: the ring buffer owns its descriptor, so it stays open and the
