@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 
 use super::{
     page::{median, with_spread},
-    stop,
+    signal, stop,
 };
 
 /// The longest a start may take before the bench gives up on it.
@@ -107,9 +107,8 @@ pub fn start_up(mut cmd: Command, until: Until, cpu: bool) -> Result<Start> {
 /// verifies its programs on threads of their own), which a live count of
 /// its threads would miss.
 fn stop_counting(child: &mut Child) -> Option<f64> {
+    signal(child.id(), libc::SIGINT);
     let pid = child.id() as libc::pid_t;
-    // SAFETY: kill has no memory preconditions.
-    unsafe { libc::kill(pid, libc::SIGINT) };
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut status = 0;
     // SAFETY: all-zero is a valid rusage.

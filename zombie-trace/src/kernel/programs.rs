@@ -122,15 +122,12 @@ pub fn attach(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), ProgramError> {
     }
 }
 
-/// Detaches and unloads a program, if it was loaded.
+/// Detaches and unloads a trampoline program, if it was loaded (the only
+/// kind given up on once loaded).
 pub fn unload(ebpf: &mut Ebpf, hook: &Hook) {
-    let unloaded = match ebpf.program_mut(hook.program) {
-        Some(Program::FExit(p)) => p.unload(),
-        Some(Program::TracePoint(p)) => p.unload(),
-        Some(Program::BtfTracePoint(p)) => p.unload(),
-        _ => Ok(()),
-    };
-    if let Err(e) = unloaded {
+    if let Some(Program::FExit(p)) = ebpf.program_mut(hook.program)
+        && let Err(e) = p.unload()
+    {
         log::debug!("unloading {}: {e}", hook.program);
     }
 }
