@@ -1927,3 +1927,82 @@ fn programs_read_kernel_memory_directly_where_they_can() {
         "the verifier refused the direct loads on {release}:\n{stderr}"
     );
 }
+
+/// What a child ran, kept from its exec: a Python parent runs three
+/// commands and waits for two; the zombie names the third's command line,
+/// and the summary counts the parent's zombies by command.
+#[test]
+fn zombies_name_the_command_the_child_ran() {
+    let mut tracer = Tracer::start(&["--threshold", "300ms", "--summary-interval", "1s"]);
+    let mut popen = Scenario::python("commands.py", &["popen", "4"]);
+    let (parent, child) = popen.parent_and_child();
+    let zombie = tracer.wait_for("the third command's zombie", |v| is(v, "zombie", child));
+    assert_eq!(
+        zombie["cmdline"],
+        serde_json::json!(["echo", "leaked", "third"]),
+        "{zombie}"
+    );
+    assert!(
+        zombie["exe"].as_str().unwrap().ends_with("echo"),
+        "{zombie}"
+    );
+    assert_eq!(zombie["cmdline_truncated"], false, "{zombie}");
+    assert_eq!(zombie["cmdline_inherited"], false, "{zombie}");
+    assert_eq!(zombie["cmdline_b64"], Value::Null, "{zombie}");
+    let by_command = |v: &Value| -> Option<Value> {
+        let row = v["parents"]
+            .as_array()?
+            .iter()
+            .find(|r| r["ppid"] == parent)?;
+        Some(row["by_command"].clone())
+    };
+    let summary = tracer.wait_for("a summary with the parent's commands", |v| {
+        v["type"] == "summary" && by_command(v).is_some()
+    });
+    assert_eq!(
+        by_command(&summary).unwrap(),
+        serde_json::json!([{"command": "echo", "zombies_now": 1, "zombies_ever": 1}]),
+        "{summary}"
+    );
+
+    // Bytes no terminal should see, bytes that are not UTF-8, 100 KB: the
+    // first bytes kept, exact in base64.
+    let mut hostile = Scenario::python("commands.py", &["hostile", "4"]);
+    let (_, child) = hostile.parent_and_child();
+    let zombie = tracer.wait_for("the hostile command's zombie", |v| is(v, "zombie", child));
+    assert_eq!(zombie["exe"], "/bin/true", "{zombie}");
+    assert_eq!(zombie["cmdline_truncated"], true, "{zombie}");
+    assert!(ms(&zombie, "cmdline_bytes") > 100 * 1024, "{zombie}");
+    let exact: Vec<Vec<u8>> = zombie["cmdline_b64"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cmdline_b64: {zombie}"))
+        .iter()
+        .map(|a| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(a.as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(exact[0], b"true");
+    assert_eq!(exact[1], b"\x1b[2J\nevil\xff\xfe");
+    assert!(
+        exact[2].len() < 1024 && exact[2].iter().all(|&b| b == b'x'),
+        "the first bytes only: {} bytes",
+        exact[2].len()
+    );
+
+    // A child that never execs runs its parent's command.
+    let mut fork = Scenario::python("commands.py", &["fork", "4"]);
+    let (_, child) = fork.parent_and_child();
+    let zombie = tracer.wait_for("the forked child's zombie", |v| is(v, "zombie", child));
+    assert_eq!(zombie["cmdline_inherited"], true, "{zombie}");
+    assert!(
+        zombie["cmdline"].to_string().contains("commands.py"),
+        "{zombie}"
+    );
+    popen.finish();
+    hostile.finish();
+    fork.finish();
+    tracer.stop();
+}

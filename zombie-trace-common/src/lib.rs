@@ -174,6 +174,51 @@ pub struct ExecRecord {
     pub ts_ns: u64,
 }
 
+/// Bytes of a program's path kept from its `execve`.
+pub const EXE_LEN: usize = 128;
+/// Bytes of a process's argument strings kept from its `execve`.
+pub const ARGV_LEN: usize = 256;
+
+/// Processes whose [`Command`] is kept at once (an entry lives from exec
+/// to release, so this bounds live processes, not a rate).
+pub const COMMANDS_MAX: u32 = 32_768;
+
+/// What a process runs, as its last `execve` started it: the path it was
+/// given and the first [`ARGV_LEN`] bytes of its argument strings. Kept
+/// from the exec until the process is released.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The `start_boottime` of the process it was captured for: a lookup by
+    /// pid must not hand one process's command to another.
+    pub start_ns: u64,
+    /// `bpf_ktime_get_boot_ns()` at the exec.
+    pub exec_ns: u64,
+    /// Bytes of argument strings the process had (NULs included), of which
+    /// the first `argv_len` are in `argv`.
+    pub argv_size: u32,
+    pub argv_len: u16,
+    /// Bytes of `exe`, without its NUL.
+    pub exe_len: u16,
+    /// The name the exec gave the process (its `comm` then).
+    pub comm: [u8; COMM_LEN],
+    /// The path given to `execve` (relative if it was; a script's own
+    /// path, not its interpreter's).
+    pub exe: [u8; EXE_LEN],
+    /// NUL-separated argument strings.
+    pub argv: [u8; ARGV_LEN],
+}
+
+/// An exit as it crosses the ring buffer with the process's [`Command`]
+/// (when it has one): `exit.kind` is [`KIND_EXIT`] either way, and the
+/// length tells them apart.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitCommandRecord {
+    pub exit: ExitRecord,
+    pub command: Command,
+}
+
 /// `wait` option bits (`<linux/wait.h>`).
 pub const WNOHANG: u32 = 0x0000_0001;
 pub const WUNTRACED: u32 = 0x0000_0002;
@@ -363,7 +408,9 @@ pub const COUNTER_PENDING_FULL: u32 = 8;
 /// Processes whose reaps could not be marked for userspace: `HANDED` was
 /// full.
 pub const COUNTER_HANDED_FULL: u32 = 9;
-pub const COUNTERS_LEN: u32 = 10;
+/// Execs whose command could not be kept (no memory for task storage).
+pub const COUNTER_COMMAND_FULL: u32 = 10;
+pub const COUNTERS_LEN: u32 = 11;
 
 /// Where the fields the programs read live in the running kernel, taken from
 /// its BTF and tracefs at start-up (Rust eBPF has no CO-RE relocations, so
@@ -424,6 +471,12 @@ pub struct Offsets {
     pub waitid_info_pid: u32,
     pub waitid_info_status: u32,
     pub waitid_info_cause: u32,
+    /// What the exec program reads for the command: `task_struct.mm`,
+    /// `mm_struct.arg_start`/`arg_end`, `linux_binprm.filename`.
+    pub task_mm: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub bprm_filename: u32,
 }
 
 /// Most values one filter option takes (`--pid`, `--ppid`).
@@ -463,6 +516,8 @@ mod user {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ExitRecord {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::Command {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::WaitTally {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Orphan {}
@@ -487,7 +542,7 @@ mod tests {
             4 * 4 + 2 * 8 + 2 * 4 + 2 * COMM_LEN
         );
         assert_eq!(size_of::<Orphan>(), 8 + 2 * 4 + COMM_LEN);
-        assert_eq!(size_of::<Offsets>(), 39 * 4);
+        assert_eq!(size_of::<Offsets>(), 43 * 4);
         assert_eq!(
             size_of::<WaitRecord>(),
             4 * 4 + 8 + 4 * 4 + 8 + 2 * 4 + COMM_LEN + 2 * 4

@@ -18,11 +18,10 @@ use zombie_trace_common::{
 };
 
 use crate::{
-    count,
+    command, count,
     filter::{filter, wants_current_cgroup, wants_parent, wants_process},
     offsets,
     pairing::{self, HANDED, Held},
-    send,
     task::{KPtr, pid_tgid, read, read_comm, read_comm_untyped, read_untyped},
     wait,
 };
@@ -181,7 +180,7 @@ fn try_exit<const LOOP_HELPER: bool>(task: KPtr) -> Result<(), i32> {
         parent_comm: read_comm(parent, o.task_comm),
     };
     if crate::streaming() {
-        send(record, COUNTER_LOST_EXIT);
+        command::send_exit(&record, COUNTER_LOST_EXIT);
         return Ok(());
     }
     if record.auto_reaped() {
@@ -198,7 +197,7 @@ fn try_exit<const LOOP_HELPER: bool>(task: KPtr) -> Result<(), i32> {
                 if HANDED.insert(&tgid, &0, BPF_ANY.into()).is_err() {
                     count(COUNTER_HANDED_FULL);
                 }
-                send(record, COUNTER_LOST_EXIT);
+                command::send_exit(&record, COUNTER_LOST_EXIT);
             }
         }
     }

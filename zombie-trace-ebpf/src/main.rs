@@ -15,6 +15,7 @@
     allow(internal_features)
 )]
 
+mod command;
 mod exec;
 mod exit;
 mod filter;
@@ -77,6 +78,10 @@ static OFFSETS: Offsets = Offsets {
     waitid_info_pid: 0,
     waitid_info_status: 0,
     waitid_info_cause: 0,
+    task_mm: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
+    bprm_filename: 0,
 };
 
 /// Set to 1 by the loader for `--events`: every exit, reap, wait call and

@@ -11,7 +11,7 @@ use aya_log_ebpf::error;
 use zombie_trace_common::{COUNTER_LOST_REAP, COUNTER_READ_ERRORS, KIND_REAP, ReapRecord};
 
 use crate::{
-    count,
+    command, count,
     filter::{filter, wants_parent, wants_process},
     offsets, pairing, send,
     task::{KPtr, pid_tgid, read, read_comm},
@@ -34,6 +34,7 @@ fn try_free(task: KPtr) -> Result<(), i32> {
     if pid != tgid {
         return Ok(());
     }
+    command::forget(tgid, || read(task, o.task_start_boottime));
     // In the default mode almost every release is of a process the kernel
     // has settled already (its wait took it out of `PENDING`): two lookups,
     // which take no lock, spare it the reads below.

@@ -11,10 +11,16 @@
 //! [`Config::max_wait_callers`], and reaps without their exit by
 //! [`Config::max_orphan_reaps`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    sync::Arc,
+};
 
 use crate::model::{
-    event::{Comm, Event, Exit, ExitStatus, ParentName, ProcKey, Release, WNOHANG, WNOWAIT, Wait},
+    event::{
+        Comm, Command, Event, Exit, ExitStatus, ParentName, ProcKey, Release, WNOHANG, WNOWAIT,
+        Wait,
+    },
     process::{RECENT_TARGETS, RecentWait, WaitStats},
     report::{ParentGroup, Reaped, ReaperKind},
     time::ns_to_ticks,
@@ -110,6 +116,8 @@ pub struct Finding {
     /// The parent that forked it, when another has it now.
     pub original_parent: Option<ParentName>,
     pub preexisting: bool,
+    /// What it ran, when its exec (or its parent's) was seen.
+    pub command: Option<Arc<Command>>,
 }
 
 /// What [`Engine::on_event`] gives back.
@@ -167,6 +175,14 @@ struct Pending {
 }
 
 impl Pending {
+    /// What the summary groups it by: its command's name, else its own.
+    fn command_name(&self) -> &[u8] {
+        self.exit
+            .as_ref()
+            .and_then(|e| e.command.as_deref())
+            .map_or(self.comm.as_bytes(), Command::name)
+    }
+
     fn overdue(&self, id: Id) -> Overdue {
         Overdue {
             id,
@@ -199,6 +215,7 @@ impl Pending {
                 })
             }),
             preexisting: self.preexisting,
+            command: self.exit.as_ref().and_then(|e| e.command.clone()),
         }
     }
 
@@ -641,10 +658,12 @@ impl Engine {
                 ppid: p.ppid,
                 parent_comm: p.parent_comm.clone(),
                 zombies: Vec::new(),
+                by_command: Vec::new(),
                 oldest_ns: None,
                 preexisting: false,
             });
             group.zombies.push(p.pid);
+            group.count_command(p.command_name());
             group.oldest_ns = group.oldest_ns.max(age);
             group.preexisting |= p.preexisting;
         }
@@ -772,6 +791,7 @@ mod tests {
 
     fn exit(pid: u32, start_ns: u64, ppid: u32, ts_ns: u64) -> Exit {
         Exit {
+            command: None,
             key: key(pid, start_ns),
             tid: pid,
             ppid,

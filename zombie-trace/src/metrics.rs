@@ -31,7 +31,10 @@ use prometheus_client::{
 use tokio::{net::TcpListener, sync::Semaphore};
 
 use crate::{
-    model::report::{ParentGroup, Zombie},
+    model::{
+        event::Command,
+        report::{ParentGroup, Zombie},
+    },
     stats::Log2Hist,
 };
 
@@ -118,6 +121,28 @@ fn label(value: &str) -> String {
     out
 }
 
+/// Which of a parent's commands leaks: its name and the child's command
+/// (see `Command::name`, the child's own name when it is not known).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByCommand {
+    parent_comm: String,
+    command: String,
+}
+
+impl ByCommand {
+    fn of(z: &Zombie) -> Self {
+        let parent = z.parent.as_ref().map_or(&[][..], |p| &p.comm[..]);
+        let command = z
+            .command
+            .as_deref()
+            .map_or(z.comm.as_bytes(), Command::name);
+        Self {
+            parent_comm: label(&String::from_utf8_lossy(parent)),
+            command: label(&String::from_utf8_lossy(command)),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -178,6 +203,10 @@ pub struct Metrics {
     reported: Family<Workload, Counter>,
     /// The label sets `reported` has, and when each last counted.
     reported_sets: HashMap<Workload, Instant>,
+    /// Zombies reported by parent's name and child's command, and when
+    /// each label set last counted.
+    by_command: Family<ByCommand, Counter>,
+    by_command_sets: HashMap<ByCommand, Instant>,
     /// Each parent's workload, from its last zombie reported: the
     /// outstanding zombies are counted by parent.
     workloads: HashMap<u32, Workload>,
@@ -198,6 +227,7 @@ impl Metrics {
         let zombies = Family::<Workload, Gauge>::default();
         let oldest = Family::<Workload, Gauge<f64, AtomicU64>>::default();
         let reported = Family::<Workload, Counter>::default();
+        let by_command = Family::<ByCommand, Counter>::default();
         let zombie_age = ReapLatency::default();
         let wait_tracing = Gauge::default();
         let build = Family::<BuildLabels, Gauge>::default();
@@ -228,6 +258,12 @@ impl Metrics {
             "zombie_trace_zombies_reported",
             "Zombies reported, by workload: its rate is the leak rate",
             reported.clone(),
+        );
+        registry.register(
+            "zombie_trace_zombies_reported_by_command",
+            "Zombies reported, by the parent's name and the child's command: which of a parent's \
+             commands leaks",
+            by_command.clone(),
         );
         registry.register(
             "zombie_trace_oldest_zombie_seconds",
@@ -262,6 +298,8 @@ impl Metrics {
             oldest,
             reported,
             reported_sets: HashMap::new(),
+            by_command,
+            by_command_sets: HashMap::new(),
             workloads: HashMap::new(),
             zombie_age,
             wait_tracing,
@@ -299,6 +337,18 @@ impl Metrics {
         self.reported_sets.insert(counted.clone(), Instant::now());
         self.reported.get_or_create(&counted).inc();
         self.workloads.insert(z.ppid, workload);
+        let by = ByCommand::of(z);
+        let by =
+            if self.by_command_sets.contains_key(&by) || self.by_command_sets.len() < MAX_SERIES {
+                by
+            } else {
+                ByCommand {
+                    parent_comm: OTHER.into(),
+                    command: OTHER.into(),
+                }
+            };
+        self.by_command_sets.insert(by.clone(), Instant::now());
+        self.by_command.get_or_create(&by).inc();
     }
 
     /// The zombies outstanding now, by parent, `tracing_ns` after tracing
@@ -329,6 +379,14 @@ impl Metrics {
                     .max(if g.preexisting { tracing_ns } else { 0 });
             entry.1 = entry.1.max(oldest_ns as f64 / 1e9);
         }
+        let by_command = &self.by_command;
+        self.by_command_sets.retain(|by, last| {
+            let keep = last.elapsed() < IDLE_SERIES;
+            if !keep {
+                by_command.remove(by);
+            }
+            keep
+        });
         let reported = &self.reported;
         self.reported_sets.retain(|workload, last| {
             let keep = last.elapsed() < IDLE_SERIES || count.contains_key(workload);
@@ -516,6 +574,7 @@ mod tests {
         m.reported(&z);
         m.set_zombies(
             &[ParentGroup {
+                by_command: Vec::new(),
                 ppid: z.ppid,
                 parent_comm: b"leaker".to_vec(),
                 zombies: vec![1, 2],

@@ -7,14 +7,51 @@ use std::collections::HashMap;
 
 use zombie_trace_common::{LATENCY_BUCKETS, LatencyHist, latency_bucket};
 
-use crate::model::report::{Latency, ParentGroup, ParentRow};
+use crate::model::report::{CommandRow, Latency, ParentGroup, ParentRow};
 
 /// Parents remembered in the table.
 const MAX_PARENTS: usize = 1024;
 /// Process names with a reap latency histogram.
 const MAX_COMMS: usize = 256;
+/// Child command names counted per parent; the rest count under
+/// [`OTHER_COMMANDS`].
+const MAX_COMMANDS_PER_PARENT: usize = 32;
+pub const OTHER_COMMANDS: &[u8] = b"(others)";
 /// Leak rates are taken over at least this long.
 const MIN_RATE_WINDOW_NS: u64 = 1_000_000_000;
+
+/// A parent's zombies by command: `ever` counts every one reported, `now`
+/// (its outstanding group) those not yet reaped.
+fn by_command(ever: &HashMap<Vec<u8>, u64>, now: Option<&ParentGroup>) -> Vec<CommandRow> {
+    let mut rows: HashMap<&[u8], CommandRow> = ever
+        .iter()
+        .map(|(name, &n)| {
+            let row = CommandRow {
+                command: name.clone(),
+                zombies_now: 0,
+                zombies_ever: n,
+            };
+            (name.as_slice(), row)
+        })
+        .collect();
+    for (name, n) in now.map_or(&[][..], |g| &g.by_command[..]) {
+        let row = rows.entry(name).or_insert_with(|| CommandRow {
+            command: name.clone(),
+            zombies_now: 0,
+            zombies_ever: 0,
+        });
+        row.zombies_now += n;
+        // Forgotten by the table while outstanding: still at least these.
+        row.zombies_ever = row.zombies_ever.max(row.zombies_now);
+    }
+    let mut rows: Vec<CommandRow> = rows.into_values().collect();
+    rows.sort_by(|a, b| {
+        (b.zombies_now, b.zombies_ever)
+            .cmp(&(a.zombies_now, a.zombies_ever))
+            .then_with(|| a.command.cmp(&b.command))
+    });
+    rows
+}
 
 /// Counts of durations by power of two: bucket `i` holds values in
 /// `[2^i, 2^(i+1))` ns (bucket 0 also holds 0), as the kernel side keeps
@@ -120,6 +157,8 @@ struct Parent {
     zombies_ever: u64,
     /// Those that died while traced (not found at start-up): the leak.
     leaked: u64,
+    /// Zombies ever by their command's name.
+    by_command: HashMap<Vec<u8>, u64>,
     /// Exit-to-reap times of the children it reaped since it entered the
     /// table.
     reaps: Log2Hist,
@@ -159,6 +198,7 @@ impl Stats {
         ppid: u32,
         comm: &[u8],
         cmdline: &[Vec<u8>],
+        command: &[u8],
         watched_since_ns: u64,
         now_ns: u64,
         preexisting: bool,
@@ -172,6 +212,7 @@ impl Stats {
             watched_since_ns,
             zombies_ever: 0,
             leaked: 0,
+            by_command: HashMap::new(),
             reaps: Log2Hist::default(),
             touched_ns: now_ns,
         });
@@ -180,6 +221,13 @@ impl Stats {
             parent.cmdline = cmdline.to_vec();
         }
         parent.zombies_ever += 1;
+        let known = parent.by_command.contains_key(command);
+        let name = if known || parent.by_command.len() < MAX_COMMANDS_PER_PARENT {
+            command
+        } else {
+            OTHER_COMMANDS
+        };
+        *parent.by_command.entry(name.to_vec()).or_default() += 1;
         parent.leaked += u64::from(!preexisting);
         parent.touched_ns = now_ns;
     }
@@ -268,6 +316,7 @@ impl Stats {
                         }
                         reaps.summary()
                     },
+                    by_command: by_command(&p.by_command, group.copied()),
                 }
             })
             .collect();
@@ -288,6 +337,7 @@ impl Stats {
                         .get(&g.ppid)
                         .map(Log2Hist::summary)
                         .unwrap_or_default(),
+                    by_command: by_command(&HashMap::new(), Some(g)),
                 });
             }
         }
@@ -362,6 +412,7 @@ mod tests {
 
     fn group(ppid: u32, zombies: &[u32], oldest: u64) -> ParentGroup {
         ParentGroup {
+            by_command: vec![(b"git".to_vec(), zombies.len() as u64)],
             ppid,
             parent_comm: b"p".to_vec(),
             zombies: zombies.to_vec(),
@@ -381,15 +432,24 @@ mod tests {
                 10,
                 b"leaker",
                 &cmd,
+                if i < 7 { b"git" } else { b"ssh" },
                 100 * SEC,
                 100 * SEC + i * 30 * SEC,
                 false,
             );
         }
         s.reaped(10, b"leaker", 2 * SEC, 400 * SEC);
-        s.zombie(20, b"other", &[], 399_500 * MS, 399_500 * MS, false);
+        s.zombie(
+            20,
+            b"other",
+            &[],
+            b"sleep",
+            399_500 * MS,
+            399_500 * MS,
+            false,
+        );
         // Found at start-up: held, but not leaked while traced.
-        s.zombie(40, b"old", &[], 100 * SEC, 100 * SEC, true);
+        s.zombie(40, b"old", &[], b"sleep", 100 * SEC, 100 * SEC, true);
         // A reaper that never held zombies only counts overall and by name.
         s.reaped(30, b"bash", MS, 400 * SEC);
         let none = KernelLatency::default();
@@ -415,6 +475,13 @@ mod tests {
         );
         assert_eq!(leaker.oldest_ns, Some(250 * SEC));
         assert_eq!(leaker.cmdline, cmd);
+        // Which command leaks: git's are the ones held now.
+        let by_command: Vec<(&[u8], u64, u64)> = leaker
+            .by_command
+            .iter()
+            .map(|r| (&r.command[..], r.zombies_now, r.zombies_ever))
+            .collect();
+        assert_eq!(by_command, [(&b"git"[..], 3, 7), (&b"ssh"[..], 0, 3)]);
         assert_eq!(leaker.reaps.count, 1);
         assert_eq!(leaker.reaps.max_ns, Some(2 * SEC));
         let other = rows.iter().find(|r| r.ppid == 20).unwrap();
@@ -433,7 +500,7 @@ mod tests {
     fn tables_are_bounded() {
         let mut s = Stats::default();
         for ppid in 0..5_000u32 {
-            s.zombie(ppid, b"p", &[], 0, u64::from(ppid), false);
+            s.zombie(ppid, b"p", &[], b"c", 0, u64::from(ppid), false);
             s.reaped(ppid, format!("c{ppid}").as_bytes(), MS, u64::from(ppid));
         }
         assert_eq!(s.parents.len(), MAX_PARENTS);
@@ -448,7 +515,7 @@ mod tests {
     #[test]
     fn kernel_latencies_merge_with_ours() {
         let mut s = Stats::default();
-        s.zombie(10, b"leaker", &[], 0, SEC, false);
+        s.zombie(10, b"leaker", &[], b"c", 0, SEC, false);
         s.reaped(10, b"leaker", 3 * SEC, 4 * SEC);
         let mut k = LatencyHist {
             buckets: [0; LATENCY_BUCKETS],

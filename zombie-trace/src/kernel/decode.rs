@@ -1,19 +1,20 @@
 //! Ring-buffer bytes to [`Event`]s. The length is checked before anything is
 //! read: a short or unknown record is an error, never undefined behaviour.
 
-use std::mem::size_of;
+use std::{mem::size_of, sync::Arc};
 
 use thiserror::Error;
 use zombie_trace_common::{
-    EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS,
-    EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord, ExitRecord, KIND_EXEC, KIND_EXIT,
-    KIND_REAP, KIND_WAIT, Orphan, ReapRecord, WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID,
-    WAIT_TARGETS, WaitRecord, WaitTally, WaitTargetId, collects_exit, exit_status_word,
+    Command as KernelCommand, EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD,
+    EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord, ExitCommandRecord,
+    ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, Orphan, ReapRecord, WAIT_SYSCALL_WAIT4,
+    WAIT_SYSCALL_WAITID, WAIT_TARGETS, WaitRecord, WaitTally, WaitTargetId, collects_exit,
+    exit_status_word,
 };
 
 use crate::model::{
     event::{
-        Comm, Event, Exec, Exit, ExitStatus, ParentName, ProcKey, Release, WNOWAIT, Wait,
+        Comm, Command, Event, Exec, Exit, ExitStatus, ParentName, ProcKey, Release, WNOWAIT, Wait,
         WaitSyscall, WaitTarget,
     },
     process::{RecentWait, WaitStats},
@@ -50,6 +51,12 @@ fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind: u32 = read(bytes)?;
     match kind {
+        KIND_EXIT if bytes.len() >= size_of::<ExitCommandRecord>() => {
+            let r: ExitCommandRecord = read(bytes)?;
+            let mut exit = exit(r.exit);
+            exit.command = command(&r.command, r.exit.start_ns).map(Arc::new);
+            Ok(Event::Exit(exit))
+        }
         KIND_EXIT => Ok(Event::Exit(exit(read(bytes)?))),
         KIND_REAP => Ok(Event::Release(reap(read(bytes)?))),
         KIND_WAIT => wait(read(bytes)?).map(Event::Wait),
@@ -82,7 +89,36 @@ pub fn exit(r: ExitRecord) -> Exit {
         leader_went_first: r.flags & EXIT_LEADER_WENT_FIRST != 0,
         in_pid_ns: r.flags & EXIT_IN_PID_NS != 0,
         parent_cgroups: r.flags & EXIT_PARENT_CGROUPS != 0,
+        command: None,
     }
+}
+
+/// The command the kernel kept for the process started at `start_ns`, if
+/// `c` is that process's.
+pub fn command(c: &KernelCommand, start_ns: u64) -> Option<Command> {
+    if c.start_ns != start_ns {
+        return None;
+    }
+    let exe = &c.exe[..usize::from(c.exe_len).min(c.exe.len())];
+    let argv = &c.argv[..usize::from(c.argv_len).min(c.argv.len())];
+    Some(Command::new(exe, argv, c.argv_size))
+}
+
+/// The command of a child that never exec'd, from its parent's: the one
+/// it runs, if the parent's exec came before the child's fork and the
+/// child still has the name that exec gave (a child adopted by another
+/// parent, or renamed, gets none rather than a wrong one).
+pub fn inherited_command(
+    parent: &KernelCommand,
+    child_start_ns: u64,
+    child_comm: &Comm,
+) -> Option<Command> {
+    if parent.exec_ns > child_start_ns || Comm::new(&parent.comm) != *child_comm {
+        return None;
+    }
+    let mut command = command(parent, parent.start_ns)?;
+    command.inherited = true;
+    Some(command)
 }
 
 fn reap(r: ReapRecord) -> Release {

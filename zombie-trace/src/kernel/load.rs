@@ -321,6 +321,7 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
             latency_by_reaper: take_map(&mut ebpf, "LATENCY_BY_REAPER")?,
             cgroup_set,
             orphans: take_map(&mut ebpf, "ORPHANS")?,
+            commands: take_map(&mut ebpf, "COMMANDS")?,
             wait_tracing: wait_hooks.is_some(),
             wait_tracing_error,
             wait_hooks,

@@ -3,11 +3,17 @@
 //! (`HANDED`), the wait-call tallies and the reap-latency histograms.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap as StdHashMap, HashSet},
     os::fd::{AsFd as _, AsRawFd as _},
 };
 
-use crate::model::report::{Startup, WaitHooks};
+use crate::{
+    kernel::decode,
+    model::{
+        event::{Command, Exit},
+        report::{Startup, WaitHooks},
+    },
+};
 use aya::{
     Ebpf, Pod,
     maps::{HashMap, IterableMap as _, MapData, PerCpuArray},
@@ -15,9 +21,12 @@ use aya::{
 use zombie_trace_common::{
     COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
     COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
-    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, ExitRecord, LatencyHist, Orphan, PENDING_MAX,
-    ReaperLatency, WaitTally,
+    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, Command as KernelCommand, ExitRecord, LatencyHist,
+    Orphan, PENDING_MAX, ReaperLatency, WaitTally,
 };
+
+/// Parents' command entries read for a batch of exits, by tgid.
+pub type ParentCommands = StdHashMap<u32, Option<KernelCommand>>;
 
 /// The programs, and the maps read on demand.
 pub struct Probes {
@@ -39,6 +48,8 @@ pub struct Probes {
     pub(super) cgroup_set: HashMap<MapData, u64, u8>,
     /// The parents of children adopted alive.
     pub(super) orphans: HashMap<MapData, u32, Orphan>,
+    /// What each process runs, from its exec.
+    pub(super) commands: HashMap<MapData, u32, KernelCommand>,
     /// Whether `wait4`/`waitid` are traced (they need tracefs).
     pub wait_tracing: bool,
     /// Why not, when they are not.
@@ -169,6 +180,26 @@ impl Probes {
             .get(&tgid, 0)
             .ok()
             .filter(|o| o.start_ns == start_ns && o.ppid != ppid)
+    }
+
+    /// What the process of `exit` ran: its own command, else (it never
+    /// exec'd) its parent's.
+    pub fn command(&self, exit: &Exit) -> Option<Command> {
+        self.commands
+            .get(&exit.key.pid, 0)
+            .ok()
+            .and_then(|c| decode::command(&c, exit.key.start_ns))
+            .or_else(|| self.inherited_command(exit, &mut ParentCommands::new()))
+    }
+
+    /// The command of the process of `exit`, which never exec'd, from its
+    /// parent's; `parents` keeps the parents' entries across a batch of
+    /// exits (a storm's children share one).
+    pub fn inherited_command(&self, exit: &Exit, parents: &mut ParentCommands) -> Option<Command> {
+        let parent = parents
+            .entry(exit.ppid)
+            .or_insert_with(|| self.commands.get(&exit.ppid, 0).ok());
+        decode::inherited_command(parent.as_ref()?, exit.key.start_ns, &exit.comm)
     }
 
     /// Traces the processes in cgroup `id` (and below) from now on.

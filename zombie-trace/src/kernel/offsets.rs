@@ -79,6 +79,8 @@ fn from_layout<L: Layout>(btf: &L) -> Result<Offsets, OffsetError> {
     let k_sigaction = find_struct(btf, "k_sigaction")?;
     let sigaction = find_struct(btf, "sigaction")?;
     let pid = find_struct(btf, "pid")?;
+    let mm = find_struct(btf, "mm_struct")?;
+    let bprm = find_struct(btf, "linux_binprm")?;
     let t = |field| member_offset(btf, &task, "task_struct", field);
     Ok(Offsets {
         task_pid: t("pid")?,
@@ -108,6 +110,10 @@ fn from_layout<L: Layout>(btf: &L) -> Result<Offsets, OffsetError> {
         // `k_sigaction.sa` is its first member on every architecture.
         sigaction_handler: member_offset(btf, &sigaction, "sigaction", "sa_handler")?,
         sigaction_flags: member_offset(btf, &sigaction, "sigaction", "sa_flags")?,
+        task_mm: t("mm")?,
+        mm_arg_start: member_offset(btf, &mm, "mm_struct", "arg_start")?,
+        mm_arg_end: member_offset(btf, &mm, "mm_struct", "arg_end")?,
+        bprm_filename: member_offset(btf, &bprm, "linux_binprm", "filename")?,
         ..Offsets::default()
     })
 }

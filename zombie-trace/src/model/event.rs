@@ -3,7 +3,7 @@
 //! ns of `CLOCK_BOOTTIME` (the clock of both `bpf_ktime_get_boot_ns` and a
 //! task's `start_boottime`).
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use zombie_trace_common::{P_ALL, P_PGID, P_PID, P_PIDFD};
 
@@ -57,6 +57,59 @@ impl fmt::Debug for Comm {
     }
 }
 
+/// What a process ran, as its exec started it (kept in the kernel from
+/// the exec, since a zombie's `/proc/PID/cmdline` is empty). Untrusted
+/// bytes: whoever runs a program picks its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The path given to `execve` (relative if it was).
+    pub exe: Vec<u8>,
+    /// The argument strings kept, NUL-separated: the first bytes of them
+    /// all, so the last may be cut short (`truncated`).
+    argv: Vec<u8>,
+    /// Bytes of argument strings the process had, NULs included.
+    pub argv_bytes: u32,
+    pub truncated: bool,
+    /// It never exec'd itself: it runs the program of the parent that
+    /// forked it, and this is that program's command.
+    pub inherited: bool,
+}
+
+impl Command {
+    /// `argv`: the first bytes of the NUL-terminated argument strings, of
+    /// `argv_bytes` in all.
+    pub fn new(exe: &[u8], argv: &[u8], argv_bytes: u32) -> Self {
+        let truncated = (argv.len() as u64) < u64::from(argv_bytes);
+        Self {
+            exe: exe.to_vec(),
+            argv: argv.to_vec(),
+            argv_bytes,
+            truncated,
+            inherited: false,
+        }
+    }
+
+    /// The argument strings kept (the last one cut short when
+    /// `truncated`).
+    pub fn args(&self) -> impl Iterator<Item = &[u8]> {
+        // Each NUL ends a string; it does not start another.
+        self.argv
+            .split_inclusive(|&b| b == 0)
+            .map(|arg| arg.strip_suffix(&[0]).unwrap_or(arg))
+    }
+
+    /// The name the summary groups by: the last part of `exe`, or of the
+    /// first argument when there is no path.
+    pub fn name(&self) -> &[u8] {
+        let path = if self.exe.is_empty() {
+            self.args().next().unwrap_or_default()
+        } else {
+            &self.exe
+        };
+        path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+    }
+}
+
 /// How a process ended, as `waitpid` decodes its status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -106,6 +159,8 @@ pub struct Exit {
     pub in_pid_ns: bool,
     /// It was in exactly its parent's cgroups.
     pub parent_cgroups: bool,
+    /// What it ran, when its exec (or its parent's) was seen.
+    pub command: Option<Arc<Command>>,
 }
 
 /// A parent process, as a child last knew it.

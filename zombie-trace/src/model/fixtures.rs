@@ -13,6 +13,7 @@ use super::{
 /// Zombie 4242 named `comm`, a child of 4200 (`parent`), that never waited.
 pub fn zombie(comm: &[u8], parent: Option<ProcessInfo>) -> Zombie {
     Zombie {
+        command: None,
         ts: UNIX_EPOCH + Duration::from_millis(1_700_000_054_123),
         pid: 4242,
         comm: Comm::new(comm),

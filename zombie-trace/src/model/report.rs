@@ -2,11 +2,14 @@
 //! Filled in by the session from the engine's findings and `/proc`,
 //! rendered by `output`. Plain data, no I/O.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use crate::model::{
     diagnosis::Diagnosis,
-    event::{Comm, ExitStatus, ParentName},
+    event::{Comm, Command, ExitStatus, ParentName},
     process::{Placement, ProcessInfo, WaitStats},
 };
 
@@ -35,6 +38,8 @@ pub struct Zombie {
     pub parent_waits: Option<WaitStats>,
     /// Why it is not reaped (`output` says it in a sentence).
     pub diagnosis: Diagnosis,
+    /// What it ran, when its exec (or its parent's) was seen.
+    pub command: Option<Arc<Command>>,
 }
 
 /// Who released a process.
@@ -95,6 +100,7 @@ pub struct Exited {
     pub status: ExitStatus,
     /// The kernel will reap it at once (parent ignores SIGCHLD).
     pub auto_reap: bool,
+    pub command: Option<Arc<Command>>,
 }
 
 /// Records the kernel could not hand over.
@@ -161,11 +167,25 @@ pub struct ParentGroup {
     pub ppid: u32,
     pub parent_comm: Vec<u8>,
     pub zombies: Vec<u32>,
+    /// The same zombies by their command's name, most first.
+    pub by_command: Vec<(Vec<u8>, u64)>,
     /// Age of the oldest, when known.
     pub oldest_ns: Option<u64>,
     /// Some were zombies already when tracing began (their age is not
     /// known, but is more than tracing's).
     pub preexisting: bool,
+}
+
+impl ParentGroup {
+    /// Counts one more zombie of command `name`, keeping the most first.
+    pub fn count_command(&mut self, name: &[u8]) {
+        match self.by_command.iter().position(|(n, _)| n == name) {
+            Some(i) => self.by_command[i].1 += 1,
+            None => self.by_command.push((name.to_vec(), 1)),
+        }
+        self.by_command
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    }
 }
 
 /// Exit-to-reap times: how many, and quantiles from a log2 histogram (each
@@ -192,6 +212,18 @@ pub struct ParentRow {
     pub oldest_ns: Option<u64>,
     /// How long the children it reaped had been zombies.
     pub reaps: Latency,
+    /// Its zombies by their command's name, most now (then ever) first.
+    pub by_command: Vec<CommandRow>,
+}
+
+/// A parent's zombies of one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRow {
+    /// The name of the program (see `Command::name`), else the child's
+    /// own name.
+    pub command: Vec<u8>,
+    pub zombies_now: u64,
+    pub zombies_ever: u64,
 }
 
 /// Totals so far: every `--summary-interval`, and last on a clean stop.

@@ -238,6 +238,7 @@ mod tests {
             }
         };
         Zombie {
+            command: None,
             ts: std::time::SystemTime::UNIX_EPOCH,
             pid,
             comm: Comm::new(b"child"),

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use serde::Serialize;
 
 use super::{
@@ -12,6 +13,7 @@ use super::{
 };
 use crate::{
     model::{
+        event::Command,
         process::{TargetState, WaitNow},
         report::{Latency, Line, ParentGroup, WaitHooks, Zombie},
     },
@@ -42,6 +44,8 @@ enum JsonLine<'a> {
         comm: String,
         ppid: u32,
         parent_comm: Option<String>,
+        #[serde(flatten)]
+        command: JsonCommand,
         age_ms: Option<u64>,
         exit_code: Option<u8>,
         signal: Option<u8>,
@@ -106,6 +110,8 @@ enum JsonLine<'a> {
         signal_name: Option<&'static str>,
         core_dumped: bool,
         auto_reap: bool,
+        #[serde(flatten)]
+        command: JsonCommand,
     },
     Lost {
         ts: String,
@@ -158,6 +164,47 @@ struct JsonWaitTarget {
     state: Option<&'static str>,
 }
 
+/// What a child ran (`null`s when its exec was not seen).
+#[derive(Serialize)]
+struct JsonCommand {
+    exe: Option<String>,
+    cmdline: Option<Vec<String>>,
+    /// Its argument strings were longer than the bytes kept: the last one
+    /// in `cmdline` is cut short.
+    cmdline_truncated: Option<bool>,
+    /// Bytes of argument strings it had, NULs included.
+    cmdline_bytes: Option<u32>,
+    /// It never exec'd: this is the program of the parent that forked it.
+    cmdline_inherited: Option<bool>,
+    /// The exact bytes, base64, where the text above is lossy (they are
+    /// not UTF-8).
+    exe_b64: Option<String>,
+    cmdline_b64: Option<Vec<String>>,
+}
+
+fn json_command(c: Option<&Command>) -> JsonCommand {
+    let lossless = |bytes: &[u8]| std::str::from_utf8(bytes).is_ok();
+    let b64 = |bytes: &[u8]| BASE64.encode(bytes);
+    JsonCommand {
+        exe: c.map(|c| lossy(&c.exe)),
+        cmdline: c.map(|c| c.args().map(lossy).collect()),
+        cmdline_truncated: c.map(|c| c.truncated),
+        cmdline_bytes: c.map(|c| c.argv_bytes),
+        cmdline_inherited: c.map(|c| c.inherited),
+        exe_b64: c.filter(|c| !lossless(&c.exe)).map(|c| b64(&c.exe)),
+        cmdline_b64: c
+            .filter(|c| !c.args().all(lossless))
+            .map(|c| c.args().map(b64).collect()),
+    }
+}
+
+#[derive(Serialize)]
+struct JsonCommandRow {
+    command: String,
+    zombies_now: u64,
+    zombies_ever: u64,
+}
+
 #[derive(Serialize)]
 struct JsonParent {
     ppid: u32,
@@ -168,6 +215,8 @@ struct JsonParent {
     leak_per_min: f64,
     oldest_ms: Option<u64>,
     reaps: JsonLatency,
+    /// Its zombies by their command's name, most now first.
+    by_command: Vec<JsonCommandRow>,
 }
 
 /// Latencies in ms with µs precision: reaps are often well under 1 ms.
@@ -286,6 +335,7 @@ pub(super) fn line(line: &Line, boot_now_ns: Option<u64>, node: Option<&str>) ->
                 signal_name: signal.and_then(signal_name),
                 core_dumped,
                 auto_reap: e.auto_reap,
+                command: json_command(e.command.as_deref()),
             }
         }
         Line::Lost(l) => JsonLine::Lost {
@@ -316,6 +366,15 @@ pub(super) fn line(line: &Line, boot_now_ns: Option<u64>, node: Option<&str>) ->
                     leak_per_min: (p.leak_per_min * 100.0).round() / 100.0,
                     oldest_ms: p.oldest_ns.map(ms),
                     reaps: json_latency(&p.reaps),
+                    by_command: p
+                        .by_command
+                        .iter()
+                        .map(|r| JsonCommandRow {
+                            command: lossy(&r.command),
+                            zombies_now: r.zombies_now,
+                            zombies_ever: r.zombies_ever,
+                        })
+                        .collect(),
                 })
                 .collect(),
             reap_latency: json_latency(&s.reap_latency),
@@ -349,6 +408,7 @@ fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
         comm: z.comm.to_string_lossy(),
         ppid: z.ppid,
         parent_comm: p.map(|p| lossy(&p.comm)),
+        command: json_command(z.command.as_deref()),
         age_ms: z.age_ns.map(ms),
         exit_code,
         signal,

@@ -1,7 +1,9 @@
 //! The encoders, through [`Encoder`]: what every line says, in JSON and
 //! in text, and that hostile bytes never escape.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 
 use serde_json::Value;
 
@@ -14,7 +16,7 @@ use crate::{
     diagnosis::Facts,
     model::{
         diagnosis::Diagnosis,
-        event::{Comm, ParentName, WNOHANG, WaitSyscall},
+        event::{Comm, Command, ParentName, WNOHANG, WaitSyscall},
         fixtures::{recent, waiting, waits, zombie},
         process::{ContainerNames, Placement, Sigchld},
         report::{
@@ -192,6 +194,7 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
             },
         },
         Line::Exited(Exited {
+            command: None,
             ts: ts(),
             pid: 4242,
             tid: 4243,
@@ -219,6 +222,7 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
             preexisting: 0,
             lost: 0,
             outstanding: vec![ParentGroup {
+                by_command: Vec::new(),
                 ppid: 4200,
                 parent_comm: comm.to_vec(),
                 zombies: vec![4242, 4243],
@@ -226,6 +230,7 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
                 preexisting: false,
             }],
             parents: vec![ParentRow {
+                by_command: Vec::new(),
                 ppid: 4200,
                 comm: comm.to_vec(),
                 cmdline: vec![comm.to_vec(), arg.to_vec()],
@@ -242,6 +247,7 @@ fn all_lines(comm: &[u8], arg: &[u8]) -> Vec<Line> {
             ts: ts(),
             zombies: 1,
             by_parent: vec![ParentGroup {
+                by_command: Vec::new(),
                 ppid: 4200,
                 parent_comm: comm.to_vec(),
                 zombies: vec![4242],
@@ -278,6 +284,7 @@ fn ps_snapshot_line() {
         ts: ts(),
         zombies: 2,
         by_parent: vec![ParentGroup {
+            by_command: Vec::new(),
             ppid: 4200,
             parent_comm: b"make".to_vec(),
             zombies: vec![4242, 4243],
@@ -364,6 +371,17 @@ fn keys(map: &serde_json::Map<String, Value>) -> BTreeSet<&str> {
 fn set<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
     names.iter().copied().collect()
 }
+
+/// What zombie and exit lines say of the child's command.
+const COMMAND_KEYS: &[&str] = &[
+    "exe",
+    "cmdline",
+    "cmdline_truncated",
+    "cmdline_bytes",
+    "cmdline_inherited",
+    "exe_b64",
+    "cmdline_b64",
+];
 
 const ZOMBIE_KEYS: &[&str] = &[
     "type",
@@ -477,7 +495,7 @@ fn json_zombie_with_parent() {
         ..zombie(b"python3", Some(p))
     };
     let map = json_of(&Line::Zombie(Box::new(z)));
-    assert_eq!(keys(&map), set(ZOMBIE_KEYS));
+    assert_eq!(keys(&map), set(&[ZOMBIE_KEYS, COMMAND_KEYS].concat()));
     assert_eq!(map["type"], "zombie");
     assert_eq!(map["pid"], 4242);
     assert_eq!(map["comm"], "python3");
@@ -557,7 +575,7 @@ fn json_zombie_preexisting_killed_parent_gone() {
         ..zombie(b"x", None)
     };
     let map = json_of(&Line::Zombie(Box::new(z)));
-    assert_eq!(keys(&map), set(ZOMBIE_KEYS));
+    assert_eq!(keys(&map), set(&[ZOMBIE_KEYS, COMMAND_KEYS].concat()));
     for key in ["age_ms", "exit_code", "signal", "ppid_at_exit"] {
         assert_eq!(map[key], Value::Null, "{key}");
     }
@@ -662,7 +680,14 @@ fn json_exit_lost_summary() {
             "signal",
             "signal_name",
             "core_dumped",
-            "auto_reap"
+            "auto_reap",
+            "exe",
+            "cmdline",
+            "cmdline_truncated",
+            "cmdline_bytes",
+            "cmdline_inherited",
+            "exe_b64",
+            "cmdline_b64",
         ])
     );
     assert_eq!(exit["type"], "exit");
@@ -897,6 +922,7 @@ fn text_zombie_details() {
         "{out}"
     );
     let other = Encoder::new(Format::Text).encode(&Line::Exited(Exited {
+        command: None,
         ts: ts(),
         pid: 5,
         tid: 5,
@@ -993,6 +1019,7 @@ fn summary_caps_pids() {
         preexisting: 0,
         lost: 0,
         outstanding: vec![ParentGroup {
+            by_command: Vec::new(),
             ppid: 7,
             parent_comm: b"p".to_vec(),
             zombies: (100..125).collect(),
@@ -1326,4 +1353,64 @@ fn signal_names() {
     assert_eq!(signal_name(libc::SIGTERM as u8), Some("SIGTERM"));
     assert_eq!(signal_name(0), None);
     assert_eq!(signal_name(200), None);
+}
+
+/// A child's command: whatever bytes its argv holds, one escaped line in
+/// text, the exact bytes in JSON (base64 where they are not UTF-8).
+#[test]
+fn hostile_commands_stay_one_line_and_exact_in_json() {
+    let mut argv = b"evil\n\x1b[2J\0\xff\xfe tail\0".to_vec();
+    argv.extend_from_slice(&[b'a'; 200]);
+    // 100 KB of arguments, of which the kernel kept the first bytes.
+    let command = Command::new(b"/tmp/\x07bin\xff", &argv, 100 * 1024);
+    let args: Vec<&[u8]> = command.args().collect();
+    assert_eq!(args.len(), 3);
+    assert_eq!(args[0], b"evil\n\x1b[2J");
+    assert!(command.truncated);
+    let z = Zombie {
+        command: Some(Arc::new(command.clone())),
+        ..zombie(b"evil", None)
+    };
+    let line = Line::Zombie(Box::new(z));
+    let text = Encoder::new(Format::Text).encode(&line);
+    assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(text.contains(" cmd=["), "{text:?}");
+    let map = json_of(&line);
+    assert_eq!(map["cmdline"][0], "evil\n\u{1b}[2J");
+    assert_eq!(map["cmdline_truncated"], true);
+    assert_eq!(map["cmdline_bytes"], 100 * 1024);
+    assert_eq!(map["cmdline_inherited"], false);
+    let b64 = |v: &Value| BASE64.decode(v.as_str().unwrap()).unwrap();
+    assert_eq!(b64(&map["exe_b64"]), b"/tmp/\x07bin\xff");
+    let exact: Vec<Vec<u8>> = map["cmdline_b64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(b64)
+        .collect();
+    assert_eq!(exact, args);
+
+    // Text and nothing lossy: no base64.
+    let plain = Command::new(b"/usr/bin/git", b"git\0fetch\0\0", 11);
+    assert_eq!(
+        plain.args().collect::<Vec<_>>(),
+        [&b"git"[..], b"fetch", b""]
+    );
+    assert!(!plain.truncated);
+    assert_eq!(plain.name(), b"git");
+    let z = Zombie {
+        command: Some(Arc::new(plain)),
+        ..zombie(b"git", None)
+    };
+    let map = json_of(&Line::Zombie(Box::new(z)));
+    assert_eq!(map["exe"], "/usr/bin/git");
+    assert_eq!(map["cmdline"], serde_json::json!(["git", "fetch", ""]));
+    assert_eq!(map["exe_b64"], Value::Null);
+    assert_eq!(map["cmdline_b64"], Value::Null);
+    // None kept: no arguments at all.
+    assert_eq!(Command::new(b"", b"", 0).args().count(), 0);
 }

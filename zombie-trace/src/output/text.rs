@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     model::{
-        event::{Comm, ExitStatus},
+        event::{Comm, Command, ExitStatus},
         process::{Placement, ProcessInfo, WaitStats},
         report::{
             Exited, Latency, Line, Lost, ParentGroup, Ready, Reaped, Snapshot, Summary, Zombie,
@@ -29,12 +29,15 @@ const SUMMARY_MAX_PIDS: usize = 20;
 pub(super) const INDENT: &str = "                     ";
 /// Rows of the per-parent table in a text summary (JSON has them all).
 const SUMMARY_MAX_PARENTS: usize = 20;
+/// Child commands per parent in a text summary.
+const SUMMARY_MAX_COMMANDS: usize = 5;
 /// Reaper names in a text summary.
 const SUMMARY_MAX_COMMS: usize = 5;
 
-pub(super) fn cmdline_text(args: &[Vec<u8>]) -> String {
+pub(super) fn cmdline_text<A: AsRef<[u8]>>(args: impl IntoIterator<Item = A>) -> String {
     let mut joined = String::new();
     for arg in args {
+        let arg = arg.as_ref();
         if !joined.is_empty() {
             joined.push(' ');
         }
@@ -46,6 +49,20 @@ pub(super) fn cmdline_text(args: &[Vec<u8>]) -> String {
         }
     }
     joined
+}
+
+/// ` cmd=[git fetch origin]`, `...` where the kernel kept only the start,
+/// and ` (parent's)` for a child that never exec'd.
+fn command_text(c: &Command) -> String {
+    let mut out = format!(" cmd=[{}", cmdline_text(c.args()));
+    if c.truncated && !out.ends_with("...") {
+        out.push_str("...");
+    }
+    out.push(']');
+    if c.inherited {
+        out.push_str(" (parent's)");
+    }
+    out
 }
 
 /// `exit=N`, `killed=SIGKILL`, `signal=N`, with ` (core)`.
@@ -113,6 +130,9 @@ fn ready_text(r: &Ready) -> String {
 /// The child's half of a zombie line.
 fn child_text(z: &Zombie) -> String {
     let mut out = format!("pid={} comm={}", z.pid, comm_text(&z.comm));
+    if let Some(c) = &z.command {
+        out.push_str(&command_text(c));
+    }
     if let Some(status) = z.status {
         let _ = write!(out, " {}", status_text(status));
     }
@@ -339,10 +359,13 @@ fn exit_text(e: &Exited) -> String {
     if e.tid != e.pid {
         let _ = write!(out, " tid={}", e.tid);
     }
+    let _ = write!(out, " comm={}", comm_text(&e.comm));
+    if let Some(c) = &e.command {
+        out.push_str(&command_text(c));
+    }
     let _ = write!(
         out,
-        " comm={} {} | parent {} {}",
-        comm_text(&e.comm),
+        " {} | parent {} {}",
         status_text(e.status),
         e.ppid,
         comm_text(&e.parent_comm)
@@ -396,6 +419,26 @@ fn summary_text(s: &Summary) -> String {
         }
         if !p.cmdline.is_empty() {
             let _ = write!(out, " cmd=[{}]", cmdline_text(&p.cmdline));
+        }
+        if !p.by_command.is_empty() {
+            let rows: Vec<String> = p
+                .by_command
+                .iter()
+                .take(SUMMARY_MAX_COMMANDS)
+                .map(|r| {
+                    format!(
+                        "{} now={} ever={}",
+                        word(&r.command),
+                        r.zombies_now,
+                        r.zombies_ever
+                    )
+                })
+                .collect();
+            let more = p.by_command.len().saturating_sub(SUMMARY_MAX_COMMANDS);
+            let _ = write!(out, " | by command: {}", rows.join("; "));
+            if more > 0 {
+                let _ = write!(out, " (+{more} more)");
+            }
         }
     }
     if s.parents.len() > SUMMARY_MAX_PARENTS {

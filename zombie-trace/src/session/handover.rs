@@ -3,7 +3,10 @@
 //! kernel is told which processes' reaps to send (`HANDED`) and which no
 //! longer.
 
-use std::collections::{HashSet, VecDeque};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+};
 
 use zombie_trace_common::{ExitRecord, HANDED_MAX};
 
@@ -68,7 +71,11 @@ impl Handover {
                 break;
             }
             match probes.take_over(exit) {
-                Ok(true) => overdue.push(decode::exit(*exit)),
+                Ok(true) => {
+                    let mut exit = decode::exit(*exit);
+                    exit.command = probes.command(&exit).map(Arc::new);
+                    overdue.push(exit);
+                }
                 // Reaped meanwhile, in the kernel.
                 Ok(false) => {}
                 // No room to track it: it stays in the kernel, and is

@@ -45,12 +45,12 @@ use crate::{
     kernel::{
         clock, decode,
         load::{self, Tracer},
-        maps::{Counters, Probes},
+        maps::{Counters, ParentCommands, Probes},
         privileges,
     },
     metrics::Metrics,
     model::{
-        event::Comm,
+        event::{Comm, Event},
         report::{Line, ParentGroup, Ready, Startup},
         time::ns_to_ticks,
     },
@@ -217,7 +217,7 @@ pub async fn run(options: Options) -> Result<()> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                session.drain(guard.get_inner_mut());
+                session.drain(guard.get_inner_mut(), &probes);
                 guard.clear_ready();
             }
             guard = readable(logs.as_ref()) => {
@@ -230,7 +230,7 @@ pub async fn run(options: Options) -> Result<()> {
             _ = ticker.tick() => {
                 ticks += 1;
                 let events = ring.get_mut();
-                session.drain(events);
+                session.drain(events, &probes);
                 if ticks.is_multiple_of(COUNTERS_EVERY) {
                     session.counters(events, &mut probes);
                 }
@@ -254,7 +254,7 @@ pub async fn run(options: Options) -> Result<()> {
                 }
             }
             () = &mut due => {
-                session.drain(ring.get_mut());
+                session.drain(ring.get_mut(), &probes);
                 session.tick(&mut probes);
                 due.as_mut().reset(tokio::time::Instant::now() + session.until_due());
             }
@@ -281,7 +281,7 @@ pub async fn run(options: Options) -> Result<()> {
     let written = match ended {
         Ok(()) => {
             let events = ring.get_mut();
-            session.drain(events);
+            session.drain(events, &probes);
             session.counters(events, &mut probes);
             if let Some(logger) = logger.as_mut() {
                 logger.flush();
@@ -410,13 +410,13 @@ impl Session {
     /// confirm them, say `ready` with how many, and report them right after
     /// it.
     fn start(&mut self, events: &mut RingBuf<MapData>, probes: &mut Probes) -> Result<()> {
-        self.drain(events);
+        self.drain(events, probes);
         let scanning = Instant::now();
         self.scan(probes, true)?;
         let scan = scanning.elapsed();
         // Children that died during the scan: their exits are in the ring,
         // and take over their `/proc` entries (with their real age).
-        self.drain(events);
+        self.drain(events, probes);
         // Pre-existing zombies are due at once; one reaped since the scan is
         // neither reported nor counted, so `ready` and every summary agree.
         self.tick(probes);
@@ -479,9 +479,15 @@ impl Session {
     }
 
     /// Everything the kernel has sent so far.
-    fn drain(&mut self, events: &mut RingBuf<MapData>) {
+    fn drain(&mut self, events: &mut RingBuf<MapData>, probes: &Probes) {
+        let mut parents = ParentCommands::new();
         while let Some(item) = events.next() {
             match decode::decode(&item) {
+                // Sent without a command: it never exec'd while traced.
+                Ok(Event::Exit(mut exit)) if exit.command.is_none() => {
+                    exit.command = probes.inherited_command(&exit, &mut parents).map(Arc::new);
+                    self.reporter.on_event(&Event::Exit(exit));
+                }
                 Ok(event) => self.reporter.on_event(&event),
                 // A waitid() with a bad idtype, which the kernel refused.
                 Err(decode::DecodeError::UnknownIdtype(_)) => {}
@@ -558,7 +564,7 @@ impl Session {
             }
         }
         if rescan {
-            self.drain(events);
+            self.drain(events, probes);
             if let Err(e) = self.scan(probes, false) {
                 log::warn!("{e:#}");
             }

@@ -19,7 +19,7 @@ use crate::{
     filter::Filters,
     kernel::clock::Clock,
     model::{
-        event::{Event, Exit, ParentName, WaitTarget},
+        event::{Command, Event, Exit, ParentName, WaitTarget},
         process::{ContainerNames, Placement, ProcessInfo, TargetState, WaitStats},
         report::{Exited, Line, Lost, ParentGroup, Reaped, ReaperKind, Summary, Zombie},
     },
@@ -260,6 +260,7 @@ impl Reporter {
                         parent_comm: exit.parent_comm,
                         status: exit.status,
                         auto_reap,
+                        command: exit.command,
                     }));
                 }
                 Outcome::Exited { .. } => {}
@@ -391,9 +392,14 @@ impl Reporter {
                         .unwrap_or_default();
                     let verdict = Verdict::Zombie { ppid, parent_comm };
                     if let Resolution::Report(finding) = self.engine.resolve(due.id, verdict, now) {
+                        let command = finding
+                            .command
+                            .as_deref()
+                            .map_or(finding.comm.as_bytes(), Command::name);
                         self.parent_held_zombie(
                             ppid,
                             facts.info.as_ref(),
+                            command,
                             now,
                             finding.preexisting,
                         );
@@ -431,6 +437,7 @@ impl Reporter {
         &mut self,
         ppid: u32,
         parent: Option<&ProcessInfo>,
+        command: &[u8],
         now: u64,
         preexisting: bool,
     ) {
@@ -439,7 +446,7 @@ impl Reporter {
         });
         let (comm, cmdline) = parent.map_or((&[][..], &[][..]), |p| (&p.comm[..], &p.cmdline[..]));
         self.stats
-            .zombie(ppid, comm, cmdline, since, now, preexisting);
+            .zombie(ppid, comm, cmdline, command, since, now, preexisting);
     }
 
     /// Process `ppid` as `/proc` shows it now (the wait calls its threads
@@ -503,6 +510,7 @@ impl Reporter {
             placement,
             parent_waits: parent.waits.clone(),
             diagnosis,
+            command: finding.command.clone(),
         })));
     }
 
@@ -690,6 +698,7 @@ mod tests {
 
     fn exit(pid: u32, ppid: u32, ts_ns: u64, parent_cgroups: bool) -> Exit {
         Exit {
+            command: None,
             key: ProcKey {
                 pid,
                 start_ns: 100 * MS,
