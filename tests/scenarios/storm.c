@@ -1,4 +1,6 @@
-/* A storm of properly reaped children: fork, _exit, waitpid, N times. */
+/* A storm of properly reaped children: fork, _exit, waitpid, N times.
+ * `storm N PROGRAM [ARG...]`: each child execs PROGRAM instead of
+ * exiting, and must exit 0 (an exec-heavy storm). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -6,6 +8,7 @@
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000;
+    char **program = argc > 2 ? argv + 2 : NULL;
     printf("parent %d\n", getpid());
     fflush(stdout);
     for (long i = 0; i < n; i++) {
@@ -14,10 +17,21 @@ int main(int argc, char **argv) {
             perror("fork");
             return 1;
         }
-        if (pid == 0)
+        if (pid == 0) {
+            if (program) {
+                execv(program[0], program);
+                perror("execv");
+                _exit(127);
+            }
             _exit(0);
-        if (waitpid(pid, NULL, 0) != pid) {
+        }
+        int status;
+        if (waitpid(pid, &status, 0) != pid) {
             perror("waitpid");
+            return 1;
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "child %d: wait status %#x\n", pid, status);
             return 1;
         }
     }

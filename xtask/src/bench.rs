@@ -6,9 +6,9 @@
 //! slowdown is against the mean of the two around it: a machine whose
 //! speed drifts by several percent from minute to minute then drifts for
 //! the run and its baseline alike. Then the kernel's own accounting, the
-//! memory soak, the userspace micro-benchmark and the flood of zombies of
-//! one parent; everything lands in BENCHMARKS.md, with the figure `plot`
-//! draws.
+//! memory soak, the userspace micro-benchmark, the flood of zombies of
+//! one parent and the exec-heavy workload; everything lands in
+//! BENCHMARKS.md, with the figure `plot` draws.
 
 use std::{
     fs,
@@ -25,6 +25,7 @@ use crate::{
     workspace_root,
 };
 
+mod exec;
 mod flood;
 mod kernel;
 pub(crate) mod page;
@@ -32,8 +33,9 @@ mod release;
 mod startup;
 
 /// The anchors' packages, and bpftool for the kernel's accounting.
-const ANCHORS: [(&str, &str); 3] = [
+const ANCHORS: [(&str, &str); 4] = [
     ("exitsnoop", "libbpf-tools"),
+    ("execsnoop", "libbpf-tools"),
     ("bpftrace", "bpftrace"),
     ("bpftool", "bpftool"),
 ];
@@ -183,6 +185,9 @@ pub struct Options {
     /// Zombies of the one parent of the flood, the last workload.
     #[arg(long, default_value_t = 20_000)]
     pub flood_children: u64,
+    /// Children of the exec-heavy workload (fork + exec of `/bin/true`).
+    #[arg(long, default_value_t = 8_000)]
+    pub exec_children: u64,
     /// Run only this part (its rounds are --rounds) and rewrite only its
     /// section of BENCHMARKS.md.
     #[arg(long, value_enum)]
@@ -199,6 +204,9 @@ pub enum Only {
     /// time from exec to ready beside exitsnoop's and bpftrace's to their
     /// first event.
     Release,
+    /// The exec-heavy workload (`--exec-children`): what capturing at exec
+    /// and at fork costs, beside exitsnoop and execsnoop.
+    Exec,
 }
 
 pub fn bench(options: &Options) -> Result<()> {
@@ -210,12 +218,19 @@ pub fn bench(options: &Options) -> Result<()> {
         children,
         soak_children,
         flood_children,
+        exec_children,
         only,
     } = options;
     let cores = cores() as u64;
-    if rounds == 0 || children == 0 || flood_children == 0 || soak_children < cores {
+    if rounds == 0
+        || children == 0
+        || flood_children == 0
+        || exec_children == 0
+        || soak_children < cores
+    {
         bail!(
-            "--rounds, --children and --flood-children must be at least 1, --soak-children at least {cores}"
+            "--rounds, --children, --flood-children and --exec-children must be at least 1, \
+             --soak-children at least {cores}"
         );
     }
     build::build(true)?;
@@ -245,12 +260,22 @@ pub fn bench(options: &Options) -> Result<()> {
         return Ok(());
     }
     let storm = soak::build_storm()?;
+    if only == Some(Only::Exec) {
+        let command = format!(
+            "cargo xtask bench --only exec --rounds {rounds} --exec-children {exec_children}"
+        );
+        let exec = exec::measure(&zombie_trace, &storm, &dir, exec_children, rounds)?;
+        let section = exec::section(&exec, &command, &machine);
+        exec::rewrite(&out, &section)?;
+        println!("\n{section}\n(written to {})", out.display());
+        return Ok(());
+    }
 
     let mut runs: Vec<(Workload, Tracer, Run)> = Vec::new();
     for round in 1..=rounds {
         for workload in Workload::ALL {
             let mut sequence = Vec::new();
-            for tracer in schedule(round) {
+            for tracer in schedule(Tracer::None, &Tracer::ALL[1..], round) {
                 let run = run_once(
                     tracer,
                     workload,
@@ -273,7 +298,7 @@ pub fn bench(options: &Options) -> Result<()> {
                 );
                 sequence.push((tracer, run));
             }
-            bracket(&mut sequence);
+            bracket(&mut sequence, &Tracer::None);
             runs.extend(sequence.into_iter().map(|(t, r)| (workload, t, r)));
         }
     }
@@ -298,10 +323,12 @@ pub fn bench(options: &Options) -> Result<()> {
     let flood = flood::measure(&zombie_trace, &dir, flood_children, rounds)?;
     println!("\nrelease: the files of `cargo xtask dist`, and start-up");
     let release = release::measure(&zombie_trace)?;
+    println!("\nexec: {exec_children} children of fork + exec");
+    let exec = exec::measure(&zombie_trace, &storm, &dir, exec_children, rounds)?;
 
     let command = format!(
         "cargo xtask bench --rounds {rounds} --children {children} --soak-children {soak_children} \
-         --flood-children {flood_children}"
+         --flood-children {flood_children} --exec-children {exec_children}"
     );
     let figure = root.join(FIGURE);
     plot::cpu_per_100k(&figure, &page::bars(&runs, children, cores))?;
@@ -318,6 +345,7 @@ pub fn bench(options: &Options) -> Result<()> {
         kernel: &kernel,
         flood: &flood::section(&flood, &command, &machine),
         release: &release::section(&release, &command, &machine),
+        exec: &exec::section(&exec, &command, &machine),
         vmtest: &page::kept(&out, vmtest::TAX_MARKERS),
     });
     fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
@@ -329,22 +357,22 @@ pub fn bench(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The tracers of round `round` (from 1), each between two runs without a
-/// tracer, the first one further along each round.
-fn schedule(round: usize) -> Vec<Tracer> {
-    let tracers = &Tracer::ALL[1..];
+/// The `tracers` of round `round` (from 1), each between two runs without
+/// a tracer (`none`), the first one further along each round.
+fn schedule<T: Copy>(none: T, tracers: &[T], round: usize) -> Vec<T> {
     (0..tracers.len())
-        .flat_map(|i| [Tracer::None, tracers[(i + round - 1) % tracers.len()]])
-        .chain([Tracer::None])
+        .flat_map(|i| [none, tracers[(i + round - 1) % tracers.len()]])
+        .chain([none])
         .collect()
 }
 
 /// Gives each tracer's run in `sequence` (as [`schedule`] ordered it) the
-/// mean of the no-tracer runs on either side as its baseline.
-fn bracket(sequence: &mut [(Tracer, Run)]) {
+/// mean of the runs without a tracer (`none`) on either side as its
+/// baseline.
+fn bracket<T: PartialEq>(sequence: &mut [(T, Run)], none: &T) {
     for i in 1..sequence.len().saturating_sub(1) {
         let (before, after) = (&sequence[i - 1], &sequence[i + 1]);
-        if sequence[i].0 != Tracer::None && before.0 == Tracer::None && after.0 == Tracer::None {
+        if sequence[i].0 != *none && before.0 == *none && after.0 == *none {
             let mean = |f: fn(&Run) -> f64| (f(&before.1) + f(&after.1)) / 2.0;
             sequence[i].1.baseline = Some((mean(|r| r.wall_s), mean(|r| r.workload_cpu_s)));
         }
@@ -410,23 +438,26 @@ fn run_once(
     Ok(run)
 }
 
-/// Starts `tracer` (none for [`Tracer::None`]), its stdout and stderr
-/// into `tracer.out` and `tracer.err` in `dir`.
+/// Starts `tracer` (none for [`Tracer::None`]) as [`spawn`] does.
 fn start(tracer: Tracer, zombie_trace: &Path, dir: &Path) -> Result<Option<Child>> {
-    let Some(mut cmd) = tracer.command(zombie_trace) else {
-        return Ok(None);
-    };
+    tracer
+        .command(zombie_trace)
+        .map(|cmd| spawn(cmd, tracer.name(), dir))
+        .transpose()
+}
+
+/// Starts the tracer `cmd` (`name`), its stdout and stderr into
+/// `tracer.out` and `tracer.err` in `dir`.
+fn spawn(mut cmd: Command, name: &str, dir: &Path) -> Result<Child> {
     let file = |name: &str| {
         let path = dir.join(name);
         fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
     };
-    let child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(file("tracer.out")?)
         .stderr(file("tracer.err")?)
         .spawn()
-        .with_context(|| format!("starting {}", tracer.name()))?;
-    Ok(Some(child))
+        .with_context(|| format!("starting {name}"))
 }
 
 fn measure(
@@ -755,7 +786,7 @@ mod tests {
     #[test]
     fn every_tracer_runs_between_two_runs_without_one() {
         for round in 1..=6 {
-            let order = schedule(round);
+            let order = schedule(Tracer::None, &Tracer::ALL[1..], round);
             assert_eq!(order.len(), 2 * Tracer::ALL.len() - 1);
             for (i, tracer) in order.iter().enumerate() {
                 assert_eq!(
@@ -782,12 +813,12 @@ mod tests {
             workload_cpu_s,
             ..Run::default()
         };
-        let mut sequence: Vec<(Tracer, Run)> = schedule(1)
+        let mut sequence: Vec<(Tracer, Run)> = schedule(Tracer::None, &Tracer::ALL[1..], 1)
             .into_iter()
             .zip([10.0, 10.5, 11.0, 12.1, 12.0, 13.0, 12.0, 12.0, 12.0])
             .map(|(t, wall)| (t, run(wall, wall * 2.0)))
             .collect();
-        bracket(&mut sequence);
+        bracket(&mut sequence, &Tracer::None);
         let slowdowns: Vec<_> = sequence.iter().map(|(_, r)| r.slowdown()).collect();
         assert_eq!(slowdowns[0], None);
         assert_eq!(slowdowns[2], None);

@@ -74,9 +74,10 @@ enum Cmd {
     /// zombie-trace (default and --events), exitsnoop and bpftrace, each
     /// tracer's run between two runs without one; then the kernel's own
     /// accounting, the memory soak, the userspace micro-benchmark and a
-    /// flood of zombies of one parent, and the release files' sizes and
-    /// start-up times. Writes BENCHMARKS.md and its figure (as root, about
-    /// 45 minutes).
+    /// flood of zombies of one parent, the release files' sizes and
+    /// start-up times, and an exec-heavy workload beside exitsnoop and
+    /// execsnoop. Writes BENCHMARKS.md and its figure (as root, about
+    /// 50 minutes).
     Bench(bench::Options),
     /// The kernel matrix: the release binary's end-to-end scenarios on
     /// Debian's 5.10, 6.1 and 6.12 cloud kernels, each booted under qemu

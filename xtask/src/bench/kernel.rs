@@ -1,6 +1,7 @@
 //! What each tracer's kernel programs cost per child, as the kernel itself
 //! accounts it (`kernel.bpf_stats_enabled`): the run time and runs of every
-//! program the tracer loaded, over one serial storm. Unlike wall time on a
+//! program the tracer loaded, over one serial storm (and, for the exec
+//! workload, over one exec loop: `exec.rs`). Unlike wall time on a
 //! shared machine, this does not drift from run to run. And what a tracer
 //! adds to every syscall of every process, traced or not.
 
@@ -40,20 +41,52 @@ pub fn measure(
     dir: &Path,
     children: u64,
 ) -> Result<Vec<KernelCost>> {
+    with_stats(|| {
+        tracers
+            .iter()
+            .map(|&tracer| {
+                one(tracer, zombie_trace, storm, dir, children)
+                    .with_context(|| format!("kernel cost under {}", tracer.name()))
+            })
+            .collect()
+    })
+}
+
+/// Runs `f` with the kernel's per-program statistics on, and puts them
+/// back as they were.
+pub fn with_stats<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     if which("bpftool").is_none() {
         bail!("bpftool is missing: install it (apt-get install bpftool; `cargo xtask setup` does)");
     }
     let old = fs::read_to_string(STATS).with_context(|| format!("reading {STATS}"))?;
     fs::write(STATS, "1").with_context(|| format!("turning on {STATS}"))?;
-    let costs = tracers
-        .iter()
-        .map(|&tracer| {
-            one(tracer, zombie_trace, storm, dir, children)
-                .with_context(|| format!("kernel cost under {}", tracer.name()))
-        })
-        .collect();
+    let result = f();
     let _ = fs::write(STATS, old.trim());
-    costs
+    result
+}
+
+/// The ids of the programs loaded now: those of a tracer started after
+/// are the others.
+pub fn loaded() -> Result<HashSet<u32>> {
+    Ok(programs()?.iter().map(|p| p.id).collect())
+}
+
+/// The programs loaded since `before` that ran, with their statistics.
+pub fn ran_since(before: &HashSet<u32>) -> Result<Vec<Program>> {
+    Ok(programs()?
+        .into_iter()
+        .filter(|p| !before.contains(&p.id) && p.runs > 0)
+        .map(|p| Program {
+            ns_per_run: p.run_time_ns as f64 / p.runs as f64,
+            name: p.name,
+            runs: p.runs,
+        })
+        .collect())
+}
+
+/// All `programs`' run time, in ns.
+pub fn total_ns(programs: &[Program]) -> f64 {
+    programs.iter().map(|p| p.ns_per_run * p.runs as f64).sum()
 }
 
 fn one(
@@ -63,7 +96,7 @@ fn one(
     dir: &Path,
     children: u64,
 ) -> Result<KernelCost> {
-    let before: HashSet<u32> = programs()?.iter().map(|p| p.id).collect();
+    let before = loaded()?;
     let without = getppid_ns();
     let out = dir.join("tracer.out");
     let mut child = start(tracer, zombie_trace, dir)?.context("a tracer to measure")?;
@@ -77,25 +110,15 @@ fn one(
         for storm in &storms {
             reap_storm(storm)?;
         }
-        anyhow::Ok((programs()?, getppid_ns()))
+        anyhow::Ok((ran_since(&before)?, getppid_ns()))
     })();
     stop(&mut child);
     let without = (without + getppid_ns()) / 2.0;
     let (programs, syscall_ns) = result?;
-    let programs: Vec<Program> = programs
-        .into_iter()
-        .filter(|p| !before.contains(&p.id) && p.runs > 0)
-        .map(|p| Program {
-            ns_per_run: p.run_time_ns as f64 / p.runs as f64,
-            name: p.name,
-            runs: p.runs,
-        })
-        .collect();
-    let total: f64 = programs.iter().map(|p| p.ns_per_run * p.runs as f64).sum();
     Ok(KernelCost {
         tracer,
+        ns_per_child: total_ns(&programs) / children as f64,
         programs,
-        ns_per_child: total / children as f64,
         syscall_ns,
         syscall_ns_without: without,
     })

@@ -1,5 +1,5 @@
 //! BENCHMARKS.md from one run's figures: the machine, the goals checked,
-//! the flood, what is measured, the tables, the soak, the micro-benchmark
+//! the flood, the release files, the exec workload, what is measured, the tables, the soak, the micro-benchmark
 //! and the kernel programs' own accounting.
 
 use std::{fs, path::Path};
@@ -132,12 +132,14 @@ pub(super) struct Page<'a> {
     pub flood: &'a str,
     /// The release files' section, with its markers.
     pub release: &'a str,
+    /// The exec workload's section, with its markers.
+    pub exec: &'a str,
     /// `cargo xtask vmtest`'s section, kept from the page as it was (see
     /// [`kept`]).
     pub vmtest: &'a str,
 }
 
-fn list(values: &[u64]) -> String {
+pub(super) fn list(values: &[u64]) -> String {
     if values.is_empty() {
         return "–".to_owned();
     }
@@ -159,7 +161,7 @@ pub(super) fn with_spread(values: &[f64], unit: &str, digits: usize) -> String {
 }
 
 /// Percentages, signed: `+1.2% (−0.4 to +3.0)`.
-fn percent_with_spread(values: &[f64]) -> String {
+pub(super) fn percent_with_spread(values: &[f64]) -> String {
     match median(values.to_vec()) {
         None => "–".to_owned(),
         Some(m) => {
@@ -401,6 +403,7 @@ this page.
 {goals}
 {vmtest}{flood}
 {release}
+{exec}
 ## What is measured
 
 The workload is `tests/scenarios/storm.c`, compiled by the bench: a loop of
@@ -533,6 +536,7 @@ children the kernel hands over take it.
         goals = goals(page),
         flood = page.flood,
         release = page.release,
+        exec = page.exec,
         vmtest = page.vmtest,
         method = tax::method(),
         children = page.children,
