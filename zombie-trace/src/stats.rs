@@ -190,19 +190,25 @@ pub struct Stats {
     parents: HashMap<u32, Parent>,
 }
 
+/// The parent of a zombie reported.
+pub struct HeldBy<'a> {
+    pub ppid: u32,
+    pub comm: &'a [u8],
+    pub cmdline: &'a [Vec<u8>],
+    /// Since when it is watched: the later of its start and the tracer's.
+    pub watched_since_ns: u64,
+}
+
 impl Stats {
-    /// A zombie was reported under parent `ppid`, watched since
-    /// `watched_since_ns` (the later of its start and the tracer's).
-    pub fn zombie(
-        &mut self,
-        ppid: u32,
-        comm: &[u8],
-        cmdline: &[Vec<u8>],
-        command: &[u8],
-        watched_since_ns: u64,
-        now_ns: u64,
-        preexisting: bool,
-    ) {
+    /// A zombie of command `command` (see `Command::name`) was reported
+    /// under `parent`.
+    pub fn zombie(&mut self, parent: HeldBy<'_>, command: &[u8], now_ns: u64, preexisting: bool) {
+        let HeldBy {
+            ppid,
+            comm,
+            cmdline,
+            watched_since_ns,
+        } = parent;
         if !self.parents.contains_key(&ppid) && self.parents.len() >= MAX_PARENTS {
             evict_idlest(&mut self.parents, |p| p.touched_ns);
         }
@@ -410,6 +416,15 @@ mod tests {
         assert_eq!(h.summary().max_ns, Some(1 << 20));
     }
 
+    fn held<'a>(ppid: u32, comm: &'a [u8], cmdline: &'a [Vec<u8>], since: u64) -> HeldBy<'a> {
+        HeldBy {
+            ppid,
+            comm,
+            cmdline,
+            watched_since_ns: since,
+        }
+    }
+
     fn group(ppid: u32, zombies: &[u32], oldest: u64) -> ParentGroup {
         ParentGroup {
             by_command: vec![(b"git".to_vec(), zombies.len() as u64)],
@@ -429,27 +444,21 @@ mod tests {
         // them after 2 s.
         for i in 0..10 {
             s.zombie(
-                10,
-                b"leaker",
-                &cmd,
+                held(10, b"leaker", &cmd, 100 * SEC),
                 if i < 7 { b"git" } else { b"ssh" },
-                100 * SEC,
                 100 * SEC + i * 30 * SEC,
                 false,
             );
         }
         s.reaped(10, b"leaker", 2 * SEC, 400 * SEC);
         s.zombie(
-            20,
-            b"other",
-            &[],
+            held(20, b"other", &[], 399_500 * MS),
             b"sleep",
-            399_500 * MS,
             399_500 * MS,
             false,
         );
         // Found at start-up: held, but not leaked while traced.
-        s.zombie(40, b"old", &[], b"sleep", 100 * SEC, 100 * SEC, true);
+        s.zombie(held(40, b"old", &[], 100 * SEC), b"sleep", 100 * SEC, true);
         // A reaper that never held zombies only counts overall and by name.
         s.reaped(30, b"bash", MS, 400 * SEC);
         let none = KernelLatency::default();
@@ -500,7 +509,7 @@ mod tests {
     fn tables_are_bounded() {
         let mut s = Stats::default();
         for ppid in 0..5_000u32 {
-            s.zombie(ppid, b"p", &[], b"c", 0, u64::from(ppid), false);
+            s.zombie(held(ppid, b"p", &[], 0), b"c", u64::from(ppid), false);
             s.reaped(ppid, format!("c{ppid}").as_bytes(), MS, u64::from(ppid));
         }
         assert_eq!(s.parents.len(), MAX_PARENTS);
@@ -515,7 +524,7 @@ mod tests {
     #[test]
     fn kernel_latencies_merge_with_ours() {
         let mut s = Stats::default();
-        s.zombie(10, b"leaker", &[], b"c", 0, SEC, false);
+        s.zombie(held(10, b"leaker", &[], 0), b"c", SEC, false);
         s.reaped(10, b"leaker", 3 * SEC, 4 * SEC);
         let mut k = LatencyHist {
             buckets: [0; LATENCY_BUCKETS],

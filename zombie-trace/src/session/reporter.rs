@@ -24,7 +24,7 @@ use crate::{
         report::{Exited, Line, Lost, ParentGroup, Reaped, ReaperKind, Summary, Zombie},
     },
     proc::{self, ProcZombie, ZombieState, container::full_id},
-    stats::{KernelLatency, Stats},
+    stats::{HeldBy, KernelLatency, Stats},
 };
 
 /// Reported zombies re-checked per pass, at most.
@@ -445,8 +445,13 @@ impl Reporter {
             proc::boot_ns_from_ticks(p.start_ticks).max(self.started_ns)
         });
         let (comm, cmdline) = parent.map_or((&[][..], &[][..]), |p| (&p.comm[..], &p.cmdline[..]));
-        self.stats
-            .zombie(ppid, comm, cmdline, command, since, now, preexisting);
+        let held_by = HeldBy {
+            ppid,
+            comm,
+            cmdline,
+            watched_since_ns: since,
+        };
+        self.stats.zombie(held_by, command, now, preexisting);
     }
 
     /// Process `ppid` as `/proc` shows it now (the wait calls its threads
