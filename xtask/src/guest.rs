@@ -97,6 +97,7 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
         } else {
             println!("{MARK} wait-calls UNSUPPORTED the tracer cannot trace wait calls here");
         }
+        check("command", command(&mut tracer));
         check("auto-reap", auto_reap(&mut tracer));
         check("reparent", reparent(&mut tracer));
         check("storm", storm(&mut tracer));
@@ -348,6 +349,35 @@ fn wait_calls(tracer: &mut Tracer) -> Result<String> {
         bail!("wait calls not seen: {zombie}");
     }
     Ok(format!("{calls} calls, targets {targets}"))
+}
+
+/// A child that execs, with a control byte and a byte that is not UTF-8
+/// in its arguments, left unreaped: the report names what it ran, exactly.
+fn command(tracer: &mut Tracer) -> Result<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let odd = std::ffi::OsStr::from_bytes(b"\x1b\xff");
+    let mut child = Command::new("/bin/true")
+        .args([std::ffi::OsStr::new("command-scenario"), odd])
+        .spawn()
+        .context("starting /bin/true")?;
+    let pid = child.id() as i32;
+    let zombie = tracer.wait_for(ZOMBIE_FOR + DUE, |v| is(v, "zombie", pid));
+    child.wait().context("reaping /bin/true")?;
+    let zombie = zombie.context("no zombie report")?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let exact: Vec<Vec<u8>> = zombie["cmdline_b64"]
+        .as_array()
+        .map(|args| {
+            args.iter()
+                .filter_map(|a| base64::Engine::decode(&b64, a.as_str()?).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let want: [&[u8]; 3] = [b"/bin/true", b"command-scenario", b"\x1b\xff"];
+    if zombie["exe"] != "/bin/true" || exact != want {
+        bail!("wrong command: {zombie}");
+    }
+    Ok(format!("cmdline {}", zombie["cmdline"]))
 }
 
 /// A parent that ignores SIGCHLD: its child is reaped by the kernel at
