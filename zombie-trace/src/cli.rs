@@ -46,8 +46,12 @@ status with wait4()/waitid(). `kill -9` cannot remove it: the fix is always \
 in the parent. zombie-trace watches every process exit, every reap and every \
 wait call in the kernel (eBPF), and reports each child left unreaped longer \
 than --threshold together with its parent: who it is, what it is doing, \
-whether it ever calls wait(), and how it handles SIGCHLD. Zombies that already \
-exist when it starts are reported too, marked pre-existing.
+whether it ever calls wait(), and how it handles SIGCHLD. Each report also \
+names the command the child ran (cmd=[...], JSON exe and cmdline), kept \
+from its exec since a zombie's own /proc/PID/cmdline is empty, and the \
+summary counts each parent's zombies by that command: which of its \
+subprocesses it forgets to wait for. Zombies that already exist when it \
+starts are reported too, marked pre-existing (their commands are unknown).
 
 Needs root (or CAP_BPF + CAP_PERFMON) and a kernel with BTF (Linux 5.8+). \
 Stop it with Ctrl-C or SIGTERM: it prints a summary and leaves nothing \

@@ -597,6 +597,7 @@ mod tests {
             env!("ZOMBIE_TRACE_COMMIT")
         );
         for line in [
+            r#"zombie_trace_zombies_reported_by_command_total{parent_comm="leaker",command="worker"} 2"#,
             "zombie_trace_exits_total 12",
             "zombie_trace_reaps_total 9",
             "zombie_trace_lost_events_total 2",
