@@ -19,10 +19,10 @@ use aya::{
     maps::{HashMap, IterableMap as _, MapData, PerCpuArray},
 };
 use zombie_trace_common::{
-    COMM_LEN, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS, COUNTER_LOST_EXEC,
-    COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT, COUNTER_PENDING_FULL,
-    COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, Command as KernelCommand, ExitRecord, LatencyHist,
-    Orphan, PENDING_MAX, ReaperLatency, WaitTally,
+    COMM_LEN, COUNTER_COMMAND_FULL, COUNTER_EXITS, COUNTER_HANDED_FULL, COUNTER_KERNEL_REAPS,
+    COUNTER_LOST_EXEC, COUNTER_LOST_EXIT, COUNTER_LOST_REAP, COUNTER_LOST_WAIT,
+    COUNTER_PENDING_FULL, COUNTER_READ_ERRORS, COUNTER_WAIT_UNTRACKED, Command as KernelCommand,
+    ExitRecord, LatencyHist, Orphan, PENDING_MAX, ReaperLatency, WaitTally,
 };
 
 /// Parents' command entries read for a batch of exits, by tgid.
@@ -82,6 +82,8 @@ pub struct Counters {
     pub pending_full: u64,
     /// Reaps not marked for userspace because `HANDED` was full.
     pub handed_full: u64,
+    /// Execs whose command was not kept: `COMMANDS` was full.
+    pub commands_full: u64,
 }
 
 impl Counters {
@@ -110,6 +112,7 @@ impl Probes {
             kernel_reaps: read(COUNTER_KERNEL_REAPS),
             pending_full: read(COUNTER_PENDING_FULL),
             handed_full: read(COUNTER_HANDED_FULL),
+            commands_full: read(COUNTER_COMMAND_FULL),
         }
     }
 

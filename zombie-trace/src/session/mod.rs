@@ -38,7 +38,7 @@ use handover::Handover;
 use reporter::{Mode, Proc, Reporter};
 use sinks::Sinks;
 use writer::WriteError;
-use zombie_trace_common::{PENDING_MAX, WAIT_ARGS_MAX};
+use zombie_trace_common::{COMMANDS_MAX, PENDING_MAX, WAIT_ARGS_MAX};
 
 use crate::{
     filter::Filters,
@@ -531,6 +531,13 @@ impl Session {
                 "more than {PENDING_MAX} exited children were unreaped at once: {} exits went \
                  to userspace instead of being paired in the kernel, which costs more CPU",
                 now.pending_full
+            );
+        }
+        if self.counted.commands_full == 0 && now.commands_full > 0 {
+            log::warn!(
+                "more than {COMMANDS_MAX} processes exec'd while traced were alive at once: {} \
+                 commands were not kept, and their zombies are reported without one",
+                now.commands_full
             );
         }
         if now.handed_full > 0 {
