@@ -4,18 +4,29 @@
 
 #![no_main]
 
-use std::mem::size_of;
+use std::mem::{offset_of, size_of};
 
 use libfuzzer_sys::fuzz_target;
 use zombie_trace::{kernel::decode::decode, model::event::Event};
-use zombie_trace_common::{ExecRecord, ExitRecord, ReapRecord, WaitRecord};
+use zombie_trace_common::{
+    EXIT_HAS_COMMAND, ExecRecord, ExitCommandRecord, ExitRecord, ReapRecord, WaitRecord,
+};
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(event) = decode(bytes) else {
         return;
     };
     let need = match event {
-        Event::Exit(_) => size_of::<ExitRecord>(),
+        // Its flags say whether the command follows.
+        Event::Exit(_) => {
+            let at = offset_of!(ExitRecord, flags);
+            let flags = u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+            if flags & EXIT_HAS_COMMAND != 0 {
+                size_of::<ExitCommandRecord>()
+            } else {
+                size_of::<ExitRecord>()
+            }
+        }
         Event::Release(_) => size_of::<ReapRecord>(),
         Event::Wait(_) => size_of::<WaitRecord>(),
         Event::Exec(_) => size_of::<ExecRecord>(),

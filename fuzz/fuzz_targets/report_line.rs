@@ -7,7 +7,12 @@
 
 #![no_main]
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 
 use libfuzzer_sys::{
     arbitrary::{Result, Unstructured},
@@ -18,14 +23,14 @@ use zombie_trace::{
     diagnosis::{Facts, diagnose},
     model::{
         diagnosis::{Cause, Diagnosis},
-        event::{Comm, ExitStatus, ParentName, WaitSyscall, WaitTarget},
+        event::{Comm, Command, ExitStatus, ParentName, WaitSyscall, WaitTarget},
         process::{
             ContainerNames, Placement, ProcessInfo, RecentWait, Sigchld, TargetState, WaitNow,
             WaitStats,
         },
         report::{
-            Exited, Latency, Line, ParentGroup, ParentRow, Reaped, ReaperKind, Snapshot, Summary,
-            Zombie,
+            CommandRow, Exited, Latency, Line, ParentGroup, ParentRow, Reaped, ReaperKind,
+            Snapshot, Summary, Zombie,
         },
     },
     output::{
@@ -38,6 +43,28 @@ use zombie_trace::{
 fuzz_target!(|bytes: &[u8]| {
     let _ = run(&mut Unstructured::new(bytes));
 });
+
+/// A line's command fields: the exact bytes, as text where they are
+/// UTF-8 and in base64 where not.
+fn check_command(v: &Value, command: Option<&Command>) {
+    let Some(c) = command else {
+        assert_eq!(v["cmdline"], Value::Null);
+        return;
+    };
+    let exact = |text: &Value, b64: &Value| -> Vec<u8> {
+        match b64.as_str() {
+            Some(b64) => BASE64.decode(b64).unwrap(),
+            None => text.as_str().unwrap().as_bytes().to_vec(),
+        }
+    };
+    assert_eq!(exact(&v["exe"], &v["exe_b64"]), c.exe);
+    let args: Vec<&[u8]> = c.args().collect();
+    let texts = v["cmdline"].as_array().unwrap();
+    assert_eq!(texts.len(), args.len());
+    for (i, arg) in args.iter().enumerate() {
+        assert_eq!(exact(&texts[i], &v["cmdline_b64"][i]), *arg);
+    }
+}
 
 fn run(u: &mut Unstructured) -> Result<()> {
     let ts = SystemTime::UNIX_EPOCH + Duration::from_millis(u.arbitrary()?);
@@ -103,6 +130,14 @@ fn run(u: &mut Unstructured) -> Result<()> {
             names: names(u)?,
         },
     };
+    // What the kernel kept of the child's exec: any bytes at all.
+    let command = if u.arbitrary()? {
+        let exe = field(u, 128)?.to_vec();
+        let argv = field(u, 256)?;
+        Some(Arc::new(Command::new(&exe, argv, u.arbitrary()?)))
+    } else {
+        None
+    };
     let pid = u.arbitrary()?;
     let status = ExitStatus::from_wait_status(u.arbitrary()?);
     let mut zombie = Zombie {
@@ -131,6 +166,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             names: names(u)?,
         },
         parent_waits: u.arbitrary::<bool>()?.then_some(waits),
+        command: command.clone(),
     };
     zombie.diagnosis = diagnose(&Facts::of(&zombie), u.arbitrary()?, u.arbitrary()?);
     // A flood's brief lines, and its sums, name the parent too.
@@ -175,6 +211,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         parent_comm: Comm::new(&parent_comm),
         status,
         auto_reap: u.arbitrary()?,
+        command: command.clone(),
     };
 
     let lossy = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
@@ -185,6 +222,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     assert_eq!(v["comm"], json!(lossy(comm.as_bytes())));
     assert_eq!(v["parent_comm"], json!(lossy(&parent_comm)));
     assert_eq!(v["parent_cmdline"], json!(args));
+    check_command(&v, command.as_deref());
 
     let reaped_line = Line::Reaped { ts, reaped };
     check_text(&reaped_line, boot_now_ns);
@@ -198,6 +236,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         v["parent_comm"],
         json!(lossy(Comm::new(&parent_comm).as_bytes()))
     );
+    check_command(&v, command.as_deref());
 
     // The summary and `ps` take several lines: hostile names add none.
     let latency = Latency {
@@ -214,6 +253,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             zombies: zombies.clone(),
             oldest_ns: latency.max_ns,
             preexisting: false,
+            by_command: vec![(comm.to_vec(), latency.count)],
         };
         let summary = Line::Summary(Summary {
             ts,
@@ -234,6 +274,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 leak_per_min: 1.5,
                 oldest_ns: latency.max_ns,
                 reaps: latency,
+                by_command: vec![CommandRow {
+                    command: comm.to_vec(),
+                    zombies_now: 1,
+                    zombies_ever: latency.count,
+                }],
             }],
             reap_latency: latency,
             reap_latency_by_comm: vec![(comm.to_vec(), latency)],

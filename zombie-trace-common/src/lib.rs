@@ -33,6 +33,8 @@ pub const EXIT_LEADER_WENT_FIRST: u32 = 1 << 3;
 pub const EXIT_IN_PID_NS: u32 = 1 << 4;
 /// The process was in exactly its parent's cgroups (the same `css_set`).
 pub const EXIT_PARENT_CGROUPS: u32 = 1 << 5;
+/// The record is an [`ExitCommandRecord`]: the process's command follows.
+pub const EXIT_HAS_COMMAND: u32 = 1 << 6;
 
 /// A process (thread group) died: the last live thread passed
 /// `sched_process_exit`. Identity is the leader's, since that is the task its
@@ -210,8 +212,8 @@ pub struct Command {
 }
 
 /// An exit as it crosses the ring buffer with the process's [`Command`]
-/// (when it has one): `exit.kind` is [`KIND_EXIT`] either way, and the
-/// length tells them apart.
+/// (when it has one): `exit.kind` is [`KIND_EXIT`] either way, and
+/// [`EXIT_HAS_COMMAND`] in `exit.flags` tells them apart.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExitCommandRecord {

@@ -16,7 +16,8 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray},
 };
 use zombie_trace_common::{
-    ARGV_LEN, COMMANDS_MAX, COUNTER_COMMAND_FULL, Command, ExitCommandRecord, ExitRecord,
+    ARGV_LEN, COMMANDS_MAX, COUNTER_COMMAND_FULL, Command, EXIT_HAS_COMMAND, ExitCommandRecord,
+    ExitRecord,
 };
 
 use crate::{
@@ -111,7 +112,10 @@ pub fn send_exit(record: &ExitRecord, lost: u32) {
     // SAFETY: `out` is the reserved record; both parts are written before
     // it is submitted.
     unsafe {
-        (&raw mut (*out).exit).write(*record);
+        (&raw mut (*out).exit).write(ExitRecord {
+            flags: record.flags | EXIT_HAS_COMMAND,
+            ..*record
+        });
         let dst = core::slice::from_raw_parts_mut(
             (&raw mut (*out).command).cast::<u8>(),
             core::mem::size_of::<Command>(),

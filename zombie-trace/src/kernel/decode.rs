@@ -5,11 +5,11 @@ use std::{mem::size_of, sync::Arc};
 
 use thiserror::Error;
 use zombie_trace_common::{
-    Command as KernelCommand, EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST, EXIT_NOT_SIGCHLD,
-    EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord, ExitCommandRecord,
-    ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, Orphan, ReapRecord, WAIT_SYSCALL_WAIT4,
-    WAIT_SYSCALL_WAITID, WAIT_TARGETS, WaitRecord, WaitTally, WaitTargetId, collects_exit,
-    exit_status_word,
+    Command as KernelCommand, EXIT_HAS_COMMAND, EXIT_IN_PID_NS, EXIT_LEADER_WENT_FIRST,
+    EXIT_NOT_SIGCHLD, EXIT_PARENT_CGROUPS, EXIT_PARENT_IGNORES_SIGCHLD, EXIT_PTRACED, ExecRecord,
+    ExitCommandRecord, ExitRecord, KIND_EXEC, KIND_EXIT, KIND_REAP, KIND_WAIT, Orphan, ReapRecord,
+    WAIT_SYSCALL_WAIT4, WAIT_SYSCALL_WAITID, WAIT_TARGETS, WaitRecord, WaitTally, WaitTargetId,
+    collects_exit, exit_status_word,
 };
 
 use crate::model::{
@@ -51,7 +51,7 @@ fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind: u32 = read(bytes)?;
     match kind {
-        KIND_EXIT if bytes.len() >= size_of::<ExitCommandRecord>() => {
+        KIND_EXIT if read::<ExitRecord>(bytes)?.flags & EXIT_HAS_COMMAND != 0 => {
             let r: ExitCommandRecord = read(bytes)?;
             let mut exit = exit(r.exit);
             exit.command = command(&r.command, r.exit.start_ns).map(Arc::new);
@@ -207,7 +207,9 @@ pub fn orphan(o: &Orphan) -> ParentName {
 
 #[cfg(test)]
 mod tests {
-    use zombie_trace_common::{CLD_DUMPED, CLD_EXITED, P_ALL, P_PID, WaitTargetId};
+    use zombie_trace_common::{
+        ARGV_LEN, CLD_DUMPED, CLD_EXITED, EXE_LEN, P_ALL, P_PID, WaitTargetId,
+    };
 
     use super::*;
 
@@ -277,6 +279,78 @@ mod tests {
         assert_eq!(e.parent_comm.as_bytes(), b"parent");
         assert!(e.parent_ignores_sigchld && e.leader_went_first && e.in_pid_ns && e.parent_cgroups);
         assert!(!e.ptraced && !e.not_sigchld);
+    }
+
+    fn kernel_command(start_ns: u64, exe: &[u8], argv: &[u8], argv_size: u32) -> KernelCommand {
+        let mut c = KernelCommand {
+            start_ns,
+            exec_ns: 100,
+            argv_size,
+            argv_len: argv.len() as u16,
+            exe_len: exe.len() as u16,
+            comm: comm(b"child"),
+            exe: [0; EXE_LEN],
+            argv: [0; ARGV_LEN],
+        };
+        c.exe[..exe.len()].copy_from_slice(exe);
+        c.argv[..argv.len()].copy_from_slice(argv);
+        c
+    }
+
+    /// An exit with its command: the flag says it follows, a short record
+    /// is refused, and a command of another process (a recycled pid) is
+    /// not taken.
+    #[test]
+    fn decodes_exit_with_its_command() {
+        let mut exit = exit_record();
+        exit.flags |= EXIT_HAS_COMMAND;
+        let record = ExitCommandRecord {
+            exit,
+            command: kernel_command(123, b"/usr/bin/git", b"git\0fetch\0", 10),
+        };
+        let bytes = bytes_of(&record);
+        let Event::Exit(e) = decode(&bytes).unwrap() else {
+            panic!("not an exit");
+        };
+        let c = e.command.unwrap();
+        assert_eq!(c.exe, b"/usr/bin/git");
+        assert_eq!(c.args().collect::<Vec<_>>(), [&b"git"[..], b"fetch"]);
+        assert!(!c.truncated && !c.inherited);
+        assert!(matches!(
+            decode(&bytes[..size_of::<ExitRecord>()]),
+            Err(DecodeError::TooShort { .. })
+        ));
+        let other = ExitCommandRecord {
+            command: kernel_command(999, b"/bin/sh", b"sh\0", 3),
+            ..record
+        };
+        let Event::Exit(e) = decode(&bytes_of(&other)).unwrap() else {
+            panic!("not an exit");
+        };
+        assert_eq!(e.command, None);
+    }
+
+    /// A child that never exec'd runs its parent's command, only when the
+    /// parent exec'd before the child started and the child has the name
+    /// that exec gave.
+    #[test]
+    fn a_child_inherits_only_a_command_it_can_run() {
+        let parent = kernel_command(5, b"/usr/bin/python3", b"python3\0app.py\0", 15);
+        let named = Comm::new(b"child");
+        let c = inherited_command(&parent, 200, &named).unwrap();
+        assert!(c.inherited);
+        assert_eq!(c.name(), b"python3");
+        assert_eq!(
+            inherited_command(&parent, 50, &named),
+            None,
+            "forked before the exec"
+        );
+        let renamed = Comm::new(b"worker");
+        assert_eq!(
+            inherited_command(&parent, 200, &renamed),
+            None,
+            "renamed, or adopted"
+        );
     }
 
     #[test]
