@@ -12,8 +12,8 @@ use aya_build::{Package, Toolchain};
 /// The eBPF toolchain: its LLVM must match bpf-linker's (see xtask setup).
 const EBPF_TOOLCHAIN: &str = "nightly-2026-08-01";
 const EBPF_PACKAGE: &str = "zombie-trace-ebpf";
-/// The object's name in OUT_DIR (the eBPF crate's bin target).
-const EBPF_OBJECT: &str = "zombie-trace";
+/// The objects' names in OUT_DIR (the eBPF crate's bin targets).
+const EBPF_OBJECTS: [&str; 2] = ["zombie-trace", "zombie-trace-stacks"];
 
 fn main() -> anyhow::Result<()> {
     commit();
@@ -40,9 +40,11 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        let stub = out_dir.join(EBPF_OBJECT);
-        if !stub.exists() || skip {
-            fs::write(&stub, []).with_context(|| format!("writing {}", stub.display()))?;
+        for object in EBPF_OBJECTS {
+            let stub = out_dir.join(object);
+            if !stub.exists() || skip {
+                fs::write(&stub, []).with_context(|| format!("writing {}", stub.display()))?;
+            }
         }
         return Ok(());
     }

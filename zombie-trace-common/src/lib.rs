@@ -481,6 +481,53 @@ pub struct Offsets {
     pub bprm_filename: u32,
 }
 
+impl Offsets {
+    /// All zeros: what the programs' `OFFSETS` global holds until the
+    /// loader sets it (a `const`, as a static's initialiser must be).
+    pub const UNSET: Self = Offsets {
+        task_pid: 0,
+        task_tgid: 0,
+        task_real_parent: 0,
+        task_group_leader: 0,
+        task_start_boottime: 0,
+        task_exit_code: 0,
+        task_exit_signal: 0,
+        task_ptrace: 0,
+        task_comm: 0,
+        task_signal: 0,
+        task_sighand: 0,
+        task_thread_pid: 0,
+        task_cgroups: 0,
+        task_children: 0,
+        task_sibling: 0,
+        task_exit_state: 0,
+        pid_level: 0,
+        signal_live: 0,
+        signal_flags: 0,
+        signal_group_exit_code: 0,
+        sighand_action: 0,
+        k_sigaction_size: 0,
+        sigaction_handler: 0,
+        sigaction_flags: 0,
+        wait4_upid: 0,
+        wait4_stat_addr: 0,
+        wait4_options: 0,
+        waitid_which: 0,
+        waitid_upid: 0,
+        waitid_infop: 0,
+        waitid_options: 0,
+        sys_exit_ret: 0,
+        regs_args: [0; 4],
+        waitid_info_pid: 0,
+        waitid_info_status: 0,
+        waitid_info_cause: 0,
+        task_mm: 0,
+        mm_arg_start: 0,
+        mm_arg_end: 0,
+        bprm_filename: 0,
+    };
+}
+
 /// Most values one filter option takes (`--pid`, `--ppid`).
 pub const FILTER_MAX: usize = 8;
 
@@ -509,6 +556,38 @@ pub struct Filter {
     pub _pad: u32,
 }
 
+/// Bytes of the forking thread's user stack a [`SpawnStack`] holds, from
+/// `sp` up (the callers' frames: the stack grows down). 4 KiB less room
+/// for this record's header and the kernel's own (`bpf_local_storage_elem`,
+/// 72 bytes), so that a capture takes one 4 KiB slab object. The kernel's
+/// cost per fork grows with it (allocating the capture: measured 21 us at
+/// 8 KiB, 9 us at 4 KiB on Linux 6.18). Enough for C callers behind glibc's
+/// `fork` (some 400 bytes to `_start`) and for an interpreter's native
+/// frames (Python 3.11 running a script: 1.4 KiB to `_start`); a deeper
+/// stack loses its outermost frames, not the spawn site.
+pub const SPAWN_STACK_BYTES: usize = 4096 - 128;
+
+/// What the forking thread was doing when it made a child (`--stacks`),
+/// kept with the child in the kernel (task storage) until it is freed, for
+/// userspace to unwind and symbolize if the child becomes a finding.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SpawnStack {
+    /// The child's `start_boottime`, ns: that the capture is this child's,
+    /// not a recycled pid's.
+    pub start_ns: u64,
+    /// The process that forked (whose memory map the addresses are in).
+    pub parent_tgid: u32,
+    /// How many bytes of `stack` were read, from `sp` up.
+    pub len: u32,
+    /// The user registers at the fork system call: instruction, stack and
+    /// frame pointers.
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+    pub stack: [u8; SPAWN_STACK_BYTES],
+}
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: plain `#[repr(C)]` integers with no padding, valid for any bits.
@@ -527,6 +606,8 @@ mod user {
     unsafe impl aya::Pod for super::LatencyHist {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ReaperLatency {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SpawnStack {}
 }
 
 #[cfg(test)]
@@ -555,6 +636,10 @@ mod tests {
         );
         assert_eq!(size_of::<WaitTally>(), 6 * 8 + 2 * 4 + WAIT_TARGETS * 16);
         assert_eq!(size_of::<LatencyHist>(), (LATENCY_BUCKETS + 2) * 8);
+        assert_eq!(
+            size_of::<SpawnStack>(),
+            8 + 2 * 4 + 3 * 8 + SPAWN_STACK_BYTES
+        );
         assert_eq!(size_of::<ReaperLatency>(), 8 + size_of::<LatencyHist>());
     }
 

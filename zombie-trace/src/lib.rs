@@ -3,7 +3,8 @@
 //! Layers, each using only those below it (see README.md, Development):
 //! `model` (plain types); `kernel` (the eBPF programs, their maps and
 //! records) and `proc` (every `/proc` read and its parsers); `containers`
-//! (container runtimes' files, container cgroups); `engine`
+//! (container runtimes' files, container cgroups) and `stacks` (spawn
+//! stacks unwound and named); `engine`
 //! (pairing exits with reaps), `diagnosis`, `stats` and `filter` (pure
 //! logic); `output` (text, JSON) and `metrics`; `session` (the event loop
 //! that wires them) and `ps`; `cli` and `main.rs`.
@@ -20,6 +21,7 @@ pub mod output;
 pub mod proc;
 pub mod ps;
 pub mod session;
+pub mod stacks;
 pub mod stats;
 
 /// The layer rule (README.md, Development): a module uses only modules of
@@ -35,6 +37,7 @@ mod layers {
         ("kernel", 1),
         ("proc", 1),
         ("containers", 2),
+        ("stacks", 2),
         ("engine", 3),
         ("diagnosis", 3),
         ("stats", 3),

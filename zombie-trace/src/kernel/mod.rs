@@ -13,3 +13,4 @@ pub mod maps;
 pub mod offsets;
 pub mod privileges;
 pub mod programs;
+pub mod stacks;

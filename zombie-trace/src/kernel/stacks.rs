@@ -1,0 +1,247 @@
+//! `--stacks`: the program that keeps, with each new child, where its
+//! parent was when it forked (zombie-trace-ebpf/src/stacks.rs), and the
+//! look-up of one child's capture. An object of its own, loaded only when
+//! asked for: it needs a newer kernel than the rest.
+
+use std::{
+    io, mem,
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Map, MapData},
+    programs::BtfTracePoint,
+};
+use thiserror::Error;
+use zombie_trace_common::{Offsets, SpawnStack};
+
+use crate::kernel::{
+    btf::{Btf as KernelBtf, BtfBytes, Kind},
+    load::{kernel_release, parse_kernel_version},
+    offsets::VMLINUX_BTF,
+};
+
+/// The program, built by build.rs (empty when the build skipped it).
+static PROGRAM: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zombie-trace-stacks"));
+
+/// Linux 5.15: `bpf_task_pt_regs` (task storage for tracing programs is
+/// 5.11).
+const MIN_KERNEL: (u32, u32) = (5, 15);
+
+const HOOK: &str = "sched_process_fork";
+const MAP: &str = "SPAWN_STACKS";
+
+#[derive(Debug, Error)]
+pub enum StacksLoadError {
+    #[error(
+        "this zombie-trace binary was built without its eBPF programs: --stacks cannot work (see `./x.sh build`)"
+    )]
+    NotBuilt,
+    #[error(
+        "--stacks needs Linux {}.{} or newer (task storage, bpf_task_pt_regs); this kernel is {release}: run without --stacks",
+        MIN_KERNEL.0,
+        MIN_KERNEL.1
+    )]
+    KernelTooOld { release: String },
+    #[error("reading the kernel's BTF ({VMLINUX_BTF}) for --stacks failed")]
+    Btf(#[source] io::Error),
+    #[error(
+        "the kernel's BTF has no sched_process_fork tracepoint for --stacks: report this whole message"
+    )]
+    NoTracepoint,
+    #[error("loading or attaching the --stacks program failed (the kernel's reason follows)")]
+    Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The attached program and its task storage; dropping it detaches both.
+pub struct SpawnStacks {
+    storage: MapData,
+    _ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for SpawnStacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnStacks").finish_non_exhaustive()
+    }
+}
+
+/// Loads and attaches the fork program; `offsets` as the main programs got
+/// them. Direct kernel reads first, then the helper (as the main loader).
+pub fn load(offsets: &Offsets) -> Result<SpawnStacks, StacksLoadError> {
+    if PROGRAM.is_empty() {
+        return Err(StacksLoadError::NotBuilt);
+    }
+    let release = kernel_release();
+    if parse_kernel_version(&release).is_some_and(|v| v < MIN_KERNEL) {
+        return Err(StacksLoadError::KernelTooOld { release });
+    }
+    let bytes = BtfBytes::read(VMLINUX_BTF).map_err(StacksLoadError::Btf)?;
+    let kernel_btf = KernelBtf::parse(&bytes)
+        .map_err(|e| StacksLoadError::Btf(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    let btf = kernel_btf
+        .aya_btf(&[("btf_trace_sched_process_fork", Kind::Typedef)])
+        .map_err(|_| StacksLoadError::NoTracepoint)?;
+    load_with(offsets, &btf, true).or_else(|e| {
+        log::debug!("--stacks: direct kernel reads refused, with the helper then: {e}");
+        load_with(offsets, &btf, false)
+    })
+}
+
+fn load_with(
+    offsets: &Offsets,
+    btf: &aya::Btf,
+    direct_reads: bool,
+) -> Result<SpawnStacks, StacksLoadError> {
+    let boxed = |e: Box<dyn std::error::Error + Send + Sync>| StacksLoadError::Load(e);
+    let mut ebpf = EbpfLoader::new()
+        .override_global("OFFSETS", offsets, true)
+        .override_global("DIRECT_READS", &u32::from(direct_reads), true)
+        // aya has no type for task storage; it is read by hand (`lookup`).
+        .allow_unsupported_maps()
+        .load(PROGRAM)
+        .map_err(|e| boxed(e.into()))?;
+    let program: &mut BtfTracePoint = ebpf
+        .program_mut(HOOK)
+        .ok_or_else(|| boxed(format!("the object lacks {HOOK}").into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| boxed(e.into()))?;
+    program.load(HOOK, btf).map_err(|e| boxed(e.into()))?;
+    program.attach().map_err(|e| boxed(e.into()))?;
+    let storage = match ebpf.take_map(MAP) {
+        Some(Map::Unsupported(map)) => map,
+        _ => return Err(boxed(format!("the object lacks the {MAP} map").into())),
+    };
+    Ok(SpawnStacks {
+        storage,
+        _ebpf: ebpf,
+    })
+}
+
+impl SpawnStacks {
+    /// The capture kept with process `pid`, if it is still there (a zombie
+    /// is: its task lives until reaped) and is that of the process that
+    /// started at `start_ns` (its `start_boottime`; a recycled pid's is
+    /// not). `None` for a process forked before the program was attached,
+    /// by a kernel thread, or whose capture the kernel could not allocate.
+    pub fn lookup(&self, pid: u32, start_ns: u64) -> io::Result<Option<Box<SpawnStack>>> {
+        Ok(self
+            .lookup_any(pid)?
+            .filter(|capture| capture.start_ns == start_ns))
+    }
+
+    /// The capture kept with whatever process `pid` now is.
+    pub(crate) fn lookup_any(&self, pid: u32) -> io::Result<Option<Box<SpawnStack>>> {
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let key: i32 = pidfd.as_raw_fd();
+        // 16 KiB: on the heap.
+        let mut value: Box<mem::MaybeUninit<SpawnStack>> = Box::new_uninit();
+        let mut attr = MapElemAttr {
+            map_fd: self.storage.fd().as_fd().as_raw_fd() as u32,
+            _pad: 0,
+            key: (&raw const key) as u64,
+            value: value.as_mut_ptr() as u64,
+            flags: 0,
+        };
+        // SAFETY: BPF_MAP_LOOKUP_ELEM reads an `int` at `key` and writes
+        // the map's value size (that of `SpawnStack`, its BTF type) at
+        // `value`; `attr` is the start of `union bpf_attr` for this command
+        // and its size is passed.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_ELEM,
+                &raw mut attr,
+                mem::size_of::<MapElemAttr>(),
+            )
+        };
+        if ret != 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT | libc::ESRCH) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: the kernel wrote the whole value; `SpawnStack` is plain
+        // integers, valid for any bits.
+        Ok(Some(unsafe { value.assume_init() }))
+    }
+}
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+
+/// The part of `union bpf_attr` that map element commands use.
+#[repr(C)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// A pidfd of `pid`; a zombie has one too (the key of task storage).
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::kernel::offsets;
+
+    fn offsets() -> Offsets {
+        let bytes = BtfBytes::read(VMLINUX_BTF).unwrap();
+        offsets::from_btf(&KernelBtf::parse(&bytes).unwrap()).unwrap()
+    }
+
+    /// What the program costs a fork: the kernel's run time statistics
+    /// over 10,000 children (`kernel.bpf_stats_enabled` is turned on for
+    /// the run). Root, and it loads a program: run with
+    /// `flock /tmp/zt-kernel.lock cargo test -- --ignored fork_cost --nocapture`.
+    #[test]
+    #[ignore = "root: loads a kernel program"]
+    fn fork_cost() {
+        let stacks = load(&offsets()).unwrap();
+        let was = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap();
+        std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").unwrap();
+        let program: &BtfTracePoint = stacks._ebpf.program(HOOK).unwrap().try_into().unwrap();
+        let before = program.info().unwrap();
+        let started = Instant::now();
+        const CHILDREN: u32 = 10_000;
+        for _ in 0..CHILDREN {
+            // SAFETY: the child only calls _exit; the parent waits for it.
+            unsafe {
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        let wall = started.elapsed();
+        let after = program.info().unwrap();
+        std::fs::write("/proc/sys/kernel/bpf_stats_enabled", was.trim()).unwrap();
+        let runs = after.run_count() - before.run_count();
+        let time = after.run_time() - before.run_time();
+        eprintln!(
+            "{runs} runs, {:?} in all, {:?} a fork; {CHILDREN} children in {wall:?}",
+            time,
+            time / runs.max(1) as u32
+        );
+        assert!(runs >= u64::from(CHILDREN));
+    }
+}

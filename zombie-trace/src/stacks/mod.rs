@@ -1,0 +1,146 @@
+//! Spawn stacks (`--stacks`, issue 18): where a parent was when it forked a
+//! child that became a finding. The kernel keeps, with each new child, the
+//! forking thread's registers and the top of its user stack
+//! (`kernel::stacks`); this module turns one such capture into frames
+//! against the still-running parent: unwound with the modules' CFI
+//! (`unwind`), named with their symbols and debug information
+//! (`symbolize`).
+//!
+//! Work is bounded: at most [`MAX_FRAMES`] frames, reads only within the
+//! captured bytes, no panic on any bytes or maps. Kept between calls, per
+//! file (so across processes and pids): each module's unwind sections, and
+//! blazesym's parsed symbols; both start again past a bound.
+
+mod maps;
+mod symbolize;
+mod unwind;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+
+use thiserror::Error;
+use zombie_trace_common::SpawnStack;
+
+/// Frames kept per stack; a spawn site is in the top few.
+pub const MAX_FRAMES: usize = 64;
+
+/// The user registers unwinding starts from (x86_64: `rip`, `rsp`, `rbp`;
+/// `bp` 0 when unknown: CFI does not need it, frame pointers do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserRegs {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+}
+
+/// One frame, innermost first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// The instruction pointer (first frame) or a return address.
+    pub address: u64,
+    pub symbol: Option<String>,
+    /// `address` less the symbol's start.
+    pub offset: Option<u64>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The mapped file `address` is in.
+    pub module: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum StackError {
+    #[error("the parent (pid {pid}) cannot be read: its memory map is gone with it")]
+    ParentGone {
+        pid: u32,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Unwinds and names spawn stacks; keep one for a session, for its caches.
+#[derive(Default)]
+pub struct SpawnStacks {
+    modules: unwind::ModuleCache,
+    names: symbolize::Names,
+}
+
+impl SpawnStacks {
+    /// The frames of `capture` (from `kernel::stacks`), against its parent.
+    pub fn resolve(&mut self, capture: &SpawnStack) -> Result<Vec<Frame>, StackError> {
+        let len = (capture.len as usize).min(capture.stack.len());
+        let regs = UserRegs {
+            ip: capture.ip,
+            sp: capture.sp,
+            bp: capture.bp,
+        };
+        self.spawn_stack(capture.parent_tgid, regs, &capture.stack[..len], capture.sp)
+    }
+
+    /// The frames of a stack of process `pid`: `regs` where it stopped,
+    /// `stack` the bytes of its stack from address `stack_base_sp` up.
+    /// `pid` must still run the program it ran then: its maps and files
+    /// are read now.
+    pub fn spawn_stack(
+        &mut self,
+        pid: u32,
+        regs: UserRegs,
+        stack: &[u8],
+        stack_base_sp: u64,
+    ) -> Result<Vec<Frame>, StackError> {
+        let maps = maps::read(pid).map_err(|source| StackError::ParentGone { pid, source })?;
+        let addresses = unwind::unwind(
+            &mut self.modules,
+            pid,
+            &maps,
+            regs,
+            stack,
+            stack_base_sp,
+            MAX_FRAMES,
+        );
+        // A return address is just past its call: the call is what to name.
+        let lookups: Vec<u64> = addresses.iter().map(|a| a.address_for_lookup()).collect();
+        let names = self.names.lookup(pid, &lookups);
+        Ok(addresses
+            .iter()
+            .zip(&lookups)
+            .zip(names)
+            .map(|((address, &lookup), name)| {
+                let address = address.address();
+                Frame {
+                    address,
+                    symbol: name.symbol,
+                    offset: name.offset.map(|o| o + (address - lookup)),
+                    file: name.file,
+                    line: name.line,
+                    module: maps
+                        .iter()
+                        .find(|m| (m.start..m.end).contains(&address))
+                        .map(|m| m.path.display().to_string()),
+                }
+            })
+            .collect())
+    }
+}
+
+impl std::fmt::Display for Frame {
+    /// `symbol+0xoff (file:line)`, or what of it is known, as the text
+    /// report shows a frame.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.symbol, self.offset) {
+            (Some(symbol), Some(offset)) => write!(f, "{symbol}+{offset:#x}")?,
+            (Some(symbol), None) => write!(f, "{symbol}")?,
+            (None, _) => write!(f, "{:#x}", self.address)?,
+        }
+        match (&self.file, self.line, &self.module) {
+            (Some(file), Some(line), _) => write!(f, " ({file}:{line})"),
+            (Some(file), None, _) => write!(f, " ({file})"),
+            (None, _, Some(module)) => {
+                let name = module.rsplit('/').next().unwrap_or(module);
+                write!(f, " ({name})")
+            }
+            (None, _, None) => Ok(()),
+        }
+    }
+}
