@@ -2008,3 +2008,54 @@ fn zombies_name_the_command_the_child_ran() {
     fork.finish();
     tracer.stop();
 }
+
+/// `--stacks`: a C parent built with frame pointers forks from two
+/// functions and leaks only one's child: the report names that function,
+/// in JSON and in text.
+#[test]
+fn stacks_name_the_function_that_forked_the_zombie() {
+    let spawn = compiled_with("spawn", &["-g", "-fno-omit-frame-pointer"]);
+    let mut tracer = Tracer::start(&["--stacks", "--threshold", "300ms"]);
+    let mut scenario = Scenario::start(&[spawn.to_str().unwrap(), "4"]);
+    let (_, child) = scenario.parent_and_child();
+    let zombie = tracer.wait_for("the leaked child's zombie", |v| is(v, "zombie", child));
+    let frames = zombie["spawn_stack"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no spawn_stack: {zombie}"));
+    let symbols: Vec<&str> = frames.iter().filter_map(|f| f["symbol"].as_str()).collect();
+    let leaked = symbols.iter().position(|s| *s == "spawn_leaked");
+    let main = symbols.iter().position(|s| *s == "main");
+    assert!(
+        leaked.is_some() && leaked < main && !symbols.contains(&"spawn_reaped"),
+        "{symbols:?}: {zombie}"
+    );
+    let site = &frames[leaked.unwrap()];
+    assert_eq!(
+        site["file"].as_str().map(|f| f.ends_with("spawn.c")),
+        Some(true),
+        "{site}"
+    );
+    assert!(site["line"].as_u64().is_some(), "{site}");
+    assert!(
+        site["address"].as_str().unwrap().starts_with("0x"),
+        "{site}"
+    );
+    scenario.finish();
+    tracer.stop();
+
+    // Text: the parent's own frames first, past libc's fork.
+    let mut text = spawn_tracer(&["--stacks", "--threshold", "300ms"], &[]);
+    let lines = line_reader(text.stdout.take().unwrap());
+    let ready = lines.recv_timeout(READY_TIMEOUT).expect("a first line");
+    assert!(ready.contains(" READY "), "{ready}");
+    let mut scenario = Scenario::start(&[spawn.to_str().unwrap(), "4"]);
+    let (_, child) = scenario.parent_and_child();
+    let report = format!("ZOMBIE  pid={child} ");
+    let line = std::iter::from_fn(|| lines.recv_timeout(EVENT_TIMEOUT).ok())
+        .find(|l| l.contains(&report))
+        .unwrap_or_else(|| panic!("no text report of {child}"));
+    assert!(line.contains(" spawned-at=[spawn_leaked+"), "{line}");
+    scenario.finish();
+    send_signal(&text, libc::SIGTERM);
+    wait_timeout(&mut text, Duration::from_secs(20)).expect("stops on SIGTERM");
+}

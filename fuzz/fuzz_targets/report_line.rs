@@ -29,7 +29,7 @@ use zombie_trace::{
             WaitStats,
         },
         report::{
-            CommandRow, Exited, Latency, Line, ParentGroup, ParentRow, Reaped, ReaperKind,
+            CommandRow, Exited, Frame, Latency, Line, ParentGroup, ParentRow, Reaped, ReaperKind,
             Snapshot, Summary, Zombie,
         },
     },
@@ -167,6 +167,15 @@ fn run(u: &mut Unstructured) -> Result<()> {
         },
         parent_waits: u.arbitrary::<bool>()?.then_some(waits),
         command: command.clone(),
+        // Symbol and file names come from the parent's binaries.
+        spawn_stack: Some(vec![Frame {
+            address: u.arbitrary()?,
+            symbol: Some(String::from_utf8_lossy(field(u, 64)?).into_owned()),
+            offset: u.arbitrary()?,
+            file: Some(String::from_utf8_lossy(field(u, 64)?).into_owned()),
+            line: u.arbitrary()?,
+            module: Some(String::from_utf8_lossy(field(u, 64)?).into_owned()),
+        }]),
     };
     zombie.diagnosis = diagnose(&Facts::of(&zombie), u.arbitrary()?, u.arbitrary()?);
     // A flood's brief lines, and its sums, name the parent too.

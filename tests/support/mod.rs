@@ -35,6 +35,11 @@ pub fn require_root() {
 
 /// Compiles `scenarios/NAME.c` once per test run.
 pub fn compiled(name: &str) -> PathBuf {
+    compiled_with(name, &[])
+}
+
+/// The same, with more compiler flags.
+pub fn compiled_with(name: &str, flags: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let built = BUILT.get_or_init(Default::default);
@@ -42,7 +47,9 @@ pub fn compiled(name: &str) -> PathBuf {
     if !built.iter().any(|b| b == name) {
         let src = scenarios().join(format!("{name}.c"));
         let status = Command::new("cc")
-            .args(["-O2", "-pthread", "-o"])
+            .args(["-O2", "-pthread"])
+            .args(flags)
+            .arg("-o")
             .arg(&out)
             .arg(&src)
             .status()

@@ -102,6 +102,7 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
         check("reparent", reparent(&mut tracer));
         check("storm", storm(&mut tracer));
         check("cgroup-filter", cgroup_filter(zombie_trace));
+        check("stacks", stacks(zombie_trace));
     }
     check(
         "detach-on-sigkill",
@@ -493,6 +494,42 @@ fn in_cgroup(zombie_trace: &Path, dir: &Path) -> Result<String> {
     let _ = tracer.child.wait();
     let zombie = zombie.context("no report from the tracer of that cgroup")?;
     Ok(format!("reported in {}", zombie["cgroup"]))
+}
+
+/// `--stacks`: a second tracer names the function this process forked a
+/// zombie from; or, on a kernel without what it needs, says so at start-up,
+/// naming `--stacks`.
+fn stacks(zombie_trace: &Path) -> Result<String> {
+    let mut tracer = Tracer::start(zombie_trace, &["--stacks"])?;
+    if let Err(e) = tracer.ready() {
+        let e = one_line(&format!("{e:#}"));
+        let e = e.rsplit("error: ").next().unwrap_or(&e).trim().to_owned();
+        if e.contains("--stacks") {
+            return Ok(format!("{UNSUPPORTED}{e}"));
+        }
+        bail!("failed without naming --stacks: {e}");
+    }
+    let child = spawn_for_stacks()?;
+    let zombie = tracer.wait_for(ZOMBIE_FOR + DUE, |v| is(v, "zombie", child));
+    reap(child)?;
+    let _ = tracer.child.kill();
+    let _ = tracer.child.wait();
+    let zombie = zombie.context("no report from the --stacks tracer")?;
+    let symbols: Vec<&str> = zombie["spawn_stack"]
+        .as_array()
+        .map(|frames| frames.iter().filter_map(|f| f["symbol"].as_str()).collect())
+        .unwrap_or_default();
+    if !symbols.iter().any(|s| s.contains("spawn_for_stacks")) {
+        bail!("the forking function is not named: {zombie}");
+    }
+    Ok(format!("{} frames", symbols.len()))
+}
+
+/// Forks a child that exits at once, from a function of its own: the one
+/// `--stacks` must name.
+#[inline(never)]
+fn spawn_for_stacks() -> Result<i32> {
+    fork_then(|| exit(0))
 }
 
 /// SIGKILL, then nothing of the tracer stays loaded.

@@ -96,6 +96,7 @@ fn main() -> ExitCode {
                 format: cli.format.into(),
                 stdout: !stdout_closed,
                 events: cli.events,
+                stacks: cli.stacks,
                 duration: cli.duration,
                 output: cli.output,
                 summary_interval: cli.summary_interval,

@@ -131,6 +131,7 @@ fn zombie(
         diagnosis,
         // A zombie's memory, its command line with it, is gone.
         command: None,
+        spawn_stack: None,
     }
 }
 

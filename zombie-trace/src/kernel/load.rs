@@ -21,6 +21,7 @@ use crate::{
         maps::Probes,
         offsets::{self, OffsetError, VMLINUX_BTF},
         programs::{self, Hook},
+        stacks::{self, StacksLoadError},
     },
     model::report::{Startup, WaitHooks},
 };
@@ -48,6 +49,8 @@ const ATTACH_TYPES: [(&str, Kind); 5] = [
 
 #[derive(Debug, Error)]
 pub enum LoadError {
+    #[error(transparent)]
+    Stacks(#[from] StacksLoadError),
     #[error(
         "this zombie-trace binary was built without its eBPF programs (bpf-linker was missing or AYA_BUILD_SKIP was set); run `./x.sh build` (or `cargo xtask setup` then `cargo build --release`) and use that binary"
     )]
@@ -125,6 +128,8 @@ pub struct Options {
     /// With `filter.cgroup_set`: the cgroups selected at start, in place
     /// before the programs attach.
     pub cgroups: Vec<u64>,
+    /// Keep each new child's parent's stack at fork (`--stacks`).
+    pub stacks: bool,
 }
 
 /// Whether this machine can run the programs `options` ask for.
@@ -230,10 +235,12 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
             load_with(&setup, false)
         })
     };
-    tracer.map(|mut tracer| {
-        tracer.probes.startup.btf = btf_time;
-        tracer
-    })
+    let mut tracer = tracer?;
+    tracer.probes.startup.btf = btf_time;
+    if options.stacks {
+        tracer.probes.spawn_stacks = Some(stacks::load(&offsets)?);
+    }
+    Ok(tracer)
 }
 
 /// What loading needs, whichever way kernel memory is read.
@@ -322,6 +329,7 @@ fn load_with(setup: &Setup<'_>, direct_reads: bool) -> Result<Tracer, LoadError>
             cgroup_set,
             orphans: take_map(&mut ebpf, "ORPHANS")?,
             commands: take_map(&mut ebpf, "COMMANDS")?,
+            spawn_stacks: None,
             wait_tracing: wait_hooks.is_some(),
             wait_tracing_error,
             wait_hooks,

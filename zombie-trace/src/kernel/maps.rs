@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::{
-    kernel::decode,
+    kernel::{decode, stacks::SpawnStacks},
     model::{
         event::{Command, Exit},
         report::{Startup, WaitHooks},
@@ -50,6 +50,8 @@ pub struct Probes {
     pub(super) orphans: HashMap<MapData, u32, Orphan>,
     /// What each process runs, from its exec.
     pub(super) commands: HashMap<MapData, u32, KernelCommand>,
+    /// With `--stacks`: where each child's parent forked it.
+    pub spawn_stacks: Option<SpawnStacks>,
     /// Whether `wait4`/`waitid` are traced (they need tracefs).
     pub wait_tracing: bool,
     /// Why not, when they are not.

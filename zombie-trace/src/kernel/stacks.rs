@@ -132,7 +132,7 @@ impl SpawnStacks {
     }
 
     /// The capture kept with whatever process `pid` now is.
-    pub(crate) fn lookup_any(&self, pid: u32) -> io::Result<Option<Box<SpawnStack>>> {
+    fn lookup_any(&self, pid: u32) -> io::Result<Option<Box<SpawnStack>>> {
         let pidfd = match pidfd_open(pid) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
@@ -194,54 +194,4 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     }
     // SAFETY: a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Instant;
-
-    use super::*;
-    use crate::kernel::offsets;
-
-    fn offsets() -> Offsets {
-        let bytes = BtfBytes::read(VMLINUX_BTF).unwrap();
-        offsets::from_btf(&KernelBtf::parse(&bytes).unwrap()).unwrap()
-    }
-
-    /// What the program costs a fork: the kernel's run time statistics
-    /// over 10,000 children (`kernel.bpf_stats_enabled` is turned on for
-    /// the run). Root, and it loads a program: run with
-    /// `flock /tmp/zt-kernel.lock cargo test -- --ignored fork_cost --nocapture`.
-    #[test]
-    #[ignore = "root: loads a kernel program"]
-    fn fork_cost() {
-        let stacks = load(&offsets()).unwrap();
-        let was = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap();
-        std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").unwrap();
-        let program: &BtfTracePoint = stacks._ebpf.program(HOOK).unwrap().try_into().unwrap();
-        let before = program.info().unwrap();
-        let started = Instant::now();
-        const CHILDREN: u32 = 10_000;
-        for _ in 0..CHILDREN {
-            // SAFETY: the child only calls _exit; the parent waits for it.
-            unsafe {
-                let pid = libc::fork();
-                if pid == 0 {
-                    libc::_exit(0);
-                }
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-        }
-        let wall = started.elapsed();
-        let after = program.info().unwrap();
-        std::fs::write("/proc/sys/kernel/bpf_stats_enabled", was.trim()).unwrap();
-        let runs = after.run_count() - before.run_count();
-        let time = after.run_time() - before.run_time();
-        eprintln!(
-            "{runs} runs, {:?} in all, {:?} a fork; {CHILDREN} children in {wall:?}",
-            time,
-            time / runs.max(1) as u32
-        );
-        assert!(runs >= u64::from(CHILDREN));
-    }
 }

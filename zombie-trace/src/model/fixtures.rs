@@ -14,6 +14,7 @@ use super::{
 pub fn zombie(comm: &[u8], parent: Option<ProcessInfo>) -> Zombie {
     Zombie {
         command: None,
+        spawn_stack: None,
         ts: UNIX_EPOCH + Duration::from_millis(1_700_000_054_123),
         pid: 4242,
         comm: Comm::new(comm),

@@ -40,6 +40,43 @@ pub struct Zombie {
     pub diagnosis: Diagnosis,
     /// What it ran, when its exec (or its parent's) was seen.
     pub command: Option<Arc<Command>>,
+    /// Where its parent forked it (`--stacks`), when captured.
+    pub spawn_stack: Option<Vec<Frame>>,
+}
+
+/// One frame of a spawn stack (`--stacks`), innermost first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// The instruction pointer (first frame) or a return address.
+    pub address: u64,
+    pub symbol: Option<String>,
+    /// `address` less the symbol's start.
+    pub offset: Option<u64>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    /// The mapped file `address` is in.
+    pub module: Option<String>,
+}
+
+impl std::fmt::Display for Frame {
+    /// `symbol+0xoff (file:line)`, or what of it is known, as the text
+    /// report shows a frame.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.symbol, self.offset) {
+            (Some(symbol), Some(offset)) => write!(f, "{symbol}+{offset:#x}")?,
+            (Some(symbol), None) => write!(f, "{symbol}")?,
+            (None, _) => write!(f, "{:#x}", self.address)?,
+        }
+        match (&self.file, self.line, &self.module) {
+            (Some(file), Some(line), _) => write!(f, " ({file}:{line})"),
+            (Some(file), None, _) => write!(f, " ({file})"),
+            (None, _, Some(module)) => {
+                let name = module.rsplit('/').next().unwrap_or(module);
+                write!(f, " ({name})")
+            }
+            (None, _, None) => Ok(()),
+        }
+    }
 }
 
 /// Who released a process.

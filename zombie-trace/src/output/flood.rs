@@ -239,6 +239,7 @@ mod tests {
         };
         Zombie {
             command: None,
+            spawn_stack: None,
             ts: std::time::SystemTime::UNIX_EPOCH,
             pid,
             comm: Comm::new(b"child"),

@@ -15,7 +15,7 @@ use crate::{
     model::{
         event::Command,
         process::{TargetState, WaitNow},
-        report::{Latency, Line, ParentGroup, WaitHooks, Zombie},
+        report::{Frame, Latency, Line, ParentGroup, WaitHooks, Zombie},
     },
     proc::parse::state_name,
 };
@@ -46,6 +46,7 @@ enum JsonLine<'a> {
         parent_comm: Option<String>,
         #[serde(flatten)]
         command: JsonCommand,
+        spawn_stack: Option<Vec<JsonFrame<'a>>>,
         age_ms: Option<u64>,
         exit_code: Option<u8>,
         signal: Option<u8>,
@@ -195,6 +196,30 @@ fn json_command(c: Option<&Command>) -> JsonCommand {
         cmdline_b64: c
             .filter(|c| !c.args().all(lossless))
             .map(|c| c.args().map(b64).collect()),
+    }
+}
+
+/// A frame of `spawn_stack`, innermost first.
+#[derive(Serialize)]
+struct JsonFrame<'a> {
+    /// Hex, as debuggers and `addr2line` take it.
+    address: String,
+    symbol: Option<&'a str>,
+    /// Into `symbol`, hex.
+    offset: Option<String>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    module: Option<&'a str>,
+}
+
+fn json_frame(f: &Frame) -> JsonFrame<'_> {
+    JsonFrame {
+        address: format!("{:#x}", f.address),
+        symbol: f.symbol.as_deref(),
+        offset: f.offset.map(|o| format!("{o:#x}")),
+        file: f.file.as_deref(),
+        line: f.line,
+        module: f.module.as_deref(),
     }
 }
 
@@ -409,6 +434,10 @@ fn json_zombie(z: &Zombie, boot_now_ns: Option<u64>) -> JsonLine<'_> {
         ppid: z.ppid,
         parent_comm: p.map(|p| lossy(&p.comm)),
         command: json_command(z.command.as_deref()),
+        spawn_stack: z
+            .spawn_stack
+            .as_ref()
+            .map(|frames| frames.iter().map(json_frame).collect()),
         age_ms: z.age_ns.map(ms),
         exit_code,
         signal,

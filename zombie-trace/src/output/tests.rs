@@ -20,8 +20,8 @@ use crate::{
         fixtures::{recent, waiting, waits, zombie},
         process::{ContainerNames, Placement, Sigchld},
         report::{
-            Exited, Latency, Lost, ParentGroup, ParentRow, Ready, Reaped, ReaperKind, Snapshot,
-            Startup, Summary, WaitHooks,
+            Exited, Frame, Latency, Lost, ParentGroup, ParentRow, Ready, Reaped, ReaperKind,
+            Snapshot, Startup, Summary, WaitHooks,
         },
     },
 };
@@ -390,6 +390,7 @@ const ZOMBIE_KEYS: &[&str] = &[
     "comm",
     "ppid",
     "parent_comm",
+    "spawn_stack",
     "age_ms",
     "exit_code",
     "signal",
@@ -1413,4 +1414,44 @@ fn hostile_commands_stay_one_line_and_exact_in_json() {
     assert_eq!(map["cmdline_b64"], Value::Null);
     // None kept: no arguments at all.
     assert_eq!(Command::new(b"", b"", 0).args().count(), 0);
+}
+
+/// `--stacks`: text shows the first frames past libc's fork, escaped;
+/// JSON has every frame, addresses in hex.
+#[test]
+fn spawn_stacks_show_the_parents_own_frames() {
+    let frame = |symbol: &str, line: Option<u32>, module: &str| Frame {
+        address: 0x7f00_0000_1234,
+        symbol: Some(symbol.to_owned()),
+        offset: Some(0x23),
+        file: line.map(|_| "leak.c".to_owned()),
+        line,
+        module: Some(module.to_owned()),
+    };
+    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    let z = Zombie {
+        spawn_stack: Some(vec![
+            frame("__GI__Fork", None, libc),
+            frame("__libc_fork", None, libc),
+            frame("spawn_leaky", Some(6), "/tmp/leak"),
+            frame("main\x1b[2J", Some(17), "/tmp/leak"),
+        ]),
+        ..zombie(b"leak", None)
+    };
+    let line = Line::Zombie(Box::new(z));
+    let text = Encoder::new(Format::Text).encode(&line);
+    assert!(
+        text.contains(" spawned-at=[spawn_leaky+0x23 (leak.c:6) < main\\e[2J+0x23 (leak.c:17)]"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "{text:?}");
+    let map = json_of(&line);
+    let frames = map["spawn_stack"].as_array().unwrap();
+    assert_eq!(frames.len(), 4);
+    assert_eq!(
+        frames[2],
+        serde_json::json!({"address": "0x7f0000001234", "symbol": "spawn_leaky", "offset": "0x23",
+            "file": "leak.c", "line": 6, "module": "/tmp/leak"})
+    );
+    assert_eq!(frames[3]["symbol"], "main\u{1b}[2J");
 }

@@ -15,7 +15,8 @@ use crate::{
         event::{Comm, Command, ExitStatus},
         process::{Placement, ProcessInfo, WaitStats},
         report::{
-            Exited, Latency, Line, Lost, ParentGroup, Ready, Reaped, Snapshot, Summary, Zombie,
+            Exited, Frame, Latency, Line, Lost, ParentGroup, Ready, Reaped, Snapshot, Summary,
+            Zombie,
         },
     },
     proc::parse::state_name,
@@ -29,6 +30,8 @@ const SUMMARY_MAX_PIDS: usize = 20;
 pub(super) const INDENT: &str = "                     ";
 /// Rows of the per-parent table in a text summary (JSON has them all).
 const SUMMARY_MAX_PARENTS: usize = 20;
+/// Frames of a spawn stack on a text line.
+const SPAWN_FRAMES: usize = 3;
 /// Child commands per parent in a text summary.
 const SUMMARY_MAX_COMMANDS: usize = 5;
 /// Reaper names in a text summary.
@@ -63,6 +66,23 @@ fn command_text(c: &Command) -> String {
         out.push_str(" (parent's)");
     }
     out
+}
+
+/// ` spawned-at=[spawn_leaky+0x9 (leak.c:6) < main+0x12 (leak.c:17)]`:
+/// the first frames past the fork machinery (the library the stack starts
+/// in, libc), where the parent's own code forked.
+fn spawn_text(frames: &[Frame]) -> String {
+    let first = frames.first().and_then(|f| f.module.as_deref());
+    let own = frames
+        .iter()
+        .position(|f| f.module.as_deref() != first)
+        .unwrap_or(0);
+    let shown: Vec<String> = frames[own..]
+        .iter()
+        .take(SPAWN_FRAMES)
+        .map(|f| escape_text(f.to_string().as_bytes()))
+        .collect();
+    format!(" spawned-at=[{}]", shown.join(" < "))
 }
 
 /// `exit=N`, `killed=SIGKILL`, `signal=N`, with ` (core)`.
@@ -132,6 +152,9 @@ fn child_text(z: &Zombie) -> String {
     let mut out = format!("pid={} comm={}", z.pid, comm_text(&z.comm));
     if let Some(c) = &z.command {
         out.push_str(&command_text(c));
+    }
+    if let Some(frames) = &z.spawn_stack {
+        out.push_str(&spawn_text(frames));
     }
     if let Some(status) = z.status {
         let _ = write!(out, " {}", status_text(status));

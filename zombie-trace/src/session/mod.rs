@@ -56,6 +56,7 @@ use crate::{
     },
     output::Format,
     proc,
+    stacks::Symbolizer,
     stats::{KernelLatency, Log2Hist},
 };
 
@@ -84,6 +85,8 @@ pub struct Options {
     /// Whether to write to stdout (it was open at start).
     pub stdout: bool,
     pub events: bool,
+    /// Keep where each child was forked (`--stacks`).
+    pub stacks: bool,
     /// Stop by itself after this long.
     pub duration: Option<Duration>,
     /// Also append JSON lines here (reopened on SIGHUP).
@@ -147,6 +150,7 @@ pub async fn run(options: Options) -> Result<()> {
         filter: options.filters.to_kernel(),
         stream: options.events,
         cgroups,
+        stacks: options.stacks,
     })?;
     // Attached: the rest of the run needs far less than it took to get here.
     match privileges::drop_all_but_kept() {
@@ -373,6 +377,8 @@ struct Session {
     counted: Counters,
     overflow_seen: u64,
     decode_errors: u64,
+    /// Names the frames of `--stacks` captures (its caches live on).
+    symbolizer: Symbolizer,
 }
 
 impl Session {
@@ -403,6 +409,7 @@ impl Session {
             counted: Counters::default(),
             overflow_seen: 0,
             decode_errors: 0,
+            symbolizer: Symbolizer::default(),
         }
     }
 
@@ -594,7 +601,22 @@ impl Session {
                 .orphan(pid, start_ns, ppid)
                 .map(|o| decode::orphan(&o))
         };
-        self.reporter.tick(&self.proc, &tallies, &orphans, now);
+        let symbolizer = &mut self.symbolizer;
+        let mut spawn_stack = |pid, start_ns| {
+            let capture = match probes.spawn_stacks.as_ref()?.lookup(pid, start_ns) {
+                Ok(capture) => capture?,
+                Err(e) => {
+                    log::debug!("--stacks: the capture of {pid} cannot be read: {e}");
+                    return None;
+                }
+            };
+            symbolizer
+                .resolve(&capture)
+                .inspect_err(|e| log::debug!("--stacks: {e}"))
+                .ok()
+        };
+        self.reporter
+            .tick(&self.proc, &tallies, &orphans, &mut spawn_stack, now);
         self.publish();
         self.sinks.floods(false);
     }

@@ -21,7 +21,7 @@ use crate::{
     model::{
         event::{Command, Event, Exit, ParentName, WaitTarget},
         process::{ContainerNames, Placement, ProcessInfo, TargetState, WaitStats},
-        report::{Exited, Line, Lost, ParentGroup, Reaped, ReaperKind, Summary, Zombie},
+        report::{Exited, Frame, Line, Lost, ParentGroup, Reaped, ReaperKind, Summary, Zombie},
     },
     proc::{self, ProcZombie, ZombieState, container::full_id},
     stats::{HeldBy, KernelLatency, Stats},
@@ -134,6 +134,16 @@ pub type Tallies<'a> = &'a dyn Fn(u32) -> Option<WaitStats>;
 /// The parent a child (pid, start ns) had before it was adopted alive, as
 /// the kernel remembered it; the third argument is its parent now.
 pub type Orphans<'a> = &'a dyn Fn(u32, u64, u32) -> Option<ParentName>;
+
+/// Where the parent of a child (pid, start ns) forked it (`--stacks`).
+pub type SpawnStackOf<'a> = &'a mut dyn FnMut(u32, u64) -> Option<Vec<Frame>>;
+
+/// What the kernel kept of a child found a zombie, besides its exit.
+struct Found {
+    /// The parent that forked it, when it was adopted alive.
+    original_parent: Option<ParentName>,
+    spawn_stack: Option<Vec<Frame>>,
+}
 
 /// What is known of a parent when its children are reported.
 struct ParentFacts {
@@ -354,6 +364,7 @@ impl Reporter {
         proc: &impl ProcView,
         tallies: Tallies<'_>,
         orphans: Orphans<'_>,
+        spawn_stack: SpawnStackOf<'_>,
         now: u64,
     ) {
         let mut parents: HashMap<u32, Rc<ParentFacts>> = HashMap::new();
@@ -408,7 +419,15 @@ impl Reporter {
                                 Id::Seen(key) => orphans(key.pid, key.start_ns, finding.ppid),
                                 Id::Unseen { .. } => None,
                             });
-                        self.report(&finding, original_parent, &facts, placement, now);
+                        let spawn_stack = match finding.id {
+                            Id::Seen(key) => spawn_stack(key.pid, key.start_ns),
+                            Id::Unseen { .. } => None,
+                        };
+                        let found = Found {
+                            original_parent,
+                            spawn_stack,
+                        };
+                        self.report(&finding, found, &facts, placement, now);
                     }
                     continue;
                 }
@@ -486,11 +505,15 @@ impl Reporter {
     fn report(
         &mut self,
         finding: &Finding,
-        original_parent: Option<ParentName>,
+        found: Found,
         parent: &ParentFacts,
         placement: Placement,
         now: u64,
     ) {
+        let Found {
+            original_parent,
+            spawn_stack,
+        } = found;
         let facts = Facts {
             pid: finding.pid,
             placement: &placement,
@@ -516,6 +539,7 @@ impl Reporter {
             parent_waits: parent.waits.clone(),
             diagnosis,
             command: finding.command.clone(),
+            spawn_stack,
         })));
     }
 
@@ -757,12 +781,23 @@ mod tests {
             assert_eq!((start_ns, ppid), (100 * MS, 1));
             (pid == 100).then_some(sh)
         };
-        r.tick(&proc, &|_| None, &orphans, 2 * SEC);
+        // With --stacks, where the kernel kept the parent's stack.
+        let site = Frame {
+            symbol: Some("spawn_leaky".into()),
+            ..Frame::default()
+        };
+        let mut spawn_stack = |pid, start_ns| {
+            assert_eq!(start_ns, 100 * MS);
+            (pid == 100).then(|| vec![site.clone()])
+        };
+        r.tick(&proc, &|_| None, &orphans, &mut spawn_stack, 2 * SEC);
         let lines = r.take_lines();
         let reported = zombies(&lines);
         let of = |pid| reported.iter().find(|z| z.pid == pid).unwrap();
         assert_eq!(of(100).original_parent, Some(sh));
         assert_eq!(of(101).original_parent, None);
+        assert_eq!(of(100).spawn_stack, Some(vec![site.clone()]));
+        assert_eq!(of(101).spawn_stack, None);
     }
 
     /// A parent leaking many children: one report each, with the parent's
@@ -782,9 +817,15 @@ mod tests {
         }
         r.settle();
         let tallies = |_| None;
-        r.tick(&proc, &tallies, &|_, _, _| None, SEC + 999 * MS);
+        r.tick(
+            &proc,
+            &tallies,
+            &|_, _, _| None,
+            &mut |_, _| None,
+            SEC + 999 * MS,
+        );
         assert!(r.take_lines().is_empty(), "not due yet");
-        r.tick(&proc, &tallies, &|_, _, _| None, 2 * SEC);
+        r.tick(&proc, &tallies, &|_, _, _| None, &mut |_, _| None, 2 * SEC);
         let lines = r.take_lines();
         let reported = zombies(&lines);
         assert_eq!(reported.len(), 50);
@@ -839,7 +880,7 @@ mod tests {
                 ..WaitStats::default()
             })
         };
-        r.tick(&proc, &tallies, &|_, _, _| None, 2 * SEC);
+        r.tick(&proc, &tallies, &|_, _, _| None, &mut |_, _| None, 2 * SEC);
         let lines = r.take_lines();
         let z = zombies(&lines)[0];
         let waits = z.parent_waits.as_ref().expect("traced");
@@ -888,14 +929,14 @@ mod tests {
                 .any(|l| matches!(l, Line::Reaped { reaped, .. } if reaped.pid == 100))
         );
         // 101 is gone from /proc when due: no report.
-        r.tick(&proc, &|_| None, &|_, _, _| None, 2 * SEC);
+        r.tick(&proc, &|_| None, &|_, _, _| None, &mut |_, _| None, 2 * SEC);
         assert!(zombies(&r.take_lines()).is_empty());
 
         proc.zombies.insert(102, 7);
         r.on_event(&Event::Exit(exit(102, 7, 3 * SEC, true)));
         r.settle();
         r.take_lines();
-        r.tick(&proc, &|_| None, &|_, _, _| None, 4 * SEC);
+        r.tick(&proc, &|_| None, &|_, _, _| None, &mut |_, _| None, 4 * SEC);
         assert_eq!(zombies(&r.take_lines()).len(), 1);
         // Its reap record is lost; /proc no longer shows it.
         proc.zombies.remove(&102);
@@ -928,7 +969,7 @@ mod tests {
         let held = HashSet::from([(201, 5)]);
         let added = r.scan(vec![found(200), found(201)], &held, &proc, true, SEC);
         assert_eq!(added, [200], "201's exit is held in the kernel");
-        r.tick(&proc, &|_| None, &|_, _, _| None, SEC);
+        r.tick(&proc, &|_| None, &|_, _, _| None, &mut |_, _| None, SEC);
         let lines = r.take_lines();
         let z = zombies(&lines)[0];
         assert!(z.preexisting && z.age_ns.is_none());

@@ -23,6 +23,8 @@ use std::io;
 use thiserror::Error;
 use zombie_trace_common::SpawnStack;
 
+use crate::model::report::Frame;
+
 /// Frames kept per stack; a spawn site is in the top few.
 pub const MAX_FRAMES: usize = 64;
 
@@ -33,20 +35,6 @@ pub struct UserRegs {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
-}
-
-/// One frame, innermost first.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Frame {
-    /// The instruction pointer (first frame) or a return address.
-    pub address: u64,
-    pub symbol: Option<String>,
-    /// `address` less the symbol's start.
-    pub offset: Option<u64>,
-    pub file: Option<String>,
-    pub line: Option<u32>,
-    /// The mapped file `address` is in.
-    pub module: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -61,12 +49,12 @@ pub enum StackError {
 
 /// Unwinds and names spawn stacks; keep one for a session, for its caches.
 #[derive(Default)]
-pub struct SpawnStacks {
+pub struct Symbolizer {
     modules: unwind::ModuleCache,
     names: symbolize::Names,
 }
 
-impl SpawnStacks {
+impl Symbolizer {
     /// The frames of `capture` (from `kernel::stacks`), against its parent.
     pub fn resolve(&mut self, capture: &SpawnStack) -> Result<Vec<Frame>, StackError> {
         let len = (capture.len as usize).min(capture.stack.len());
@@ -121,26 +109,5 @@ impl SpawnStacks {
                 }
             })
             .collect())
-    }
-}
-
-impl std::fmt::Display for Frame {
-    /// `symbol+0xoff (file:line)`, or what of it is known, as the text
-    /// report shows a frame.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.symbol, self.offset) {
-            (Some(symbol), Some(offset)) => write!(f, "{symbol}+{offset:#x}")?,
-            (Some(symbol), None) => write!(f, "{symbol}")?,
-            (None, _) => write!(f, "{:#x}", self.address)?,
-        }
-        match (&self.file, self.line, &self.module) {
-            (Some(file), Some(line), _) => write!(f, " ({file}:{line})"),
-            (Some(file), None, _) => write!(f, " ({file})"),
-            (None, _, Some(module)) => {
-                let name = module.rsplit('/').next().unwrap_or(module);
-                write!(f, " ({name})")
-            }
-            (None, _, None) => Ok(()),
-        }
     }
 }

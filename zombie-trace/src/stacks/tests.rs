@@ -159,7 +159,7 @@ fn frames_of(child: &Child, syscall: u64) -> Vec<Frame> {
     let pid = child.id();
     wait_blocked_in(pid, syscall);
     let (regs, stack) = capture(pid);
-    let frames = SpawnStacks::default()
+    let frames = Symbolizer::default()
         .spawn_stack(pid, regs, &stack, regs.sp)
         .unwrap();
     for frame in &frames {
@@ -254,7 +254,7 @@ fn garbage_stacks_give_few_frames_and_no_panic() {
     let pid = parent.0.id();
     wait_blocked_in(pid, SYS_READ);
     let (regs, _) = capture(pid);
-    let mut stacks = SpawnStacks::default();
+    let mut stacks = Symbolizer::default();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for len in [0usize, 1, 7, 8, 64, 4096, SPAWN_STACK_BYTES] {
         let bytes: Vec<u8> = (0..len)
@@ -286,79 +286,4 @@ fn garbage_stacks_give_few_frames_and_no_panic() {
         stacks.spawn_stack(u32::MAX, regs, &[], regs.sp),
         Err(StackError::ParentGone { .. })
     ));
-}
-
-/// The C parent of the end-to-end test: forks from two functions, reaps
-/// only `spawn_reaped`'s child, and prints the other's pid.
-const FORKING_PARENT: &str = r#"
-#include <stdio.h>
-#include <sys/wait.h>
-#include <unistd.h>
-__attribute__((noinline)) pid_t spawn_leaky(void) {
-    pid_t pid = fork();
-    if (pid == 0) _exit(0);
-    return pid;
-}
-__attribute__((noinline)) void spawn_reaped(void) {
-    pid_t pid = fork();
-    if (pid == 0) _exit(0);
-    waitpid(pid, NULL, 0);
-}
-int main(void) {
-    spawn_reaped();
-    printf("%d\n", spawn_leaky());
-    fflush(stdout);
-    char b;
-    read(0, &b, 1);
-    return 0;
-}
-"#;
-
-/// The kernel program and this module together: a zombie's capture names
-/// the function that forked it. Root, and it loads a program: run with
-/// `flock /tmp/zt-kernel.lock cargo test -- --ignored kernel_capture --nocapture`.
-#[test]
-#[ignore = "root: loads a kernel program"]
-fn kernel_capture_names_the_leaking_function() {
-    use std::io::BufRead as _;
-
-    let flags = ["-O1", "-g", "-fno-omit-frame-pointer"];
-    let Some((source, binary)) = compile_program("kernel", FORKING_PARENT, &flags) else {
-        return;
-    };
-
-    let bytes = crate::kernel::btf::BtfBytes::read(crate::kernel::offsets::VMLINUX_BTF).unwrap();
-    let btf = crate::kernel::btf::Btf::parse(&bytes).unwrap();
-    let offsets = crate::kernel::offsets::from_btf(&btf).unwrap();
-    let kernel = crate::kernel::stacks::load(&offsets).unwrap();
-
-    let mut parent = Running(
-        Command::new(&binary)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut line = String::new();
-    std::io::BufReader::new(parent.0.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let zombie: u32 = line.trim().parse().unwrap();
-    let capture = kernel
-        .lookup_any(zombie)
-        .unwrap()
-        .expect("a capture for the zombie");
-    assert_eq!(capture.parent_tgid, parent.0.id());
-    eprintln!(
-        "captured {} bytes, ip {:#x} sp {:#x} bp {:#x}",
-        capture.len, capture.ip, capture.sp, capture.bp
-    );
-    let frames = SpawnStacks::default().resolve(&capture).unwrap();
-    for frame in &frames {
-        eprintln!("  {frame}");
-    }
-    let leaky = position(&frames, "spawn_leaky").expect("spawn_leaky named");
-    assert_eq!(frames[leaky].file.as_deref(), source.to_str());
-    assert!(position(&frames, "main").is_some_and(|main| leaky < main));
-    assert!(position(&frames, "spawn_reaped").is_none());
 }
