@@ -585,6 +585,9 @@ pub struct SpawnStack {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
+    /// `rdi`: where glibc's `vfork` keeps its return address across the
+    /// system call (it pops it off the stack first).
+    pub di: u64,
     pub stack: [u8; SPAWN_STACK_BYTES],
 }
 
@@ -638,7 +641,7 @@ mod tests {
         assert_eq!(size_of::<LatencyHist>(), (LATENCY_BUCKETS + 2) * 8);
         assert_eq!(
             size_of::<SpawnStack>(),
-            8 + 2 * 4 + 3 * 8 + SPAWN_STACK_BYTES
+            8 + 2 * 4 + 4 * 8 + SPAWN_STACK_BYTES
         );
         assert_eq!(size_of::<ReaperLatency>(), 8 + size_of::<LatencyHist>());
     }

@@ -98,6 +98,7 @@ mod regs {
     pub const IP: u32 = 128;
     pub const SP: u32 = 152;
     pub const BP: u32 = 32;
+    pub const DI: u32 = 112;
 }
 
 const PAGE: u64 = 4096;
@@ -129,6 +130,7 @@ fn try_fork(child: KPtr) -> Result<(), i32> {
     let ip: u64 = read(pt_regs, regs::IP)?;
     let sp: u64 = read(pt_regs, regs::SP)?;
     let bp: u64 = read(pt_regs, regs::BP)?;
+    let di: u64 = read(pt_regs, regs::DI)?;
     // A kernel thread has no user stack to show.
     if sp == 0 || ip == 0 {
         return Ok(());
@@ -146,6 +148,7 @@ fn try_fork(child: KPtr) -> Result<(), i32> {
     capture.ip = ip;
     capture.sp = sp;
     capture.bp = bp;
+    capture.di = di;
     capture.len = read_stack(capture, sp);
     Ok(())
 }

@@ -63,7 +63,25 @@ impl Symbolizer {
             sp: capture.sp,
             bp: capture.bp,
         };
-        self.spawn_stack(capture.parent_tgid, regs, &capture.stack[..len], capture.sp)
+        let stack = &capture.stack[..len];
+        let mut frames = self.spawn_stack(capture.parent_tgid, regs, stack, capture.sp)?;
+        // glibc's `vfork` pops its return address into `rdi` before the
+        // system call (its CFI says so, and the unwinder follows only
+        // `rip`, `rsp` and `rbp`): the walk stops there, and goes on from
+        // that address, with the stack as the caller left it. Python's
+        // `subprocess` forks this way.
+        let in_vfork = |f: &Frame| f.symbol.as_deref().is_some_and(|s| s.ends_with("vfork"));
+        if let [only] = frames.as_slice()
+            && in_vfork(only)
+            && capture.di != 0
+        {
+            let caller = UserRegs {
+                ip: capture.di,
+                ..regs
+            };
+            frames.extend(self.spawn_stack(capture.parent_tgid, caller, stack, capture.sp)?);
+        }
+        Ok(frames)
     }
 
     /// The frames of a stack of process `pid`: `regs` where it stopped,
@@ -89,7 +107,7 @@ impl Symbolizer {
         );
         // A return address is just past its call: the call is what to name.
         let lookups: Vec<u64> = addresses.iter().map(|a| a.address_for_lookup()).collect();
-        let names = self.names.lookup(pid, &lookups);
+        let names = self.names.lookup(pid, &maps, &lookups);
         Ok(addresses
             .iter()
             .zip(&lookups)
