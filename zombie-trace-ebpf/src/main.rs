@@ -19,6 +19,7 @@ mod command;
 mod exec;
 mod exit;
 mod filter;
+mod globals;
 mod pairing;
 mod reap;
 mod task;
@@ -29,7 +30,8 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use zombie_trace_common::{COUNTERS_LEN, Offsets};
+use globals::{is_set, offsets, opaque};
+use zombie_trace_common::COUNTERS_LEN;
 
 /// Ring buffer size in bytes; the loader sets the real size at load time.
 #[map]
@@ -38,10 +40,6 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 /// `COUNTER_*` values, per CPU so that counting never contends.
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS_LEN, 0);
-
-/// Field offsets of the running kernel, set by the loader before loading.
-#[unsafe(no_mangle)]
-static OFFSETS: Offsets = Offsets::UNSET;
 
 /// Set to 1 by the loader for `--events`: every exit, reap, wait call and
 /// exec streams to userspace. At 0, exits and reaps pair in the kernel
@@ -52,31 +50,6 @@ static STREAM: u32 = 0;
 #[inline(always)]
 fn streaming() -> bool {
     is_set(&STREAM)
-}
-
-/// Whether the loader set a load-time switch (a `u32` global) to 1.
-#[inline(always)]
-fn is_set(switch: &'static u32) -> bool {
-    *opaque(switch) != 0
-}
-
-/// The offsets. The loader rewrites the zeros above, so the compiler must
-/// not fold them into the code: the address is read back volatile, which
-/// hides what it points to, and only the fields used are then loaded (a
-/// volatile copy of the whole struct costs every program a load and a
-/// store per field).
-#[inline(always)]
-fn offsets() -> &'static Offsets {
-    opaque(&OFFSETS)
-}
-
-/// `global`, behind an address the compiler cannot see through.
-#[inline(always)]
-fn opaque<T>(global: &'static T) -> &'static T {
-    let address: *const T = global;
-    // SAFETY: a volatile read of a local; the address it returns is that
-    // of a static, valid for the whole program.
-    unsafe { &*core::ptr::read_volatile(&address) }
 }
 
 /// Sends `record` to userspace, or counts it under `lost` (a

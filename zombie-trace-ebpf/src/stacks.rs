@@ -20,6 +20,9 @@
 #[path = "task.rs"]
 mod task;
 
+#[path = "globals.rs"]
+mod globals;
+
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, BPF_LOCAL_STORAGE_GET_F_CREATE, bpf_map_type},
     helpers::{
@@ -29,7 +32,8 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use zombie_trace_common::{Offsets, SPAWN_STACK_BYTES, SpawnStack};
+use globals::{is_set, offsets};
+use zombie_trace_common::{SPAWN_STACK_BYTES, SpawnStack};
 
 use crate::task::{KPtr, read};
 
@@ -84,11 +88,6 @@ impl<T> TaskStorage<T> {
 #[unsafe(link_section = ".maps")]
 #[unsafe(export_name = "SPAWN_STACKS")]
 static SPAWN_STACKS: TaskStorage<SpawnStack> = TaskStorage::new();
-
-/// Field offsets of the running kernel, set by the loader (as in the main
-/// object); only `task_pid`, `task_tgid` and `task_start_boottime` are read.
-#[unsafe(no_mangle)]
-static OFFSETS: Offsets = Offsets::UNSET;
 
 /// `struct pt_regs` on x86_64 (a fixed ABI, arch/x86/include/uapi/asm/
 /// ptrace.h): where `rip`, `rsp` and `rbp` are. The object is built for
@@ -199,28 +198,6 @@ fn read_user(capture: &mut SpawnStack, sp: u64, size: u64) -> bool {
         )
     };
     ret == 0
-}
-
-/// Whether the loader set a load-time switch (a `u32` global) to 1.
-#[inline(always)]
-fn is_set(switch: &'static u32) -> bool {
-    *opaque(switch) != 0
-}
-
-/// The offsets, behind an address the compiler cannot fold (see the main
-/// object's `offsets`).
-#[inline(always)]
-fn offsets() -> &'static Offsets {
-    opaque(&OFFSETS)
-}
-
-/// `global`, behind an address the compiler cannot see through.
-#[inline(always)]
-fn opaque<T>(global: &'static T) -> &'static T {
-    let address: *const T = global;
-    // SAFETY: a volatile read of a local; the address it returns is that
-    // of a static, valid for the whole program.
-    unsafe { &*core::ptr::read_volatile(&address) }
 }
 
 #[cfg(target_arch = "bpf")]

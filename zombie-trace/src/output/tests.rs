@@ -682,14 +682,10 @@ fn json_exit_lost_summary() {
             "signal_name",
             "core_dumped",
             "auto_reap",
-            "exe",
-            "cmdline",
-            "cmdline_truncated",
-            "cmdline_bytes",
-            "cmdline_inherited",
-            "exe_b64",
-            "cmdline_b64",
         ])
+        .union(&set(COMMAND_KEYS))
+        .copied()
+        .collect()
     );
     assert_eq!(exit["type"], "exit");
     assert_eq!(exit["tid"], 4243);
