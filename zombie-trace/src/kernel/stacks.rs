@@ -139,7 +139,7 @@ impl SpawnStacks {
             Err(e) => return Err(e),
         };
         let key: i32 = pidfd.as_raw_fd();
-        // 16 KiB: on the heap.
+        // 4 KiB: on the heap.
         let mut value: Box<mem::MaybeUninit<SpawnStack>> = Box::new_uninit();
         let mut attr = MapElemAttr {
             map_fd: self.storage.fd().as_fd().as_raw_fd() as u32,
