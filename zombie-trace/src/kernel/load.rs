@@ -196,6 +196,11 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     let btf = kernel_btf
         .aya_btf(&wanted)
         .map_err(LoadError::AttachTypes)?;
+    let stacks_btf = if options.stacks {
+        Some(stacks::attach_btf(&kernel_btf)?)
+    } else {
+        None
+    };
     drop(kernel_btf);
     drop(bytes);
     let btf_time = started.elapsed();
@@ -237,8 +242,8 @@ pub fn load(options: &Options) -> Result<Tracer, LoadError> {
     };
     let mut tracer = tracer?;
     tracer.probes.startup.btf = btf_time;
-    if options.stacks {
-        tracer.probes.spawn_stacks = Some(stacks::load(&offsets)?);
+    if let Some(btf) = &stacks_btf {
+        tracer.probes.spawn_stacks = Some(stacks::load(&offsets, btf)?);
     }
     Ok(tracer)
 }

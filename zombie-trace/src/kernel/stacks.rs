@@ -17,9 +17,8 @@ use thiserror::Error;
 use zombie_trace_common::{Offsets, SpawnStack};
 
 use crate::kernel::{
-    btf::{Btf as KernelBtf, BtfBytes, Kind},
+    btf::{Btf as KernelBtf, Kind},
     load::{kernel_release, parse_kernel_version},
-    offsets::VMLINUX_BTF,
 };
 
 /// The program, built by build.rs (empty when the build skipped it).
@@ -45,8 +44,6 @@ pub enum StacksLoadError {
         MIN_KERNEL.1
     )]
     KernelTooOld { release: String },
-    #[error("reading the kernel's BTF ({VMLINUX_BTF}) for --stacks failed")]
-    Btf(#[source] io::Error),
     #[error(
         "the kernel's BTF has no sched_process_fork tracepoint for --stacks: report this whole message"
     )]
@@ -67,9 +64,18 @@ impl std::fmt::Debug for SpawnStacks {
     }
 }
 
+/// What aya needs of the kernel's BTF to attach the program: taken from
+/// the main loader's reading of it, not read again.
+pub fn attach_btf(kernel: &KernelBtf<'_>) -> Result<aya::Btf, StacksLoadError> {
+    kernel
+        .aya_btf(&[("btf_trace_sched_process_fork", Kind::Typedef)])
+        .map_err(|_| StacksLoadError::NoTracepoint)
+}
+
 /// Loads and attaches the fork program; `offsets` as the main programs got
-/// them. Direct kernel reads first, then the helper (as the main loader).
-pub fn load(offsets: &Offsets) -> Result<SpawnStacks, StacksLoadError> {
+/// them, `btf` from [`attach_btf`]. Direct kernel reads first, then the
+/// helper (as the main loader).
+pub fn load(offsets: &Offsets, btf: &aya::Btf) -> Result<SpawnStacks, StacksLoadError> {
     if PROGRAM.is_empty() {
         return Err(StacksLoadError::NotBuilt);
     }
@@ -77,15 +83,9 @@ pub fn load(offsets: &Offsets) -> Result<SpawnStacks, StacksLoadError> {
     if parse_kernel_version(&release).is_some_and(|v| v < MIN_KERNEL) {
         return Err(StacksLoadError::KernelTooOld { release });
     }
-    let bytes = BtfBytes::read(VMLINUX_BTF).map_err(StacksLoadError::Btf)?;
-    let kernel_btf = KernelBtf::parse(&bytes)
-        .map_err(|e| StacksLoadError::Btf(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-    let btf = kernel_btf
-        .aya_btf(&[("btf_trace_sched_process_fork", Kind::Typedef)])
-        .map_err(|_| StacksLoadError::NoTracepoint)?;
-    load_with(offsets, &btf, true).or_else(|e| {
+    load_with(offsets, btf, true).or_else(|e| {
         log::debug!("--stacks: direct kernel reads refused, with the helper then: {e}");
-        load_with(offsets, &btf, false)
+        load_with(offsets, btf, false)
     })
 }
 
