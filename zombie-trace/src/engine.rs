@@ -652,6 +652,7 @@ impl Engine {
     /// parents with most zombies first.
     pub fn outstanding(&self, now_ns: u64) -> Vec<ParentGroup> {
         let mut groups: HashMap<u32, ParentGroup> = HashMap::new();
+        let mut names: HashMap<u32, Vec<&[u8]>> = HashMap::new();
         for p in self.pending.values().filter(|p| p.state == State::Reported) {
             let age = p.exit.as_ref().map(|e| now_ns.saturating_sub(e.ts_ns));
             let group = groups.entry(p.ppid).or_insert_with(|| ParentGroup {
@@ -663,13 +664,14 @@ impl Engine {
                 preexisting: false,
             });
             group.zombies.push(p.pid);
-            group.count_command(p.command_name());
+            names.entry(p.ppid).or_default().push(p.command_name());
             group.oldest_ns = group.oldest_ns.max(age);
             group.preexisting |= p.preexisting;
         }
         let mut groups: Vec<ParentGroup> = groups.into_values().collect();
         for g in &mut groups {
             g.zombies.sort_unstable();
+            g.by_command = ParentGroup::count_commands(names.remove(&g.ppid).unwrap_or_default());
         }
         groups.sort_by(|a, b| {
             b.zombies

@@ -49,19 +49,15 @@ pub fn run(format: Format, runtime_root: &Path) -> Result<()> {
             let z = zombie(child, placement, parent.clone(), clock::boot_ns());
             out.extend_from_slice(encoder.encode(&Line::Zombie(Box::new(z))).as_bytes());
         }
-        let mut group = ParentGroup {
+        by_parent.push(ParentGroup {
             ppid,
             parent_comm: parent.map(|p| p.comm).unwrap_or_default(),
             zombies: children.iter().map(|c| c.pid).collect(),
-            by_command: Vec::new(),
+            // Their own names: their commands went with their memory.
+            by_command: ParentGroup::count_commands(children.iter().map(|c| c.comm.as_bytes())),
             oldest_ns: None,
             preexisting: false,
-        };
-        // Their own names: their commands went with their memory.
-        for child in &children {
-            group.count_command(child.comm.as_bytes());
-        }
-        by_parent.push(group);
+        });
     }
     // Parents with most zombies first, as in the summary.
     by_parent.sort_by(|a, b| {

@@ -3,6 +3,7 @@
 //! rendered by `output`. Plain data, no I/O.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -214,14 +215,19 @@ pub struct ParentGroup {
 }
 
 impl ParentGroup {
-    /// Counts one more zombie of command `name`, keeping the most first.
-    pub fn count_command(&mut self, name: &[u8]) {
-        match self.by_command.iter().position(|(n, _)| n == name) {
-            Some(i) => self.by_command[i].1 += 1,
-            None => self.by_command.push((name.to_vec(), 1)),
+    /// `by_command` of zombies whose commands' names are `names`: counted
+    /// once, then sorted once (a parent may hold thousands).
+    pub fn count_commands<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> Vec<(Vec<u8>, u64)> {
+        let mut counts: HashMap<&[u8], u64> = HashMap::new();
+        for name in names {
+            *counts.entry(name).or_default() += 1;
         }
-        self.by_command
-            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut rows: Vec<(Vec<u8>, u64)> = counts
+            .into_iter()
+            .map(|(name, n)| (name.to_vec(), n))
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows
     }
 }
 
@@ -307,4 +313,23 @@ pub enum Line {
     Lost(Lost),
     Summary(Summary),
     Snapshot(Snapshot),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_counted_most_first_then_by_name() {
+        let names: [&[u8]; 6] = [b"ssh", b"git", b"git", b"convert", b"git", b"ssh"];
+        assert_eq!(
+            ParentGroup::count_commands(names),
+            [
+                (b"git".to_vec(), 3),
+                (b"ssh".to_vec(), 2),
+                (b"convert".to_vec(), 1)
+            ]
+        );
+        assert!(ParentGroup::count_commands([]).is_empty());
+    }
 }
