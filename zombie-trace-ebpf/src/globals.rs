@@ -1,5 +1,6 @@
-//! The load-time globals both objects read (the main programs and
-//! `--stacks`' own): the kernel's field offsets, and switches.
+//! What both objects (the main programs and `--stacks`' own) hold alike:
+//! the load-time globals they read (the kernel's field offsets, and
+//! switches), their licence and their panic handler.
 
 use zombie_trace_common::Offsets;
 
@@ -31,3 +32,13 @@ pub fn opaque<T>(global: &'static T) -> &'static T {
     // of a static, valid for the whole program.
     unsafe { &*core::ptr::read_volatile(&address) }
 }
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
