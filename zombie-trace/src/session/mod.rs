@@ -24,15 +24,16 @@ use tokio::{
     },
     net::TcpListener,
     signal::unix::{SignalKind, signal},
-    time::MissedTickBehavior,
 };
 
+mod alarm;
 mod containers;
 mod handover;
 pub mod reporter;
 mod sinks;
 pub mod writer;
 
+use alarm::Alarm;
 use containers::Selection;
 use handover::Handover;
 use reporter::{Mode, Proc, Reporter};
@@ -204,14 +205,15 @@ pub async fn run(options: Options) -> Result<()> {
     }
     tell_service_manager(&[NotifyState::Ready, NotifyState::Status("tracing")]);
 
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut ticks: u64 = 0;
     // Overdue children are checked when the next one falls due, not only
     // on the tick: a report is late by its own checks, not by the tick's
-    // phase.
-    let due = tokio::time::sleep(session.until_due());
-    tokio::pin!(due);
+    // phase. One alarm for both: the sooner.
+    let alarm = Alarm::new().context("cannot make the tracer's timer (timerfd)")?;
+    let mut next_tick = Instant::now() + TICK;
+    let mut ticks: u64 = 0;
+    alarm
+        .set(session.until_due())
+        .context("cannot set the tracer's timer (timerfd)")?;
     let time_is_up = until(options.duration);
     tokio::pin!(time_is_up);
     let mut summaries = options
@@ -231,36 +233,44 @@ pub async fn run(options: Options) -> Result<()> {
                 }
                 guard.clear_ready();
             }
-            _ = ticker.tick() => {
-                ticks += 1;
-                let events = ring.get_mut();
-                session.drain(events, &probes);
-                if ticks.is_multiple_of(COUNTERS_EVERY) {
-                    session.counters(events, &mut probes);
-                }
-                if ticks.is_multiple_of(RECHECK_EVERY) {
-                    session.recheck(&mut probes);
-                }
-                if let Some(selection) = selection.as_mut() {
-                    // Every 300 ms: a runtime writes its files within a
-                    // few ms, and each look opens a few of them.
-                    if ticks.is_multiple_of(3) {
-                        selection.settle(&mut probes);
+            rung = alarm.rung() => {
+                rung.context("waiting on the tracer's timer (timerfd)")?;
+                let now = Instant::now();
+                if now < next_tick {
+                    session.drain(ring.get_mut(), &probes);
+                    session.tick(&mut probes);
+                } else {
+                    // Ticks missed (a stopped tracer) are skipped, not
+                    // made up in a burst.
+                    next_tick = (next_tick + TICK).max(now + TICK / 2);
+                    ticks += 1;
+                    let events = ring.get_mut();
+                    session.drain(events, &probes);
+                    if ticks.is_multiple_of(COUNTERS_EVERY) {
+                        session.counters(events, &mut probes);
                     }
-                    if ticks.is_multiple_of(CONTAINERS_EVERY) {
-                        selection.rescan(&mut probes);
+                    if ticks.is_multiple_of(RECHECK_EVERY) {
+                        session.recheck(&mut probes);
+                    }
+                    if let Some(selection) = selection.as_mut() {
+                        // Every 300 ms: a runtime writes its files within a
+                        // few ms, and each look opens a few of them.
+                        if ticks.is_multiple_of(3) {
+                            selection.settle(&mut probes);
+                        }
+                        if ticks.is_multiple_of(CONTAINERS_EVERY) {
+                            selection.rescan(&mut probes);
+                        }
+                    }
+                    session.tick(&mut probes);
+                    if let Err(e) = session.watch_stdout() {
+                        break Err(e);
                     }
                 }
-                session.tick(&mut probes);
-                due.as_mut().reset(tokio::time::Instant::now() + session.until_due());
-                if let Err(e) = session.watch_stdout() {
-                    break Err(e);
-                }
-            }
-            () = &mut due => {
-                session.drain(ring.get_mut(), &probes);
-                session.tick(&mut probes);
-                due.as_mut().reset(tokio::time::Instant::now() + session.until_due());
+                let until_tick = next_tick.saturating_duration_since(Instant::now());
+                alarm
+                    .set(session.until_due().min(until_tick))
+                    .context("cannot set the tracer's timer (timerfd)")?;
             }
             cgroups = appeared(selection.as_mut()) => {
                 if let Some(selection) = selection.as_mut() {
