@@ -519,7 +519,8 @@ children the kernel hands over take it.
 - In the default mode the kernel pairs each exit with the wait or release
   that reaps it and keeps the latency histograms itself; only children
   still unreaped at the threshold cross to userspace. Its tracer CPU is
-  the 100 ms timer and the map reads, nearly independent of the exit rate.
+  the 100 ms tick (one timerfd wakeup) and the map reads, nearly
+  independent of the exit rate.
 - `--events` sends every exit, wait and release through the ring buffer,
   pairs them in userspace and prints a JSON line per exit: more work per
   record than exitsnoop's one line of text.
