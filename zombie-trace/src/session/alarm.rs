@@ -40,18 +40,20 @@ impl Alarm {
         Ok(Self { fd })
     }
 
-    /// Rings once, `after` from now (at least a nanosecond: zero would
-    /// disarm it); replaces any earlier setting.
+    /// Rings once, `after` from now (at least a nanosecond, since zero
+    /// would disarm it, and at most an hour); replaces any earlier setting.
     pub fn set(&self, after: Duration) -> io::Result<()> {
-        let after = after.max(Duration::from_nanos(1));
+        let after = after.clamp(Duration::from_nanos(1), Duration::from_secs(3600));
+        // Into the fields' types without naming them: the name `time_t` is
+        // deprecated on musl.
         let value = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: libc::c_long::from(after.subsec_nanos().cast_signed()),
+                tv_sec: after.as_secs().try_into().unwrap_or(3600),
+                tv_nsec: after.subsec_nanos().into(),
             },
         };
         // SAFETY: `value` is a valid itimerspec; the old value is not
