@@ -585,9 +585,11 @@ pub struct SpawnStack {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
-    /// `rdi`: where glibc's `vfork` keeps its return address across the
-    /// system call (it pops it off the stack first).
-    pub di: u64,
+    /// Where a return address may be instead of on the stack: on aarch64
+    /// the link register (`x30`); on x86_64 `rdi`, where glibc's `vfork`
+    /// keeps its return address across the system call (it pops it off
+    /// the stack first).
+    pub link: u64,
     pub stack: [u8; SPAWN_STACK_BYTES],
 }
 

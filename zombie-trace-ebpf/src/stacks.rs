@@ -89,16 +89,33 @@ impl<T> TaskStorage<T> {
 #[unsafe(export_name = "SPAWN_STACKS")]
 static SPAWN_STACKS: TaskStorage<SpawnStack> = TaskStorage::new();
 
-/// `struct pt_regs` on x86_64 (a fixed ABI, arch/x86/include/uapi/asm/
-/// ptrace.h): where `rip`, `rsp` and `rbp` are. The object is built for
-/// the BPF target, not the host's: aarch64 needs its own three offsets here
-/// (chosen by the loader), and its own registers in userspace.
+/// Where `struct pt_regs` keeps the user registers a stack is unwound
+/// from, for the architecture the loader was built for (`bpf_target_arch`,
+/// from aya-build): both layouts are the architectures' fixed ABI
+/// (`uapi/asm/ptrace.h`).
+#[cfg(bpf_target_arch = "x86_64")]
 mod regs {
+    /// `rip`, `rsp`, `rbp`, `rdi`.
     pub const IP: u32 = 128;
     pub const SP: u32 = 152;
     pub const BP: u32 = 32;
-    pub const DI: u32 = 112;
+    pub const LINK: u32 = 112;
 }
+
+#[cfg(bpf_target_arch = "aarch64")]
+mod regs {
+    /// `pc`, `sp`, `x29` (the frame pointer), `x30` (the link register):
+    /// `regs[31]`, then `sp`, then `pc`.
+    pub const IP: u32 = 256;
+    pub const SP: u32 = 248;
+    pub const BP: u32 = 29 * 8;
+    pub const LINK: u32 = 30 * 8;
+}
+
+#[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
+compile_error!(
+    "--stacks knows the user registers of x86_64 and aarch64 only: add this architecture's `regs`"
+);
 
 const PAGE: u64 = 4096;
 
@@ -129,7 +146,7 @@ fn try_fork(child: KPtr) -> Result<(), i32> {
     let ip: u64 = read(pt_regs, regs::IP)?;
     let sp: u64 = read(pt_regs, regs::SP)?;
     let bp: u64 = read(pt_regs, regs::BP)?;
-    let di: u64 = read(pt_regs, regs::DI)?;
+    let link: u64 = read(pt_regs, regs::LINK)?;
     // A kernel thread has no user stack to show.
     if sp == 0 || ip == 0 {
         return Ok(());
@@ -147,7 +164,7 @@ fn try_fork(child: KPtr) -> Result<(), i32> {
     capture.ip = ip;
     capture.sp = sp;
     capture.bp = bp;
-    capture.di = di;
+    capture.link = link;
     capture.len = read_stack(capture, sp);
     Ok(())
 }

@@ -120,20 +120,29 @@ fn from_layout<L: Layout>(btf: &L) -> Result<Offsets, OffsetError> {
 
 /// Where `struct pt_regs` keeps a syscall's first four arguments, if the
 /// return program can read them there: the kernel has `bpf_task_pt_regs`
-/// (5.15+), and on x86_64 the registers saved at syscall entry are left
-/// as they were (arm64 overwrites its first argument with the result).
+/// (5.15+) and the architecture keeps them through the call. The loader
+/// runs on the kernel's architecture, so its own is the one to know.
 pub fn regs_args(btf: &Btf<'_>) -> Option<[u32; 4]> {
     regs_args_from(btf)
 }
 
 fn regs_args_from<L: Layout>(btf: &L) -> Option<[u32; 4]> {
-    if !cfg!(target_arch = "x86_64") || !btf.has_helper("BPF_FUNC_task_pt_regs") {
+    if !btf.has_helper("BPF_FUNC_task_pt_regs") {
         return None;
     }
     let regs = btf.find_struct("pt_regs")?;
     let at = |field| btf.member_offset(&regs, field);
-    // The x86_64 syscall convention: rdi, rsi, rdx, r10.
-    Some([at("di")?, at("si")?, at("dx")?, at("r10")?])
+    if cfg!(target_arch = "x86_64") {
+        // The syscall convention: rdi, rsi, rdx, r10, left as they were.
+        Some([at("di")?, at("si")?, at("dx")?, at("r10")?])
+    } else if cfg!(target_arch = "aarch64") {
+        // x0 to x3; x0 holds the result by the return, and the kernel keeps
+        // the first argument in `orig_x0`. x1 to x3 are `regs[1..4]`, the
+        // start of the struct (the ABI's `user_pt_regs`).
+        Some([at("orig_x0")?, 8, 16, 24])
+    } else {
+        None
+    }
 }
 
 /// `struct waitid_info`'s `pid`, `status` and `cause`: what the wait

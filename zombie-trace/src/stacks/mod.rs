@@ -15,7 +15,8 @@ mod maps;
 mod symbolize;
 mod unwind;
 
-#[cfg(test)]
+// They stop and read live processes' registers by ptrace, as x86_64 has them.
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests;
 
 use std::io;
@@ -28,13 +29,16 @@ use crate::model::report::Frame;
 /// Frames kept per stack; a spawn site is in the top few.
 pub const MAX_FRAMES: usize = 64;
 
-/// The user registers unwinding starts from (x86_64: `rip`, `rsp`, `rbp`;
-/// `bp` 0 when unknown: CFI does not need it, frame pointers do).
+/// The user registers unwinding starts from: x86_64's `rip`, `rsp`, `rbp`;
+/// aarch64's `pc`, `sp`, `x29`, and `x30` (`link`, where a function that
+/// calls nothing keeps its return address; x86_64 has none). `bp` 0 when
+/// unknown: CFI does not need it, frame pointers do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserRegs {
     pub ip: u64,
     pub sp: u64,
     pub bp: u64,
+    pub link: u64,
 }
 
 #[derive(Debug, Error)]
@@ -62,21 +66,28 @@ impl Symbolizer {
             ip: capture.ip,
             sp: capture.sp,
             bp: capture.bp,
+            link: if cfg!(target_arch = "aarch64") {
+                capture.link
+            } else {
+                0
+            },
         };
         let stack = &capture.stack[..len];
         let mut frames = self.spawn_stack(capture.parent_tgid, regs, stack, capture.sp)?;
-        // glibc's `vfork` pops its return address into `rdi` before the
-        // system call (its CFI says so, and the unwinder follows only
+        // x86_64 glibc's `vfork` pops its return address into `rdi` before
+        // the system call (its CFI says so, and the unwinder follows only
         // `rip`, `rsp` and `rbp`): the walk stops there, and goes on from
         // that address, with the stack as the caller left it. Python's
-        // `subprocess` forks this way.
+        // `subprocess` forks this way. (aarch64's keeps it in `x30`, which
+        // the unwinder follows.)
         let in_vfork = |f: &Frame| f.symbol.as_deref().is_some_and(|s| s.ends_with("vfork"));
-        if let [only] = frames.as_slice()
+        if cfg!(target_arch = "x86_64")
+            && let [only] = frames.as_slice()
             && in_vfork(only)
-            && capture.di != 0
+            && capture.link != 0
         {
             let caller = UserRegs {
-                ip: capture.di,
+                ip: capture.link,
                 ..regs
             };
             frames.extend(self.spawn_stack(capture.parent_tgid, caller, stack, capture.sp)?);

@@ -129,6 +129,7 @@ fn capture(pid: u32) -> (UserRegs, Vec<u8>) {
             ip: regs.rip,
             sp: regs.rsp,
             bp: regs.rbp,
+            link: 0,
         };
         let stack = stack_of(pid, regs.sp);
         libc::ptrace(libc::PTRACE_DETACH, tid, null, null);
@@ -271,11 +272,13 @@ fn garbage_stacks_give_few_frames_and_no_panic() {
                 ip: 0,
                 sp: 0,
                 bp: 0,
+                link: 0,
             },
             UserRegs {
                 ip: u64::MAX,
                 sp: u64::MAX - 3,
                 bp: u64::MAX,
+                link: u64::MAX,
             },
         ] {
             let frames = stacks.spawn_stack(pid, regs, &bytes, regs.sp).unwrap();

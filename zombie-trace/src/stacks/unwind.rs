@@ -15,10 +15,13 @@ use std::{
     sync::Arc,
 };
 
-use framehop::{
-    ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder as _,
-    x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64},
+#[cfg(target_arch = "aarch64")]
+use framehop::aarch64::{
+    CacheAarch64 as Cache, PtrAuthMask, UnwindRegsAarch64, UnwinderAarch64 as ArchUnwinder,
 };
+#[cfg(not(target_arch = "aarch64"))]
+use framehop::x86_64::{CacheX86_64 as Cache, UnwindRegsX86_64, UnwinderX86_64 as ArchUnwinder};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder as _};
 use object::{Object as _, ObjectSection as _, ObjectSegment as _, ReadCache};
 
 use super::{UserRegs, maps::Mapping};
@@ -189,23 +192,19 @@ pub fn unwind(
     stack_base: u64,
     max: usize,
 ) -> Vec<FrameAddress> {
-    let mut unwinder = UnwinderX86_64::new();
+    let mut unwinder = ArchUnwinder::new();
     for module in cache.modules(pid, maps) {
         unwinder.add_module(module);
     }
-    let mut rules = CacheX86_64::new();
+    let mut rules = Cache::new();
     let mut read_stack = |address: u64| {
         let at = usize::try_from(address.checked_sub(stack_base).ok_or(())?).map_err(drop)?;
         let bytes = stack.get(at..at.checked_add(8).ok_or(())?).ok_or(())?;
         Ok(u64::from_le_bytes(bytes.try_into().map_err(drop)?))
     };
     let mut frames = Vec::new();
-    let mut iter = unwinder.iter_frames(
-        regs.ip,
-        UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp),
-        &mut rules,
-        &mut read_stack,
-    );
+    let mut iter =
+        unwinder.iter_frames(regs.ip, start_regs(regs, maps), &mut rules, &mut read_stack);
     while frames.len() < max {
         match iter.next() {
             Ok(Some(frame)) => frames.push(frame),
@@ -217,4 +216,23 @@ pub fn unwind(
         }
     }
     frames
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn start_regs(regs: UserRegs, _maps: &[Mapping]) -> UnwindRegsX86_64 {
+    UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp)
+}
+
+/// Return addresses may carry a pointer authentication code in their top
+/// bits (Debian builds arm64 code with branch protection): stripped down
+/// to the highest address mapped.
+#[cfg(target_arch = "aarch64")]
+fn start_regs(regs: UserRegs, maps: &[Mapping]) -> UnwindRegsAarch64 {
+    let highest = maps.iter().map(|m| m.end).max().unwrap_or(u64::MAX);
+    UnwindRegsAarch64::new_with_ptr_auth_mask(
+        PtrAuthMask::from_max_known_address(highest),
+        regs.link,
+        regs.sp,
+        regs.bp,
+    )
 }
