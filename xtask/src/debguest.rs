@@ -30,7 +30,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     is_root, run_cmd,
-    vmtest::{Boot, KERNEL_TROUBLE, Tools, boot, cache_dir, pack},
+    vmtest::{Boot, KERNEL_TROUBLE, Machine, Tools, boot, cache_dir, pack},
     which, workspace_root,
 };
 
@@ -155,7 +155,8 @@ pub fn run(payload: &[(PathBuf, &str)], script: &str, work: &Path) -> Result<Str
         println!("==> Debian 12 guest, boot {n}");
         let log = work.join(format!("boot-{n}.log"));
         let how = Boot {
-            append: &format!("console=ttyS0 rdinit=/init panic=-1 quiet debguest.boot={n}"),
+            machine: Machine::X86_64,
+            append: &format!("rdinit=/init panic=-1 quiet debguest.boot={n}"),
             qemu_args: &["-drive".into(), drive.clone()],
             mark: MARK,
             timeout: BOOT_TIMEOUT,

@@ -1,15 +1,19 @@
 //! `cargo xtask dist [--check]`: what an operator installs, built into
-//! `target/dist/` as root or not, for hosts that never see the source:
-//! - `zombie-trace-VERSION-x86_64-linux.tar.gz`: the static (musl) binary,
-//!   the kernel programs embedded, with its man pages, completions and
-//!   systemd files;
-//! - `zombie-trace_VERSION-1_amd64.deb`: the same, installed where Debian
-//!   puts them, with the service enabled (`dist/deb.rs`);
-//! - `zombie-trace-VERSION-x86_64-oci.tar`: an OCI image of the binary
+//! `target/dist/` as root or not, for hosts that never see the source,
+//! for x86_64 and for arm64 (cross-built here):
+//! - `zombie-trace-VERSION-ARCH-linux.tar.gz` (`x86_64`, `aarch64`): the
+//!   static (musl) binary, the kernel programs embedded, with its man
+//!   pages, completions and systemd files;
+//! - `zombie-trace_VERSION-1_ARCH.deb` (`amd64`, `arm64`): the same,
+//!   installed where Debian puts them, with the service enabled
+//!   (`dist/deb.rs`);
+//! - `zombie-trace-VERSION-ARCH-oci.tar`: an OCI image of the binary
 //!   alone, for `podman load`/`docker load` (`dist/oci.rs`);
 //!
 //! each with a `.sha256` file `sha256sum -c` reads. `--check` then proves
-//! each one where nothing was built (`dist/check.rs`, as root).
+//! this machine's architecture's where nothing was built
+//! (`dist/check.rs`, as root); the arm64 binary is run here under qemu's
+//! user mode (`--version`: static, programs embedded).
 
 use std::{
     fs,
@@ -39,8 +43,9 @@ pub struct Options {
     pub no_build: bool,
 }
 
-/// What `dist` made, and what it made them from.
+/// What `dist` made for one architecture, and what it made them from.
 pub struct Artifacts {
+    pub arch: &'static Arch,
     pub version: String,
     /// The stripped static binary.
     pub binary: PathBuf,
@@ -50,15 +55,16 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
-    /// Where [`build`] put them.
-    fn built() -> Result<Artifacts> {
+    /// Where [`build`] put `arch`'s.
+    fn built(arch: &'static Arch) -> Result<Artifacts> {
         let out = target_dir().join("dist");
-        let binary = out.join("stage/zombie-trace");
-        let version = version(&binary).context("run `cargo xtask dist` first")?;
+        let binary = stage_of(&out, arch).join("zombie-trace");
+        let version = version(&binary, arch).context("run `cargo xtask dist` first")?;
         let artifacts = Artifacts {
-            tarball: out.join(tarball_name(&version) + ".tar.gz"),
-            deb: out.join(deb::file_name(&version)),
-            image: out.join(oci::file_name(&version)),
+            tarball: out.join(tarball_name(&version, arch) + ".tar.gz"),
+            deb: out.join(deb::file_name(&version, arch)),
+            image: out.join(oci::file_name(&version, arch)),
+            arch,
             version,
             binary,
         };
@@ -71,11 +77,11 @@ impl Artifacts {
     }
 }
 
-fn tarball_name(version: &str) -> String {
-    format!("zombie-trace-{version}-{}-linux", ARCH.name)
+fn tarball_name(version: &str, arch: &Arch) -> String {
+    format!("zombie-trace-{version}-{}-linux", arch.name)
 }
 
-/// The one architecture built so far, under each packaging's name for it.
+/// An architecture built for, under each packaging's name for it.
 pub struct Arch {
     /// In file names (`uname -m`).
     pub name: &'static str,
@@ -83,13 +89,55 @@ pub struct Arch {
     pub deb: &'static str,
     /// The OCI image config's name (Go's GOARCH).
     pub oci: &'static str,
+    /// Rust's target for the static binary.
+    pub target: &'static str,
+    /// Its binutils' prefix (`strip`), empty for this machine's.
+    pub tools: &'static str,
+    /// What runs its binaries here (qemu's user mode), if not itself.
+    pub runner: Option<&'static str>,
 }
 
-pub const ARCH: Arch = Arch {
+/// This machine's: the tests, the checks and the benches use it.
+pub const NATIVE: Arch = Arch {
     name: "x86_64",
     deb: "amd64",
     oci: "amd64",
+    target: setup::STATIC_TARGET,
+    tools: "",
+    runner: None,
 };
+
+pub const ARM64: Arch = Arch {
+    name: "aarch64",
+    deb: "arm64",
+    oci: "arm64",
+    target: setup::ARM64_TARGET,
+    tools: "aarch64-linux-gnu-",
+    runner: Some("qemu-aarch64"),
+};
+
+impl Arch {
+    /// `binary ARGS`, run here.
+    fn command(&self, binary: &Path) -> Command {
+        match self.runner {
+            Some(runner) => {
+                let mut cmd = Command::new(runner);
+                cmd.arg(binary);
+                cmd
+            }
+            None => Command::new(binary),
+        }
+    }
+}
+
+/// Where an architecture's files are put together.
+fn stage_of(out: &Path, arch: &Arch) -> PathBuf {
+    if arch.runner.is_none() {
+        out.join("stage")
+    } else {
+        out.join(format!("stage-{}", arch.name))
+    }
+}
 
 pub fn dist(options: &Options) -> Result<()> {
     if options.check && !is_root() {
@@ -103,31 +151,41 @@ pub fn dist(options: &Options) -> Result<()> {
     } else {
         setup::Need::Dist
     })?;
-    let artifacts = if options.no_build {
-        Artifacts::built()?
+    let all = if options.no_build {
+        vec![Artifacts::built(&NATIVE)?, Artifacts::built(&ARM64)?]
     } else {
-        build()?
+        let mut all = vec![build()?];
+        all.push(build_for(&ARM64)?);
+        all
     };
     println!();
-    for artifact in [&artifacts.tarball, &artifacts.deb, &artifacts.image] {
-        let size = fs::metadata(artifact)?.len();
-        println!(
-            "{}  {:.1} MiB",
-            artifact.display(),
-            size as f64 / (1 << 20) as f64
-        );
+    for artifacts in &all {
+        println!("{}:", artifacts.arch.name);
+        for artifact in [&artifacts.tarball, &artifacts.deb, &artifacts.image] {
+            let size = fs::metadata(artifact)?.len();
+            println!(
+                "{}  {:.1} MiB",
+                artifact.display(),
+                size as f64 / (1 << 20) as f64
+            );
+        }
     }
-    if options.check {
-        check::all(&artifacts, !options.no_build)?;
+    if let (true, [native, arm64]) = (options.check, all.as_slice()) {
+        check::all(native, arm64, !options.no_build)?;
     }
     Ok(())
 }
 
-/// Builds the static binary and the three artifacts from it.
+/// Builds this machine's static binary and the three artifacts from it.
 pub fn build() -> Result<Artifacts> {
+    build_for(&NATIVE)
+}
+
+/// Builds `arch`'s static binary and the three artifacts from it.
+fn build_for(arch: &'static Arch) -> Result<Artifacts> {
     let root = workspace_root();
     let out = target_dir().join("dist");
-    let stage = out.join("stage");
+    let stage = stage_of(&out, arch);
     if stage.exists() {
         fs::remove_dir_all(&stage).with_context(|| {
             format!(
@@ -139,12 +197,13 @@ pub fn build() -> Result<Artifacts> {
     }
     fs::create_dir_all(&stage).with_context(|| format!("creating {}", stage.display()))?;
 
-    let binary = static_binary(&stage)?;
-    let version = version(&binary)?;
+    let binary = static_binary(&stage, arch)?;
+    let version = version(&binary, arch)?;
     let epoch = source_date_epoch(&root);
-    let docs = Docs::generate(&binary, &stage.join("docs"))?;
+    let docs = Docs::generate(arch, &binary, &stage.join("docs"))?;
 
     let from = From {
+        arch,
         root: &root,
         out: &out,
         stage: &stage,
@@ -160,6 +219,7 @@ pub fn build() -> Result<Artifacts> {
         write_sum(artifact)?;
     }
     Ok(Artifacts {
+        arch,
         version,
         binary,
         tarball,
@@ -168,33 +228,34 @@ pub fn build() -> Result<Artifacts> {
     })
 }
 
-/// `cargo build --release --target x86_64-unknown-linux-musl`, stripped: a
-/// file that runs on any x86_64 Linux, whatever its libc.
-fn static_binary(stage: &Path) -> Result<PathBuf> {
-    println!("==> building the static binary ({})", setup::STATIC_TARGET);
+/// `cargo build --release --target TARGET` (e.g. `x86_64-unknown-linux-musl`),
+/// stripped: a file that runs on any Linux of its architecture, whatever
+/// its libc. aya-build builds the kernel programs for the same
+/// architecture (`bpf_target_arch`).
+fn static_binary(stage: &Path, arch: &Arch) -> Result<PathBuf> {
+    println!("==> building the static binary ({})", arch.target);
     run_cmd(
         Command::new("cargo")
             .args(["build", "--release", "-p", "zombie-trace", "--target"])
-            .arg(setup::STATIC_TARGET)
+            .arg(arch.target)
             // AYA_BUILD_SKIP=1 would embed an empty object.
             .env_remove("AYA_BUILD_SKIP")
             .env("ZOMBIE_TRACE_BUILT_BY", "cargo xtask dist"),
-        "fix the compile error above (`cargo xtask setup` installs the musl target)",
+        "fix the compile error above (`cargo xtask setup` installs the musl targets and the \
+         arm64 cross linker)",
     )?;
-    let built = target_dir()
-        .join(setup::STATIC_TARGET)
-        .join("release/zombie-trace");
+    let built = target_dir().join(arch.target).join("release/zombie-trace");
     let stripped = stage.join("zombie-trace");
     run_cmd(
-        Command::new("strip")
+        Command::new(format!("{}strip", arch.tools))
             .arg("--strip-all")
             .arg("-o")
             .arg(&stripped)
             .arg(&built),
-        "strip is binutils' (installed with gcc)",
+        "strip is binutils' (installed with gcc, and with gcc-aarch64-linux-gnu for arm64)",
     )?;
     // What the binary says of itself: what an operator will read.
-    let said = output_of(Command::new(&stripped).arg("--version"))
+    let said = output_of(arch.command(&stripped).arg("--version"))
         .with_context(|| format!("`{} --version` failed", stripped.display()))?;
     if !said.contains("linked: statically linked") {
         bail!("{} is not statically linked:\n{said}", stripped.display());
@@ -210,8 +271,8 @@ fn static_binary(stage: &Path) -> Result<PathBuf> {
 }
 
 /// The version the binary reports (`zombie-trace 0.1.0`).
-fn version(binary: &Path) -> Result<String> {
-    let said = output_of(Command::new(binary).arg("-V"))
+fn version(binary: &Path, arch: &Arch) -> Result<String> {
+    let said = output_of(arch.command(binary).arg("-V"))
         .with_context(|| format!("`{} -V` failed", binary.display()))?;
     said.split_whitespace()
         .nth(1)
@@ -242,11 +303,11 @@ pub struct Docs {
 }
 
 impl Docs {
-    fn generate(binary: &Path, dir: &Path) -> Result<Docs> {
+    fn generate(arch: &Arch, binary: &Path, dir: &Path) -> Result<Docs> {
         let man = dir.join("man");
         fs::create_dir_all(&man)?;
         run_cmd(
-            Command::new(binary).arg("man-pages").arg(&man),
+            arch.command(binary).arg("man-pages").arg(&man),
             "the binary could not write its man pages",
         )?;
         let mut man_pages: Vec<PathBuf> = fs::read_dir(&man)?
@@ -254,7 +315,7 @@ impl Docs {
             .collect::<Result<_, _>>()?;
         man_pages.sort();
         let completion = |shell: &str, name: &str| -> Result<PathBuf> {
-            let script = output_of(Command::new(binary).args(["completions", shell]))
+            let script = output_of(arch.command(binary).args(["completions", shell]))
                 .with_context(|| format!("`zombie-trace completions {shell}` failed"))?;
             let path = dir.join(name);
             fs::write(&path, script)?;
@@ -277,6 +338,7 @@ pub const LOGROTATE: &str = "deploy/systemd/zombie-trace.logrotate";
 
 /// What each artifact is made from, and where.
 pub struct From<'a> {
+    pub arch: &'a Arch,
     /// The workspace.
     pub root: &'a Path,
     /// Where the artifacts go.
@@ -292,7 +354,7 @@ pub struct From<'a> {
 
 /// The tarball: one folder with the binary at its top.
 fn tarball(from: &From) -> Result<PathBuf> {
-    let name = tarball_name(from.version);
+    let name = tarball_name(from.version, from.arch);
     let dir = from.stage.join(&name);
     let copy = |file: &Path, to: &str| -> Result<()> {
         let to = dir.join(to);

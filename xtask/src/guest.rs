@@ -97,6 +97,7 @@ pub fn guest(zombie_trace: &Path) -> Result<()> {
         } else {
             println!("{MARK} wait-calls UNSUPPORTED the tracer cannot trace wait calls here");
         }
+        check("blocked-wait", blocked_wait(&mut tracer));
         check("command", command(&mut tracer));
         check("auto-reap", auto_reap(&mut tracer));
         check("reparent", reparent(&mut tracer));
@@ -350,6 +351,35 @@ fn wait_calls(tracer: &mut Tracer) -> Result<String> {
         bail!("wait calls not seen: {zombie}");
     }
     Ok(format!("{calls} calls, targets {targets}"))
+}
+
+/// A parent blocked in `waitpid` for another child, its dead one left
+/// unreaped: the diagnosis says so, and names the system call it is in as
+/// `/proc/PID/syscall` gives it, by number: the architecture's own
+/// numbering (wait4 is 61 on x86_64, 260 on arm64).
+fn blocked_wait(tracer: &mut Tracer) -> Result<String> {
+    let (parent, [dead, sleeper]) = fork_telling(|tell| {
+        let dead = fork_or_exit(|| exit(0));
+        let sleeper = fork_or_exit(|| sleep_then_exit(ZOMBIE_FOR * 3));
+        tell([dead, sleeper]);
+        // SAFETY: a plain wait call on our own child.
+        unsafe { libc::waitpid(sleeper, std::ptr::null_mut(), 0) };
+        exit(0)
+    })?;
+    let zombie = tracer.wait_for(ZOMBIE_FOR + DUE, |v| is(v, "zombie", dead));
+    // The parent reaps the sleeper and exits; its dead child comes back to
+    // this subreaper.
+    // SAFETY: a signal to our own grandchild.
+    unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    reap_all(&[parent, dead])?;
+    let zombie = zombie.context("no zombie report")?;
+    if zombie["cause"] != "blocked_on_other_children"
+        || zombie["parent_syscall"] != "wait4"
+        || zombie["ppid"] != parent
+    {
+        bail!("not seen blocked in wait4 for another child: {zombie}");
+    }
+    Ok(zombie["diagnosis"].as_str().unwrap_or_default().to_owned())
 }
 
 /// A child that execs, with a control byte and a byte that is not UTF-8

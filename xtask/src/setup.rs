@@ -53,8 +53,13 @@ const TEST_PACKAGES: &[&str] = &[
     // `cargo xtask dist --check`: the Debian 12 guest's root file system.
     "debootstrap",
 ];
-/// The static binary's target (`cargo xtask dist`).
+/// The static binary's target (`cargo xtask dist`), for this machine.
 pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+/// What `cargo xtask dist` also builds for arm64: its target, its linker
+/// and binutils (`.cargo/config.toml` names the linker), and qemu's user
+/// mode to run the result here.
+pub const ARM64_TARGET: &str = "aarch64-unknown-linux-musl";
+const DIST_PACKAGES: &[&str] = &["gcc-aarch64-linux-gnu", "qemu-user"];
 const BPF_LINKER_VERSION: &str = "0.13";
 const CARGO_FUZZ_VERSION: &str = "0.13";
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -72,6 +77,9 @@ pub enum Need {
 
 pub fn setup(need: Need) -> Result<()> {
     let mut packages = BUILD_PACKAGES.to_vec();
+    if need != Need::Build {
+        packages.extend_from_slice(DIST_PACKAGES);
+    }
     if need == Need::Test {
         packages.extend_from_slice(TEST_PACKAGES);
     }
@@ -79,7 +87,8 @@ pub fn setup(need: Need) -> Result<()> {
     ebpf_toolchain()?;
     bpf_linker()?;
     if need != Need::Build {
-        static_target()?;
+        static_target(STATIC_TARGET)?;
+        static_target(ARM64_TARGET)?;
     }
     if need == Need::Test {
         cargo_fuzz()?;
@@ -406,20 +415,20 @@ fn bpf_linker_status() -> Result<String, String> {
     Ok(version)
 }
 
-/// The standard library for the static binary, in the pinned toolchain
+/// The standard library for a static binary, in the pinned toolchain
 /// (rust-toolchain.toml: rustup picks it in the workspace).
-fn static_target() -> Result<()> {
+fn static_target(target: &str) -> Result<()> {
     let installed = output_of(Command::new("rustup").args(["target", "list", "--installed"]))
         .context("`rustup target list` failed: run ./x.sh, which installs rustup")?;
-    if installed.lines().any(|l| l.trim() == STATIC_TARGET) {
-        println!("rust: target {STATIC_TARGET}: found");
+    if installed.lines().any(|l| l.trim() == target) {
+        println!("rust: target {target}: found");
         return Ok(());
     }
     run_cmd(
-        Command::new("rustup").args(["target", "add", STATIC_TARGET]),
+        Command::new("rustup").args(["target", "add", target]),
         "check the network (rustup must reach static.rust-lang.org), then run `cargo xtask setup` again",
     )?;
-    println!("rust: target {STATIC_TARGET}: installed");
+    println!("rust: target {target}: installed");
     Ok(())
 }
 

@@ -186,10 +186,13 @@ pub fn test() -> Result<()> {
             "see the error above",
         )
         .and_then(|()| {
-            run_cmd(
-                &mut dist::check::build_static_xtask(),
-                "fix the compile error above",
-            )
+            for arch in [&dist::NATIVE, &dist::ARM64] {
+                run_cmd(
+                    &mut dist::check::build_static_xtask(arch),
+                    "fix the compile error above",
+                )?;
+            }
+            Ok(())
         })
         .and_then(|()| {
             let xtask = std::env::current_exe().context("finding this xtask binary")?;

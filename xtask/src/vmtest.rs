@@ -4,8 +4,10 @@
 //! installed on the host), booted under qemu's software emulation with an
 //! initramfs made here: busybox, the tracer, this xtask binary (whose
 //! `guest` command runs the scenarios, see `guest.rs`) and their shared
-//! libraries. The host's own kernel is the last column, the scenarios run
-//! there directly. The table goes to stdout, to
+//! libraries. The arm64 kernel's guest is an emulated arm64 machine
+//! (`qemu-system-aarch64 -M virt`) with arm64 busybox and the tracer and
+//! xtask cross-built static for it. The host's own kernel is the last
+//! column, the scenarios run there directly. The table goes to stdout, to
 //! `target/xtask/vmtest/matrix.md`, and into README.md; what the tracer
 //! adds to an unrelated syscall on each kernel to
 //! `target/xtask/vmtest/tax.md` and into BENCHMARKS.md.
@@ -29,31 +31,92 @@ use crate::{
     bench::page,
     build,
     guest::MARK,
-    is_root, output_of, run_cmd, target_dir,
+    is_root, output_of, run_cmd, setup, target_dir,
     tax::{TAX, TAX_TRACEPOINTS, Tax},
     workspace_root,
 };
 
-/// A kernel of the matrix: its version and the Debian suite that has it.
+/// A kernel of the matrix: its column's label, its version, the Debian
+/// suite that has it, and the machine it runs on.
 struct Kernel {
     label: &'static str,
+    version: &'static str,
     suite: &'static str,
+    machine: Machine,
 }
 
-const KERNELS: [Kernel; 3] = [
+const KERNELS: [Kernel; 4] = [
     Kernel {
         label: "5.10",
+        version: "5.10",
         suite: "bullseye",
+        machine: Machine::X86_64,
     },
     Kernel {
         label: "6.1",
+        version: "6.1",
         suite: "bookworm",
+        machine: Machine::X86_64,
     },
     Kernel {
         label: "6.12",
+        version: "6.12",
         suite: "bookworm",
+        machine: Machine::X86_64,
+    },
+    Kernel {
+        label: ARM64_KERNEL,
+        version: "6.1",
+        suite: "bookworm",
+        machine: Machine::Arm64,
     },
 ];
+
+/// The arm64 kernel's label (`--kernel`, its column).
+pub const ARM64_KERNEL: &str = "6.1-arm64";
+
+/// What a guest's kernel runs on, emulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Machine {
+    X86_64,
+    Arm64,
+}
+
+impl Machine {
+    /// Debian's name for it.
+    fn debian(self) -> &'static str {
+        match self {
+            Machine::X86_64 => "amd64",
+            Machine::Arm64 => "arm64",
+        }
+    }
+
+    fn qemu(self) -> &'static str {
+        match self {
+            Machine::X86_64 => "qemu-system-x86_64",
+            Machine::Arm64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// qemu's arguments for the machine and its CPU. The arm64 one has
+    /// every feature qemu emulates (pointer authentication by qemu's own
+    /// cheaper algorithm: the guest cannot tell, and the emulation is
+    /// several times faster).
+    fn qemu_args(self) -> &'static [&'static str] {
+        match self {
+            Machine::X86_64 => &["-cpu", "max"],
+            Machine::Arm64 => &["-M", "virt", "-cpu", "max,pauth-impdef=on"],
+        }
+    }
+
+    /// The serial console's name in the guest.
+    fn console(self) -> &'static str {
+        match self {
+            Machine::X86_64 => "ttyS0",
+            Machine::Arm64 => "ttyAMA0",
+        }
+    }
+}
 
 /// The host's kernel, the last column.
 const HOST: &str = "host";
@@ -153,9 +216,30 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
         .collect();
     if !guests.is_empty() {
         let tools = Tools::fetch(&cache.join("tools"))?;
-        let initramfs = initramfs(&tools, &zombie_trace, &xtask, &work)?;
-        for kernel in guests {
-            columns.push(guest(kernel, &tools, &initramfs, &work)?);
+        for machine in [Machine::X86_64, Machine::Arm64] {
+            let kernels: Vec<&Kernel> = guests
+                .iter()
+                .copied()
+                .filter(|k| k.machine == machine)
+                .collect();
+            if kernels.is_empty() {
+                continue;
+            }
+            let (initramfs, work) = match machine {
+                Machine::X86_64 => (
+                    initramfs(&tools, &tools.busybox(), &zombie_trace, &xtask, &work)?,
+                    work.clone(),
+                ),
+                Machine::Arm64 => {
+                    let (tracer, xtask) = arm64_binaries(build_first)?;
+                    let busybox = arm64_busybox(&cache)?;
+                    let work = work.join(machine.debian());
+                    (initramfs(&tools, &busybox, &tracer, &xtask, &work)?, work)
+                }
+            };
+            for kernel in kernels {
+                columns.push(guest(kernel, &tools, &initramfs, &work)?);
+            }
         }
     }
     if wanted.contains(&HOST) {
@@ -202,8 +286,77 @@ fn guest(kernel: &Kernel, tools: &Tools, initramfs: &Path, work: &Path) -> Resul
     let (vmlinuz, release) = fetch_kernel(kernel, &cache_dir())?;
     println!("==> {} ({release}) under qemu", kernel.label);
     let log = work.join(format!("{}.log", kernel.label));
-    let console = boot(tools, &vmlinuz, initramfs, &MATRIX_BOOT, &log)?;
+    let how = Boot {
+        machine: kernel.machine,
+        ..MATRIX_BOOT
+    };
+    let console = boot(tools, &vmlinuz, initramfs, &how, &log)?;
     Ok(column(kernel.label, &release, &console))
+}
+
+/// The tracer and this xtask, static for arm64 (cross-built: Debian's
+/// cross linker, the musl target), built first when `build`.
+pub fn arm64_binaries(build: bool) -> Result<(PathBuf, PathBuf)> {
+    let target = setup::ARM64_TARGET;
+    let mut tracer = Command::new("cargo");
+    tracer
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "zombie-trace",
+            "--target",
+            target,
+        ])
+        .env_remove("AYA_BUILD_SKIP");
+    let mut xtask = Command::new("cargo");
+    xtask.args(["build", "-p", "xtask", "--target", target]);
+    if build {
+        setup::setup(setup::Need::Dist)?;
+        println!("==> building the tracer and xtask for arm64 ({target})");
+        for cmd in [&mut tracer, &mut xtask] {
+            run_cmd(cmd, "fix the compile error above")?;
+        }
+    }
+    let built = |path: &str, cmd: &Command| -> Result<PathBuf> {
+        let path = target_dir().join(target).join(path);
+        if !path.is_file() {
+            bail!("{} is missing: run `{}`", path.display(), crate::show(cmd));
+        }
+        Ok(path)
+    };
+    Ok((
+        built("release/zombie-trace", &tracer)?,
+        built("debug/xtask", &xtask)?,
+    ))
+}
+
+/// A static busybox for arm64 guests, from Debian's arm64 package in the
+/// cache.
+fn arm64_busybox(cache: &Path) -> Result<PathBuf> {
+    let root = cache.join("tools").join(Machine::Arm64.debian());
+    let busybox = root.join("bin/busybox");
+    if busybox.exists() {
+        return Ok(busybox);
+    }
+    println!("==> fetching busybox for arm64 into {}", root.display());
+    let debs = root.join("debs");
+    fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
+    let apt = private_apt("bookworm", Machine::Arm64, cache)?;
+    download(Some(&apt), &["busybox-static"], &debs)?;
+    for deb in fs::read_dir(&debs)? {
+        let deb = deb?.path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            run_cmd(
+                Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
+                "the download may be damaged: delete the cache and run again",
+            )?;
+        }
+    }
+    if !busybox.exists() {
+        bail!("no bin/busybox in Debian's arm64 busybox-static");
+    }
+    Ok(busybox)
 }
 
 /// The scenarios on the kernel `label` with these binaries (`cargo xtask
@@ -221,7 +374,11 @@ pub(crate) fn scenarios_alone(
         .with_context(|| format!("no kernel {label} in the matrix"))?;
     fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let tools = Tools::fetch(&cache_dir().join("tools"))?;
-    let initramfs = initramfs(&tools, zombie_trace, xtask, work)?;
+    let busybox = match kernel.machine {
+        Machine::X86_64 => tools.busybox(),
+        Machine::Arm64 => arm64_busybox(&cache_dir())?,
+    };
+    let initramfs = initramfs(&tools, &busybox, zombie_trace, xtask, work)?;
     for lib in ["lib", "lib64", "usr/lib"] {
         if work.join("initramfs").join(lib).exists() {
             bail!("the guest's initramfs holds /{lib}: a binary is not static");
@@ -250,7 +407,8 @@ impl Tools {
         let tools = Tools {
             root: dir.join("root"),
         };
-        if tools.qemu().exists() && tools.busybox().exists() {
+        let qemus = [Machine::X86_64, Machine::Arm64].map(|m| tools.qemu(m));
+        if qemus.iter().all(|q| q.exists()) && tools.busybox().exists() {
             return Ok(tools);
         }
         println!("==> fetching qemu and busybox into {}", dir.display());
@@ -262,6 +420,7 @@ impl Tools {
                 "install",
                 "--no-install-recommends",
                 "qemu-system-x86",
+                "qemu-system-arm",
                 "busybox-static",
             ]))
         };
@@ -272,7 +431,9 @@ impl Tools {
                     Command::new("apt-get").arg("update"),
                     "fix the apt sources or the network",
                 )?;
-                simulate().context("apt-get cannot find qemu-system-x86 and busybox-static")?
+                simulate().context(
+                    "apt-get cannot find qemu-system-x86, qemu-system-arm and busybox-static",
+                )?
             }
         };
         let packages: Vec<&str> = plan
@@ -296,7 +457,8 @@ impl Tools {
         }
         // Installed on the host already: nothing of theirs was fetched.
         for (path, host) in [
-            (tools.qemu(), "/usr/bin/qemu-system-x86_64"),
+            (tools.qemu(Machine::X86_64), "/usr/bin/qemu-system-x86_64"),
+            (tools.qemu(Machine::Arm64), "/usr/bin/qemu-system-aarch64"),
             (tools.busybox(), "/bin/busybox"),
         ] {
             if !path.exists() && Path::new(host).exists() {
@@ -304,16 +466,17 @@ impl Tools {
                 fs::copy(host, &path)?;
             }
         }
-        if !tools.qemu().exists() || !tools.busybox().exists() {
+        if !qemus.iter().all(|q| q.exists()) || !tools.busybox().exists() {
             bail!(
-                "qemu-system-x86_64 or a static busybox is missing after unpacking their packages"
+                "qemu-system-x86_64, qemu-system-aarch64 or a static busybox is missing after \
+                 unpacking their packages"
             );
         }
         Ok(tools)
     }
 
-    fn qemu(&self) -> PathBuf {
-        self.root.join("usr/bin/qemu-system-x86_64")
+    fn qemu(&self, machine: Machine) -> PathBuf {
+        self.root.join("usr/bin").join(machine.qemu())
     }
 
     pub(crate) fn busybox(&self) -> PathBuf {
@@ -321,8 +484,8 @@ impl Tools {
     }
 
     /// qemu from the cache: its libraries and firmware are there too.
-    fn qemu_command(&self) -> Command {
-        let mut cmd = Command::new(self.qemu());
+    fn qemu_command(&self, machine: Machine) -> Command {
+        let mut cmd = Command::new(self.qemu(machine));
         let libs = ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"].map(|d| self.root.join(d));
         cmd.env("LD_LIBRARY_PATH", env::join_paths(libs).unwrap_or_default());
         for firmware in ["usr/share/qemu", "usr/share/seabios", "usr/lib/ipxe/qemu"] {
@@ -348,10 +511,15 @@ fn download(apt_config: Option<&Path>, packages: &[&str], dir: &Path) -> Result<
     )
 }
 
-/// A private apt state for `suite` (its lists, cache and sources), so that
-/// the host's own apt is left alone; updated on first use.
-fn private_apt(suite: &str, cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join("apt").join(suite);
+/// A private apt state for `suite` and `machine`'s architecture (its
+/// lists, cache and sources), so that the host's own apt is left alone;
+/// updated on first use.
+fn private_apt(suite: &str, machine: Machine, cache: &Path) -> Result<PathBuf> {
+    let arch = machine.debian();
+    let dir = match machine {
+        Machine::X86_64 => cache.join("apt").join(suite),
+        Machine::Arm64 => cache.join("apt").join(format!("{suite}-{arch}")),
+    };
     let config = dir.join("apt.conf");
     if config.exists() {
         return Ok(config);
@@ -395,8 +563,8 @@ fn private_apt(suite: &str, cache: &Path) -> Result<PathBuf> {
              Dir::State::Status \"{d}/status\";\n\
              Dir::Cache \"{d}\";\n\
              Dir::Cache::Archives \"{d}/archives\";\n\
-             APT::Architecture \"amd64\";\n\
-             APT::Architectures {{ \"amd64\"; }};\n\
+             APT::Architecture \"{arch}\";\n\
+             APT::Architectures {{ \"{arch}\"; }};\n\
              Acquire::Languages \"none\";\n"
         ),
     )?;
@@ -428,17 +596,18 @@ fn fetch_kernel(kernel: &Kernel, cache: &Path) -> Result<(PathBuf, String)> {
         kernel.label, kernel.suite
     );
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let apt = private_apt(kernel.suite, cache)?;
+    let apt = private_apt(kernel.suite, kernel.machine, cache)?;
     let names = output_of(
         Command::new("apt-cache")
             .args(["pkgnames", "linux-image-"])
             .env("APT_CONFIG", &apt),
     )
     .unwrap_or_default();
-    let prefix = format!("linux-image-{}.", kernel.label);
+    let prefix = format!("linux-image-{}.", kernel.version);
+    let suffix = format!("-cloud-{}-unsigned", kernel.machine.debian());
     let mut images: Vec<&str> = names
         .lines()
-        .filter(|n| n.starts_with(&prefix) && n.ends_with(SUFFIX))
+        .filter(|n| n.starts_with(&prefix) && n.ends_with(&suffix))
         .collect();
     images.sort_by_key(|n| version_key(n));
     // The newest the mirror really serves: the lists name some it has not.
@@ -459,7 +628,7 @@ fn fetch_kernel(kernel: &Kernel, cache: &Path) -> Result<(PathBuf, String)> {
         })
         .with_context(|| {
             format!(
-                "no {prefix}*{SUFFIX} could be downloaded from {} (found {images:?})",
+                "no {prefix}*{suffix} could be downloaded from {} (found {images:?})",
                 kernel.suite
             )
         })?;
@@ -492,9 +661,6 @@ fn fetch_kernel(kernel: &Kernel, cache: &Path) -> Result<(PathBuf, String)> {
     Ok((vmlinuz, release))
 }
 
-/// Debian's unsigned cloud images, which need no modules to boot in qemu.
-const SUFFIX: &str = "-cloud-amd64-unsigned";
-
 /// Orders package names by the numbers in them (`5.10.0-46` after
 /// `5.10.0-9`).
 fn version_key(name: &str) -> Vec<u64> {
@@ -519,8 +685,15 @@ echo \"VMTEST EXIT $?\"
 poweroff -f
 ";
 
-/// The initramfs every guest boots: an uncompressed newc cpio.
-fn initramfs(tools: &Tools, zombie_trace: &Path, xtask: &Path, work: &Path) -> Result<PathBuf> {
+/// The initramfs a guest boots: an uncompressed newc cpio, with the
+/// guest's architecture's `busybox`.
+fn initramfs(
+    tools: &Tools,
+    busybox: &Path,
+    zombie_trace: &Path,
+    xtask: &Path,
+    work: &Path,
+) -> Result<PathBuf> {
     let stage = work.join("initramfs");
     if stage.exists() {
         fs::remove_dir_all(&stage).with_context(|| format!("clearing {}", stage.display()))?;
@@ -534,7 +707,7 @@ fn initramfs(tools: &Tools, zombie_trace: &Path, xtask: &Path, work: &Path) -> R
         fs::copy(from, &to).with_context(|| format!("copying {}", from.display()))?;
         Ok(())
     };
-    copy(&tools.busybox(), "bin/busybox")?;
+    copy(busybox, "bin/busybox")?;
     copy(zombie_trace, "zombie-trace")?;
     copy(xtask, "xtask")?;
     for binary in [zombie_trace, xtask] {
@@ -599,7 +772,8 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
 
 /// What differs between the guests `boot` starts.
 pub(crate) struct Boot<'a> {
-    /// The kernel's command line.
+    pub(crate) machine: Machine,
+    /// The kernel's command line, but for its console (the machine's).
     pub(crate) append: &'a str,
     /// qemu's arguments beyond those every guest has (a disk).
     pub(crate) qemu_args: &'a [OsString],
@@ -610,7 +784,8 @@ pub(crate) struct Boot<'a> {
 
 /// A guest of the matrix: all it needs is in the initramfs.
 const MATRIX_BOOT: Boot = Boot {
-    append: "console=ttyS0 rdinit=/init panic=-1 quiet",
+    machine: Machine::X86_64,
+    append: "rdinit=/init panic=-1 quiet",
     qemu_args: &[],
     mark: MARK,
     timeout: GUEST_TIMEOUT,
@@ -625,12 +800,11 @@ pub(crate) fn boot(
     how: &Boot,
     log: &Path,
 ) -> Result<String> {
-    let mut cmd = tools.qemu_command();
+    let mut cmd = tools.qemu_command(how.machine);
+    cmd.args(how.machine.qemu_args());
     cmd.args([
         "-accel",
         "tcg",
-        "-cpu",
-        "max",
         "-smp",
         "2",
         "-m",
@@ -649,7 +823,7 @@ pub(crate) fn boot(
     .arg("-initrd")
     .arg(initramfs)
     .arg("-append")
-    .arg(how.append)
+    .arg(format!("console={} {}", how.machine.console(), how.append))
     .args(how.qemu_args)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())

@@ -1,7 +1,10 @@
 //! `cargo xtask dist --check`: each artifact proven where nothing was
 //! built, as an operator would use it:
 //! - the static binary, alone with busybox in the 5.10 guest of `cargo
-//!   xtask vmtest` (no C library there), runs the matrix's scenarios;
+//!   xtask vmtest` (no C library there), runs the matrix's scenarios; the
+//!   arm64 one likewise in the arm64 6.1 guest;
+//! - the arm64 package and image are what they say (their architecture,
+//!   the binary in them);
 //! - the Debian package in a clean Debian 12 guest under systemd
 //!   (`check-deb.sh` says what is checked there);
 //! - the OCI image under podman on this machine, run as the README says,
@@ -15,8 +18,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{Artifacts, oci};
-use crate::{debguest, guest, output_of, run_cmd, setup, target_dir, vmtest};
+use super::{ARM64, Arch, Artifacts, NATIVE, oci};
+use crate::{debguest, guest, output_of, run_cmd, target_dir, vmtest};
 
 /// `podman run`'s arguments in the README ("Install"), before the image.
 pub const IMAGE_RUN: [&str; 10] = [
@@ -32,16 +35,16 @@ pub const IMAGE_RUN: [&str; 10] = [
     "--volume=/sys/fs/cgroup:/sys/fs/cgroup:ro",
 ];
 
-/// Runs every check; `build_xtask`: build the static xtask the 5.10 guest
-/// needs (else `cargo build -p xtask --target x86_64-unknown-linux-musl`
-/// built it already).
-pub fn all(artifacts: &Artifacts, build_xtask: bool) -> Result<()> {
+/// Runs every check of this machine's `artifacts` and the `arm64` ones;
+/// `build_xtask`: build the static xtasks the guests need (else `cargo
+/// build -p xtask --target TARGET` built them already).
+pub fn all(artifacts: &Artifacts, arm64: &Artifacts, build_xtask: bool) -> Result<()> {
     let work = target_dir().join("dist/check");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     println!(
         "\n==> the static binary alone in the Linux {STATIC_KERNEL} guest (busybox, no C library)"
     );
-    let xtask = static_xtask(build_xtask)?;
+    let xtask = static_xtask(&NATIVE, build_xtask)?;
     vmtest::scenarios_alone(
         STATIC_KERNEL,
         &artifacts.binary,
@@ -49,6 +52,21 @@ pub fn all(artifacts: &Artifacts, build_xtask: bool) -> Result<()> {
         &work.join("static"),
     )
     .context("the static binary failed its check")?;
+
+    println!(
+        "\n==> the arm64 static binary alone in the Linux {} guest",
+        vmtest::ARM64_KERNEL
+    );
+    let xtask = static_xtask(&ARM64, build_xtask)?;
+    vmtest::scenarios_alone(
+        vmtest::ARM64_KERNEL,
+        &arm64.binary,
+        &xtask,
+        &work.join("static-arm64"),
+    )
+    .context("the arm64 static binary failed its check")?;
+    foreign_packages(arm64, &work.join("arm64"))
+        .context("the arm64 package or image failed its check")?;
 
     println!("\n==> the Debian package in a clean Debian 12 guest");
     deb(artifacts, &work.join("debian12")).context("the Debian package failed its check")?;
@@ -62,29 +80,135 @@ pub fn all(artifacts: &Artifacts, build_xtask: bool) -> Result<()> {
 /// The matrix's oldest kernel, whose guest has busybox and nothing else.
 const STATIC_KERNEL: &str = "5.10";
 
-/// This xtask, built static too: its `guest` command runs the scenarios
-/// in the guest.
-fn static_xtask(build: bool) -> Result<PathBuf> {
+/// This xtask, built static too for `arch`: its `guest` command runs the
+/// scenarios in the guest.
+fn static_xtask(arch: &Arch, build: bool) -> Result<PathBuf> {
     if build {
-        run_cmd(&mut build_static_xtask(), "fix the compile error above")?;
+        run_cmd(&mut build_static_xtask(arch), "fix the compile error above")?;
     }
-    let xtask = target_dir().join(setup::STATIC_TARGET).join("debug/xtask");
+    let xtask = target_dir().join(arch.target).join("debug/xtask");
     if !xtask.is_file() {
         bail!(
             "{} is missing: run `{}` first",
             xtask.display(),
-            crate::show(&build_static_xtask())
+            crate::show(&build_static_xtask(arch))
         );
     }
     Ok(xtask)
 }
 
-/// The command that builds the static xtask.
-pub fn build_static_xtask() -> Command {
+/// The command that builds the static xtask for `arch`.
+pub fn build_static_xtask(arch: &Arch) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.args(["build", "-p", "xtask", "--target"])
-        .arg(setup::STATIC_TARGET);
+        .arg(arch.target);
     cmd
+}
+
+/// What can be proven here of a package and an image for another
+/// architecture, whose binary was proven in its guest: each says that
+/// architecture, and holds that very binary.
+fn foreign_packages(artifacts: &Artifacts, work: &Path) -> Result<()> {
+    let arch = artifacts.arch;
+    if work.exists() {
+        fs::remove_dir_all(work)?;
+    }
+    fs::create_dir_all(work)?;
+    let binary = fs::read(&artifacts.binary)?;
+    let said = output_of(
+        Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&artifacts.deb)
+            .arg("Architecture"),
+    )
+    .context("dpkg-deb --field")?;
+    if said.trim() != arch.deb {
+        bail!(
+            "{} says Architecture: {}",
+            artifacts.deb.display(),
+            said.trim()
+        );
+    }
+    let deb_root = work.join("deb");
+    run_cmd(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&artifacts.deb)
+            .arg(&deb_root),
+        "dpkg-deb (package dpkg) is needed",
+    )?;
+    if fs::read(deb_root.join("usr/sbin/zombie-trace"))? != binary {
+        bail!(
+            "{} does not hold the binary proven in the guest",
+            artifacts.deb.display()
+        );
+    }
+    let layout = work.join("oci");
+    fs::create_dir_all(&layout)?;
+    run_cmd(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&artifacts.image)
+            .arg("-C")
+            .arg(&layout),
+        "GNU tar is needed",
+    )?;
+    let blob = |digest: &str| -> Result<Vec<u8>> {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .context("a digest that is not sha256")?;
+        Ok(fs::read(layout.join("blobs/sha256").join(hex))?)
+    };
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(layout.join("index.json"))?)?;
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(
+        index["manifests"][0]["digest"]
+            .as_str()
+            .context("no manifest in index.json")?,
+    )?)?;
+    let config: serde_json::Value = serde_json::from_slice(&blob(
+        manifest["config"]["digest"]
+            .as_str()
+            .context("no config in the manifest")?,
+    )?)?;
+    if config["architecture"] != arch.oci
+        || index["manifests"][0]["platform"]["architecture"] != arch.oci
+    {
+        bail!(
+            "{} is not an {} image: {config}",
+            artifacts.image.display(),
+            arch.oci
+        );
+    }
+    let rootfs = work.join("oci-rootfs");
+    fs::create_dir_all(&rootfs)?;
+    let layer = blob(
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .context("no layer in the manifest")?,
+    )?;
+    let layer_file = work.join("layer.tar.gz");
+    fs::write(&layer_file, layer)?;
+    run_cmd(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&layer_file)
+            .arg("-C")
+            .arg(&rootfs),
+        "GNU tar and gzip are needed",
+    )?;
+    if fs::read(rootfs.join(oci::ENTRYPOINT.trim_start_matches('/')))? != binary {
+        bail!(
+            "{} does not hold the binary proven in the guest",
+            artifacts.image.display()
+        );
+    }
+    println!(
+        "{}, {}: {} package and image, with the binary proven in the guest",
+        artifacts.deb.display(),
+        artifacts.image.display(),
+        arch.deb
+    );
+    Ok(())
 }
 
 /// The package in a Debian 12 guest, as `check-deb.sh` says; every check

@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{ARCH, From, LOGROTATE, SYSTEMD_DEFAULT, SYSTEMD_UNIT, gzipped};
+use super::{Arch, From, LOGROTATE, SYSTEMD_DEFAULT, SYSTEMD_UNIT, gzipped};
 use crate::{output_of, run_cmd};
 
 /// The package's revision: the packaging's own, under the upstream version.
@@ -93,7 +93,7 @@ pub fn build(from: &From) -> Result<PathBuf> {
              Recommends: logrotate\n\
              Homepage: {}\n\
              Description: {DESCRIPTION}\n",
-            ARCH.deb,
+            from.arch.deb,
             installed_kib(&dir)?,
             homepage(from.root),
             version = from.version,
@@ -124,7 +124,7 @@ pub fn build(from: &From) -> Result<PathBuf> {
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644))?;
     }
 
-    let deb = from.out.join(file_name(from.version));
+    let deb = from.out.join(file_name(from.version, from.arch));
     run_cmd(
         Command::new("dpkg-deb")
             .args(["--root-owner-group", "-Zxz", "--build"])
@@ -136,8 +136,8 @@ pub fn build(from: &From) -> Result<PathBuf> {
     Ok(deb)
 }
 
-pub fn file_name(version: &str) -> String {
-    format!("zombie-trace_{version}-{REVISION}_{}.deb", ARCH.deb)
+pub fn file_name(version: &str, arch: &Arch) -> String {
+    format!("zombie-trace_{version}-{REVISION}_{}.deb", arch.deb)
 }
 
 /// Every regular file but the conffiles, as `md5sum` lists them (paths

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
-use super::{ARCH, From, gzipped, sha256, tar};
+use super::{Arch, From, gzipped, sha256, tar};
 use crate::output_of;
 
 /// The image's name once loaded (the DaemonSet's `image:` without the tag).
@@ -24,6 +24,7 @@ pub const ENTRYPOINT: &str = "/usr/sbin/zombie-trace";
 
 pub fn build(from: &From) -> Result<PathBuf> {
     let &From {
+        arch,
         out,
         stage,
         binary,
@@ -55,7 +56,7 @@ pub fn build(from: &From) -> Result<PathBuf> {
     });
     let config = json!({
         "created": created,
-        "architecture": ARCH.oci,
+        "architecture": arch.oci,
         "os": "linux",
         "config": {
             "Entrypoint": [ENTRYPOINT],
@@ -74,7 +75,7 @@ pub fn build(from: &From) -> Result<PathBuf> {
     });
     let manifest = blob(&blobs, &serde_json::to_vec(&manifest)?)?;
     let mut entry = descriptor("application/vnd.oci.image.manifest.v1+json", &manifest);
-    entry["platform"] = json!({"architecture": ARCH.oci, "os": "linux"});
+    entry["platform"] = json!({"architecture": arch.oci, "os": "linux"});
     entry["annotations"] =
         json!({"org.opencontainers.image.ref.name": format!("{NAME}:{version}")});
     let index = json!({
@@ -88,7 +89,7 @@ pub fn build(from: &From) -> Result<PathBuf> {
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )?;
 
-    let image = out.join(file_name(version));
+    let image = out.join(file_name(version, arch));
     tar(
         &layout,
         &["blobs", "index.json", "oci-layout"],
@@ -99,8 +100,8 @@ pub fn build(from: &From) -> Result<PathBuf> {
     Ok(image)
 }
 
-pub fn file_name(version: &str) -> String {
-    format!("zombie-trace-{version}-{}-oci.tar", ARCH.name)
+pub fn file_name(version: &str, arch: &Arch) -> String {
+    format!("zombie-trace-{version}-{}-oci.tar", arch.name)
 }
 
 /// A blob stored under its digest: (digest, size).
