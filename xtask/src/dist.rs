@@ -10,10 +10,11 @@
 //! - `zombie-trace-VERSION-ARCH-oci.tar`: an OCI image of the binary
 //!   alone, for `podman load`/`docker load` (`dist/oci.rs`);
 //!
-//! each with a `.sha256` file `sha256sum -c` reads. `--check` then proves
-//! this machine's architecture's where nothing was built
-//! (`dist/check.rs`, as root); the arm64 binary is run here under qemu's
-//! user mode (`--version`: static, programs embedded).
+//! each with a `.sha256` file `sha256sum -c` reads. The arm64 binary runs
+//! here under qemu's user mode for its `--version` (static, programs
+//! embedded), man pages and completions. `--check` then proves each file
+//! where nothing was built (`dist/check.rs`, as root), the arm64 binary in
+//! an emulated arm64 guest.
 
 use std::{
     fs,

@@ -99,9 +99,10 @@ impl Machine {
     }
 
     /// qemu's arguments for the machine and its CPU. The arm64 one has
-    /// every feature qemu emulates (pointer authentication by qemu's own
-    /// cheaper algorithm: the guest cannot tell, and the emulation is
-    /// several times faster).
+    /// every feature qemu emulates, its pointer authentication by qemu's
+    /// own algorithm rather than the architecture's QARMA, which is several
+    /// times slower to emulate: the guest only needs signing and checking
+    /// to agree.
     fn qemu_args(self) -> &'static [&'static str] {
         match self {
             Machine::X86_64 => &["-cpu", "max"],
