@@ -81,16 +81,19 @@ enum Cmd {
     Bench(bench::Options),
     /// The kernel matrix: the release binary's end-to-end scenarios on
     /// Debian's 5.10, 6.1 and 6.12 cloud kernels, each booted under qemu
-    /// (software emulation), and on the host's kernel (as root; kernels
-    /// and qemu are fetched once into /var/cache/zombie-trace-vmtest).
+    /// (software emulation), on Debian's 6.1 arm64 cloud kernel on an
+    /// emulated arm64 machine (the tracer cross-built static), and on the
+    /// host's kernel (as root; kernels and qemu are fetched once into
+    /// /var/cache/zombie-trace-vmtest).
     /// With every kernel, the table also goes into README.md, and what the
     /// tracer adds to an unrelated syscall on each into BENCHMARKS.md.
     Vmtest {
-        /// Only these kernels (5.10, 6.1, 6.12, host); repeat the flag for
-        /// several. Default: all.
+        /// Only these kernels (5.10, 6.1, 6.12, 6.1-arm64, host); repeat
+        /// the flag for several. Default: all.
         #[arg(long = "kernel")]
         kernels: Vec<String>,
-        /// Use the release binary as it is (`cargo xtask test` built it).
+        /// Use the release binaries as they are (`cargo xtask test` built
+        /// them).
         #[arg(long, hide = true)]
         no_build: bool,
     },
