@@ -27,7 +27,10 @@ if mode == "popen":
     child = leaked.pid
 elif mode == "hostile":
     args = [b"true", b"\x1b[2J\nevil\xff\xfe", b"x" * (100 * 1024)]
-    child = subprocess.Popen(args, executable="/bin/true").pid
+    # Kept: a Popen dropped at once polls its child as it goes, and reaps
+    # it if /bin/true was quick enough to have exited already.
+    leaked = subprocess.Popen(args, executable="/bin/true")
+    child = leaked.pid
 elif mode == "fork":
     child = os.fork()
     if child == 0:
