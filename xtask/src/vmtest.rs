@@ -29,7 +29,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     bench::page,
-    build,
+    build, dist,
     guest::MARK,
     is_root, output_of, run_cmd, setup, target_dir,
     tax::{TAX, TAX_TRACEPOINTS, Tax},
@@ -233,7 +233,7 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
                 ),
                 Machine::Arm64 => {
                     let (tracer, xtask) = arm64_binaries(build_first)?;
-                    let busybox = arm64_busybox(&cache)?;
+                    let busybox = tools.guest_busybox(machine)?;
                     let work = work.join(machine.debian());
                     (initramfs(&tools, &busybox, &tracer, &xtask, &work)?, work)
                 }
@@ -310,8 +310,7 @@ pub fn arm64_binaries(build: bool) -> Result<(PathBuf, PathBuf)> {
             target,
         ])
         .env_remove("AYA_BUILD_SKIP");
-    let mut xtask = Command::new("cargo");
-    xtask.args(["build", "-p", "xtask", "--target", target]);
+    let mut xtask = dist::check::build_static_xtask(&dist::ARM64);
     if build {
         setup::setup(setup::Need::Dist)?;
         println!("==> building the tracer and xtask for arm64 ({target})");
@@ -345,15 +344,7 @@ fn arm64_busybox(cache: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
     let apt = private_apt("bookworm", Machine::Arm64, cache)?;
     download(Some(&apt), &["busybox-static"], &debs)?;
-    for deb in fs::read_dir(&debs)? {
-        let deb = deb?.path();
-        if deb.extension().is_some_and(|e| e == "deb") {
-            run_cmd(
-                Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
-                "the download may be damaged: delete the cache and run again",
-            )?;
-        }
-    }
+    unpack_debs(&debs, &root)?;
     if !busybox.exists() {
         bail!("no bin/busybox in Debian's arm64 busybox-static");
     }
@@ -375,10 +366,7 @@ pub(crate) fn scenarios_alone(
         .with_context(|| format!("no kernel {label} in the matrix"))?;
     fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let tools = Tools::fetch(&cache_dir().join("tools"))?;
-    let busybox = match kernel.machine {
-        Machine::X86_64 => tools.busybox(),
-        Machine::Arm64 => arm64_busybox(&cache_dir())?,
-    };
+    let busybox = tools.guest_busybox(kernel.machine)?;
     let initramfs = initramfs(&tools, &busybox, zombie_trace, xtask, work)?;
     for lib in ["lib", "lib64", "usr/lib"] {
         if work.join("initramfs").join(lib).exists() {
@@ -444,18 +432,7 @@ impl Tools {
         if !packages.is_empty() {
             download(None, &packages, &debs)?;
         }
-        for deb in fs::read_dir(&debs)? {
-            let deb = deb?.path();
-            if deb.extension().is_some_and(|e| e == "deb") {
-                run_cmd(
-                    Command::new("dpkg-deb")
-                        .arg("-x")
-                        .arg(&deb)
-                        .arg(&tools.root),
-                    "the download may be damaged: delete the cache and run again",
-                )?;
-            }
-        }
+        unpack_debs(&debs, &tools.root)?;
         // Installed on the host already: nothing of theirs was fetched.
         for (path, host) in [
             (tools.qemu(Machine::X86_64), "/usr/bin/qemu-system-x86_64"),
@@ -484,6 +461,14 @@ impl Tools {
         self.root.join("bin/busybox")
     }
 
+    /// The busybox a guest of `machine` runs: this one, or arm64's.
+    fn guest_busybox(&self, machine: Machine) -> Result<PathBuf> {
+        match machine {
+            Machine::X86_64 => Ok(self.busybox()),
+            Machine::Arm64 => arm64_busybox(&cache_dir()),
+        }
+    }
+
     /// qemu from the cache: its libraries and firmware are there too.
     fn qemu_command(&self, machine: Machine) -> Command {
         let mut cmd = Command::new(self.qemu(machine));
@@ -494,6 +479,20 @@ impl Tools {
         }
         cmd
     }
+}
+
+/// Every package downloaded into `debs`, unpacked into `root`.
+fn unpack_debs(debs: &Path, root: &Path) -> Result<()> {
+    for deb in fs::read_dir(debs)? {
+        let deb = deb?.path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            run_cmd(
+                Command::new("dpkg-deb").arg("-x").arg(&deb).arg(root),
+                "the download may be damaged: delete the cache and run again",
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `apt-get download` of `packages` into `dir`, from the host's apt state
