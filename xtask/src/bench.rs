@@ -25,6 +25,7 @@ use crate::{
     workspace_root,
 };
 
+mod blocks;
 mod exec;
 mod flood;
 mod kernel;
@@ -188,6 +189,10 @@ pub struct Options {
     /// Children of the exec-heavy workload (fork + exec of `/bin/true`).
     #[arg(long, default_value_t = 8_000)]
     pub exec_children: u64,
+    /// Short bracketed blocks of the exec workload under each of the
+    /// default mode and exitsnoop, for its wall-time slowdown.
+    #[arg(long, default_value_t = 400)]
+    pub exec_blocks: usize,
     /// Run only this part (its rounds are --rounds) and rewrite only its
     /// section of BENCHMARKS.md.
     #[arg(long, value_enum)]
@@ -219,6 +224,7 @@ pub fn bench(options: &Options) -> Result<()> {
         soak_children,
         flood_children,
         exec_children,
+        exec_blocks,
         only,
     } = options;
     let cores = cores() as u64;
@@ -226,11 +232,12 @@ pub fn bench(options: &Options) -> Result<()> {
         || children == 0
         || flood_children == 0
         || exec_children == 0
+        || exec_blocks == 0
         || soak_children < cores
     {
         bail!(
-            "--rounds, --children, --flood-children and --exec-children must be at least 1, \
-             --soak-children at least {cores}"
+            "--rounds, --children, --flood-children, --exec-children and --exec-blocks must be \
+             at least 1, --soak-children at least {cores}"
         );
     }
     build::build(true)?;
@@ -262,9 +269,17 @@ pub fn bench(options: &Options) -> Result<()> {
     let storm = soak::build_storm()?;
     if only == Some(Only::Exec) {
         let command = format!(
-            "cargo xtask bench --only exec --rounds {rounds} --exec-children {exec_children}"
+            "cargo xtask bench --only exec --rounds {rounds} --exec-children {exec_children} \
+             --exec-blocks {exec_blocks}"
         );
-        let exec = exec::measure(&zombie_trace, &storm, &dir, exec_children, rounds)?;
+        let exec = exec::measure(
+            &zombie_trace,
+            &storm,
+            &dir,
+            exec_children,
+            rounds,
+            exec_blocks,
+        )?;
         let section = exec::section(&exec, &command, &machine);
         exec::rewrite(&out, &section)?;
         println!("\n{section}\n(written to {})", out.display());
@@ -324,11 +339,18 @@ pub fn bench(options: &Options) -> Result<()> {
     println!("\nrelease: the files of `cargo xtask dist`, and start-up");
     let release = release::measure(&zombie_trace)?;
     println!("\nexec: {exec_children} children of fork + exec");
-    let exec = exec::measure(&zombie_trace, &storm, &dir, exec_children, rounds)?;
+    let exec = exec::measure(
+        &zombie_trace,
+        &storm,
+        &dir,
+        exec_children,
+        rounds,
+        exec_blocks,
+    )?;
 
     let command = format!(
         "cargo xtask bench --rounds {rounds} --children {children} --soak-children {soak_children} \
-         --flood-children {flood_children} --exec-children {exec_children}"
+         --flood-children {flood_children} --exec-children {exec_children} --exec-blocks {exec_blocks}"
     );
     let figure = root.join(FIGURE);
     plot::cpu_per_100k(&figure, &page::bars(&runs, children, cores))?;
@@ -565,7 +587,8 @@ fn stop(child: &mut Child) {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        thread::sleep(Duration::from_millis(50));
+        // Short: the exec workload's blocks stop a tracer every second.
+        thread::sleep(Duration::from_millis(5));
     }
     let _ = child.kill();
     let _ = child.wait();

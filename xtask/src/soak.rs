@@ -216,6 +216,14 @@ pub fn first_line_out(out: &Path) -> bool {
 /// Waits until `ready` says so, or at most a minute, failing if the tracer
 /// exits first; then lets it settle for half a second.
 pub fn wait_ready(tracer: &mut Child, ready: impl Fn() -> bool) -> Result<()> {
+    wait_until(tracer, ready, Duration::from_millis(50))?;
+    thread::sleep(Duration::from_millis(500));
+    Ok(())
+}
+
+/// Asks `ready` every `poll` until it says so, or at most a minute,
+/// failing if the tracer exits first.
+pub fn wait_until(tracer: &mut Child, ready: impl Fn() -> bool, poll: Duration) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready() {
         if let Some(status) = tracer.try_wait()? {
@@ -224,8 +232,7 @@ pub fn wait_ready(tracer: &mut Child, ready: impl Fn() -> bool) -> Result<()> {
         if Instant::now() > deadline {
             bail!("the tracer was not ready within a minute");
         }
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(poll);
     }
-    thread::sleep(Duration::from_millis(500));
     Ok(())
 }
