@@ -8,12 +8,18 @@
 //! the mean of its two neighbours, and the median of many such slowdowns
 //! comes with a bootstrap interval saying how well it is known.
 
+use std::time::Duration;
+
 use anyhow::Result;
 
 use super::page::median;
 
 /// Children of fork + exec per block: about 0.4 s here.
 pub(super) const CHILDREN: u64 = 500;
+
+/// How long a block waits after its tracer attached: loading programs
+/// flushes caches and TLBs, which a tracer left running has long paid.
+pub(super) const SETTLE: Duration = Duration::from_millis(250);
 
 /// Resamples of the bootstrap.
 const RESAMPLES: usize = 2000;

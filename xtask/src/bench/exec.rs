@@ -18,7 +18,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::{
-    Run, blocks, bracket, cpu_ns,
+    ANCHOR_SETTLE, Run, blocks, bracket, cpu_ns,
     kernel::{self, Program},
     lost_said, number_after,
     page::{self, goal_table, list, median, percent_with_spread, verdict, with_spread},
@@ -189,7 +189,7 @@ pub(super) fn measure(
 }
 
 /// One short block of the loop, under `config`'s tracer (started afresh,
-/// timed once attached, then stopped) or without one: its wall time in
+/// timed once attached and settled, then stopped) or without one: its wall time in
 /// seconds.
 fn block(config: Option<Config>, zombie_trace: &Path, storm: &Path, dir: &Path) -> Result<f64> {
     let Some(config) = config else {
@@ -201,19 +201,25 @@ fn block(config: Option<Config>, zombie_trace: &Path, storm: &Path, dir: &Path) 
     let mut tracer = spawn(cmd, config.name(), dir)?;
     let pid = tracer.id();
     let out = dir.join("tracer.out");
+    let started = Instant::now();
     // Polled often: the wait is between blocks, not in them.
     let attached = soak::wait_until(
         &mut tracer,
         || {
             if config.is_anchor() {
-                holds_bpf_link(pid)
+                // Kernels before 5.15 attach a tracepoint without a link.
+                holds_bpf_link(pid) || started.elapsed() >= ANCHOR_SETTLE
             } else {
                 soak::first_line_out(&out)
             }
         },
         Duration::from_millis(2),
     );
-    let timed = attached.and_then(|()| time_loop(storm, blocks::CHILDREN));
+    // As a tracer left running is: past what attaching itself disturbs.
+    let timed = attached.and_then(|()| {
+        thread::sleep(blocks::SETTLE);
+        time_loop(storm, blocks::CHILDREN)
+    });
     stop(&mut tracer);
     timed.with_context(|| format!("a block under {}", config.name()))
 }
@@ -619,8 +625,8 @@ on this kind of machine a loop of {block} children takes about 8% more
 or less than the one before it, and runs ten times longer differ by
 almost as much. So the slowdown is judged over many short blocks
 instead: {blocks} blocks of {block} children under each of the default
-mode and exitsnoop, each under a tracer started afresh (timed once it
-has attached) and between two blocks without one, the two taking turns;
+mode and exitsnoop, each under a tracer started afresh (timed from
+{settle} ms after it has attached) and between two blocks without one, the two taking turns;
 the median of the blocks' slowdowns and, in brackets, its 95% interval
 (bootstrap, 2000 resamples).
 
@@ -653,6 +659,7 @@ the median of the blocks' slowdowns and, in brackets, its 95% interval
         children = exec.children,
         rounds = exec.rounds,
         block = blocks::CHILDREN,
+        settle = blocks::SETTLE.as_millis(),
         blocks = exec.block_slowdowns(Config::Default).len(),
         plural = if exec.rounds == 1 { "" } else { "s" },
         goals = exec.goals(),
