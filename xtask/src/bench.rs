@@ -272,14 +272,7 @@ pub fn bench(options: &Options) -> Result<()> {
             "cargo xtask bench --only exec --rounds {rounds} --exec-children {exec_children} \
              --exec-blocks {exec_blocks}"
         );
-        let exec = exec::measure(
-            &zombie_trace,
-            &storm,
-            &dir,
-            exec_children,
-            rounds,
-            exec_blocks,
-        )?;
+        let exec = exec::measure(&zombie_trace, &storm, &dir, options)?;
         let section = exec::section(&exec, &command, &machine);
         exec::rewrite(&out, &section)?;
         println!("\n{section}\n(written to {})", out.display());
@@ -339,14 +332,7 @@ pub fn bench(options: &Options) -> Result<()> {
     println!("\nrelease: the files of `cargo xtask dist`, and start-up");
     let release = release::measure(&zombie_trace)?;
     println!("\nexec: {exec_children} children of fork + exec");
-    let exec = exec::measure(
-        &zombie_trace,
-        &storm,
-        &dir,
-        exec_children,
-        rounds,
-        exec_blocks,
-    )?;
+    let exec = exec::measure(&zombie_trace, &storm, &dir, options)?;
 
     let command = format!(
         "cargo xtask bench --rounds {rounds} --children {children} --soak-children {soak_children} \

@@ -18,7 +18,7 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use super::{
-    ANCHOR_SETTLE, Run, blocks, bracket, cpu_ns,
+    ANCHOR_SETTLE, Options, Run, blocks, bracket, cpu_ns,
     kernel::{self, Program},
     lost_said, number_after,
     page::{self, goal_table, list, median, percent_with_spread, verdict, with_spread},
@@ -105,8 +105,8 @@ pub(super) struct Exec {
 /// and exitsnoop to compare; the others' whole runs say enough of them.
 const BLOCK_TRACERS: [Config; 2] = [Config::Default, Config::Exitsnoop];
 
-/// `rounds` rounds of the loop of `children` fork + exec under each
-/// tracer, bracketed; then `block_count` short blocks under each of
+/// `--rounds` rounds of the loop of `--exec-children` fork + exec under
+/// each tracer, bracketed; then `--exec-blocks` short blocks under each of
 /// [`BLOCK_TRACERS`]; then one more loop under each tracer with the
 /// kernel's per-program statistics on (their two clock reads per program
 /// run would otherwise weigh on the timed runs).
@@ -114,10 +114,14 @@ pub(super) fn measure(
     zombie_trace: &Path,
     storm: &Path,
     dir: &Path,
-    children: u64,
-    rounds: usize,
-    block_count: usize,
+    options: &Options,
 ) -> Result<Exec> {
+    let &Options {
+        rounds,
+        exec_children: children,
+        exec_blocks: block_count,
+        ..
+    } = options;
     let help = crate::output_of(Command::new(zombie_trace).arg("--help")).unwrap_or_default();
     let stacks = help.contains("--stacks");
     if !stacks {
