@@ -632,7 +632,9 @@ instead: {blocks} blocks of {block} children under each of the default
 mode and exitsnoop, each under a tracer started afresh (timed from
 {settle} ms after it has attached) and between two blocks without one, the two taking turns;
 the median of the blocks' slowdowns and, in brackets, its 95% interval
-(bootstrap, 2000 resamples).
+(bootstrap, 2000 resamples). Neighbouring blocks share the machine's
+mood, so the interval is narrower than the truth: a run repeated an
+hour later can land outside it.
 
 {goals}
 {stacks}
