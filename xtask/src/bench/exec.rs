@@ -193,8 +193,8 @@ pub(super) fn measure(
 }
 
 /// One short block of the loop, under `config`'s tracer (started afresh,
-/// timed once attached and settled, then stopped) or without one: its wall time in
-/// seconds.
+/// timed once attached and settled, then stopped) or without one: its
+/// wall time in seconds.
 fn block(config: Option<Config>, zombie_trace: &Path, storm: &Path, dir: &Path) -> Result<f64> {
     let Some(config) = config else {
         return time_loop(storm, blocks::CHILDREN);
