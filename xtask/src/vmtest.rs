@@ -226,18 +226,15 @@ pub fn vmtest(wanted: &[String], build_first: bool) -> Result<()> {
             if kernels.is_empty() {
                 continue;
             }
-            let (initramfs, work) = match machine {
-                Machine::X86_64 => (
-                    initramfs(&tools, &tools.busybox(), &zombie_trace, &xtask, &work)?,
-                    work.clone(),
-                ),
+            let (tracer, xtask, work) = match machine {
+                Machine::X86_64 => (zombie_trace.clone(), xtask.clone(), work.clone()),
                 Machine::Arm64 => {
                     let (tracer, xtask) = arm64_binaries(build_first)?;
-                    let busybox = tools.guest_busybox(machine)?;
-                    let work = work.join(machine.debian());
-                    (initramfs(&tools, &busybox, &tracer, &xtask, &work)?, work)
+                    (tracer, xtask, work.join(machine.debian()))
                 }
             };
+            let busybox = tools.guest_busybox(machine)?;
+            let initramfs = initramfs(&tools, &busybox, &tracer, &xtask, &work)?;
             for kernel in kernels {
                 columns.push(guest(kernel, &tools, &initramfs, &work)?);
             }
