@@ -193,10 +193,14 @@ pub(super) fn measure(
 }
 
 /// One short block of the loop, under `config`'s tracer (started afresh,
-/// timed once attached and settled, then stopped) or without one: its
-/// wall time in seconds.
+/// timed once attached and settled, then stopped) or without one (timed
+/// after the same pause): its wall time in seconds.
 fn block(config: Option<Config>, zombie_trace: &Path, storm: &Path, dir: &Path) -> Result<f64> {
     let Some(config) = config else {
+        // The pause a block under a tracer has before its loop: a loop
+        // that follows an idle pause runs slower than one that follows
+        // another loop, tracer or not.
+        thread::sleep(blocks::SETTLE);
         return time_loop(storm, blocks::CHILDREN);
     };
     let cmd = config
@@ -629,8 +633,12 @@ on this kind of machine a loop of {block} children takes about 8% more
 or less than the one before it, and runs ten times longer differ by
 almost as much. So the slowdown is judged over many short blocks
 instead: {blocks} blocks of {block} children under each of the default
-mode and exitsnoop, each under a tracer started afresh (timed from
-{settle} ms after it has attached) and between two blocks without one, the two taking turns;
+mode and exitsnoop, each under a tracer started afresh and between two
+blocks without one, the two taking turns. Every block's loop starts
+after an idle pause of {settle} ms (under a tracer, from when it has
+attached): here a loop that follows a pause runs about 2% slower than
+one that follows another loop, with or without a tracer, so a block
+without a tracer must have the pause too. The slowdown is
 the median of the blocks' slowdowns and, in brackets, its 95% interval
 (bootstrap, 2000 resamples). Neighbouring blocks share the machine's
 mood, so the interval is narrower than the truth: a run repeated an
