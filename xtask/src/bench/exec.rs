@@ -197,11 +197,7 @@ pub(super) fn measure(
 /// after the same pause): its wall time in seconds.
 fn block(config: Option<Config>, zombie_trace: &Path, storm: &Path, dir: &Path) -> Result<f64> {
     let Some(config) = config else {
-        // The pause a block under a tracer has before its loop: a loop
-        // that follows an idle pause runs slower than one that follows
-        // another loop, tracer or not.
-        thread::sleep(blocks::SETTLE);
-        return time_loop(storm, blocks::CHILDREN);
+        return settled_loop(storm);
     };
     let cmd = config
         .command(zombie_trace)
@@ -223,13 +219,16 @@ fn block(config: Option<Config>, zombie_trace: &Path, storm: &Path, dir: &Path) 
         },
         Duration::from_millis(2),
     );
-    // As a tracer left running is: past what attaching itself disturbs.
-    let timed = attached.and_then(|()| {
-        thread::sleep(blocks::SETTLE);
-        time_loop(storm, blocks::CHILDREN)
-    });
+    let timed = attached.and_then(|()| settled_loop(storm));
     stop(&mut tracer);
     timed.with_context(|| format!("a block under {}", config.name()))
+}
+
+/// A block's timed loop, after the pause every block has, with a tracer
+/// or without (`blocks::SETTLE` says why): its wall time in seconds.
+fn settled_loop(storm: &Path) -> Result<f64> {
+    thread::sleep(blocks::SETTLE);
+    time_loop(storm, blocks::CHILDREN)
 }
 
 /// Whether process `pid` holds a BPF link: libbpf's tools make one as they
